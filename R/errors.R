@@ -1,0 +1,51 @@
+# Errors in the tidyverse style: classed (`streamlyr_error_<kind>`), naming
+# the argument at fault, raised with the user's call.
+
+abort_streamlyr <- function(message, kind = "config", hint = NULL, arg = NULL,
+                            call = rlang::caller_env(), parent = NULL) {
+  bullets <- c("{message}")
+  if (!is.null(hint) && nzchar(hint)) bullets <- c(bullets, i = "{hint}")
+  cli::cli_abort(
+    bullets,
+    class = c(paste0("streamlyr_error_", kind), "streamlyr_error"),
+    call = call,
+    parent = parent,
+    arg = arg,
+    .envir = rlang::env(message = message, hint = hint)
+  )
+}
+
+# Turn the engine's `list(error = list(kind, arg, message, hint))` into an
+# R error; return `ok` otherwise.
+engine_result <- function(result, call = rlang::caller_env()) {
+  e <- result$error
+  if (is.null(e)) {
+    return(result$ok)
+  }
+  raise_engine_error(e, call = call)
+}
+
+raise_engine_error <- function(e, call = rlang::caller_env(), prefix = NULL) {
+  arg <- if (nzchar(e$arg)) e$arg else NULL
+  message <- e$message
+  if (!is.null(arg) && e$kind == "config") message <- paste0("`", arg, "`: ", message)
+  if (!is.null(prefix)) message <- paste0(prefix, message)
+  abort_streamlyr(message, kind = e$kind, hint = e$hint, arg = arg, call = call)
+}
+
+check_string <- function(x, arg = rlang::caller_arg(x), call = rlang::caller_env()) {
+  if (!is.character(x) || length(x) != 1 || is.na(x) || !nzchar(x)) {
+    abort_streamlyr(
+      paste0("`", arg, "` must be a single non-empty string, not ", obj_type(x), "."),
+      arg = arg, call = call
+    )
+  }
+}
+
+obj_type <- function(x) {
+  if (is.null(x)) return("NULL")
+  if (is.character(x) && length(x) == 1) return(paste0("the string \"", x, "\""))
+  if (is.atomic(x) && length(x) == 1) return(paste0(typeof(x), " `", format(x), "`"))
+  cls <- class(x)[1]
+  if (is.atomic(x)) paste0("a ", cls, " vector of length ", length(x)) else paste0("an object of class <", cls, ">")
+}

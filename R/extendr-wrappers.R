@@ -1,0 +1,16 @@
+# Thin wrappers over the Rust functions (src/rust/src/r/mod.rs). Each returns
+# what Rust returned; `engine_result()` turns `list(error = ...)` into an R
+# error. Nothing else happens here.
+
+engine_new <- function(worker_threads) .Call(wrap__engine_new, worker_threads)
+engine_close <- function(engine) .Call(wrap__engine_close, engine)
+engine_is_closed <- function(engine) .Call(wrap__engine_is_closed, engine)
+engine_queries <- function(engine) .Call(wrap__engine_queries, engine)
+engine_find <- function(engine, id) .Call(wrap__engine_find, engine, id)
+query_start <- function(engine, spec_json, data) .Call(wrap__query_start, engine, spec_json, data)
+query_wait <- function(query, timeout_ms, until_started) .Call(wrap__query_wait, query, timeout_ms, until_started)
+query_stop <- function(query, abort) .Call(wrap__query_stop, query, abort)
+query_status <- function(query) .Call(wrap__query_status, query)
+query_progress <- function(query) .Call(wrap__query_progress, query)
+rust_panic_for_test <- function() .Call(wrap__rust_panic_for_test)
+kafka_source_check <- function(options_json) .Call(wrap__kafka_source_check, options_json)

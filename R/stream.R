@@ -1,0 +1,191 @@
+#' Stop a stream and inspect it
+#'
+#' `stream_stop()` asks the stream to stop, lets the micro-batch in flight
+#' finish and commit (aborting it if it can't within 30 seconds, in which
+#' case it is written again on restart), and raises the stream's error if it
+#' failed. `stream_id()` and `stream_name()` identify a stream,
+#' `stream_find()` finds one of a connection's streams by id.
+#'
+#' @param stream A stream returned by a `stream_write_*()` function.
+#' @return `stream_stop()` returns `stream` invisibly; `stream_id()` and
+#'   `stream_name()` a string; `stream_find()` a stream.
+#' @export
+stream_stop <- function(stream) {
+  check_stream(stream)
+  query_stop(stream$ptr, FALSE)
+  if (!wait_terminated(stream, 30)) {
+    query_stop(stream$ptr, TRUE)
+    wait_terminated(stream, Inf)
+  }
+  status <- query_status(stream$ptr)
+  if (identical(status$state, "failed")) {
+    raise_engine_error(
+      status$error$error,
+      prefix = paste0("Stream `", status$name, "` failed: ")
+    )
+  }
+  invisible(stream)
+}
+
+wait_terminated <- function(stream, seconds) {
+  deadline <- Sys.time() + seconds
+  while (Sys.time() < deadline) {
+    state <- query_wait(stream$ptr, 100, FALSE)
+    if (state %in% c("stopped", "failed")) return(TRUE)
+  }
+  FALSE
+}
+
+#' @rdname stream_stop
+#' @export
+stream_id <- function(stream) {
+  check_stream(stream)
+  stream$id
+}
+
+#' @rdname stream_stop
+#' @export
+stream_name <- function(stream) {
+  check_stream(stream)
+  stream$name
+}
+
+#' @rdname stream_stop
+#' @param sc A connection from [spark_connect()].
+#' @param id The id of a stream, from `stream_id()`.
+#' @export
+stream_find <- function(sc, id) {
+  check_connection(sc)
+  check_string(id)
+  ptr <- engine_find(sc$engine, id)
+  if (is.null(ptr)) {
+    abort_streamlyr(paste0("There is no stream with id \"", id, "\" in this connection."), arg = "id")
+  }
+  new_stream(ptr, sc)
+}
+
+new_stream <- function(ptr, sc) {
+  status <- query_status(ptr)
+  structure(
+    list(ptr = ptr, sc = sc, id = status$id, name = status$name),
+    class = c("streamlyr_stream", "spark_stream")
+  )
+}
+
+check_stream <- function(stream, arg = rlang::caller_arg(stream), call = rlang::caller_env()) {
+  if (!inherits(stream, "streamlyr_stream")) {
+    abort_streamlyr(
+      paste0("`", arg, "` must be a stream from a `stream_write_*()` function, not ", obj_type(stream), "."),
+      arg = arg, call = call
+    )
+  }
+}
+
+#' Stream statistics
+#'
+#' sparklyr's `stream_stats()`: call it repeatedly, passing its result back
+#' as `stats`, to collect the rows per second read (`in`) and processed
+#' (`out`) over time.
+#'
+#' @param stream A stream.
+#' @param stats A stats object from an earlier call, to extend.
+#' @return A list with `sources`, `sink` and `stats`, one entry per call, each
+#'   with `timestamp` and `rps` (`in` and `out`).
+#' @export
+stream_stats <- function(stream, stats = list()) {
+  check_stream(stream)
+  status <- query_status(stream$ptr)
+  progress <- query_progress(stream$ptr)
+  last <- length(progress$batch_id)
+  if (is.null(stats$stats)) {
+    stats$sources <- status$source
+    stats$sink <- status$sink
+    stats$stats <- list()
+  }
+  stats$stats[[length(stats$stats) + 1]] <- list(
+    timestamp = Sys.time(),
+    rps = list(
+      "in" = if (last > 0) floor(progress$input_rows_per_second[last]) else 0,
+      "out" = if (last > 0) floor(progress$processed_rows_per_second[last]) else 0
+    )
+  )
+  stats
+}
+
+stream_progress_frame <- function(stream) {
+  p <- query_progress(stream$ptr)
+  data.frame(
+    batch = p$batch_id,
+    time = as.POSIXct(p$timestamp_ms / 1000, origin = "1970-01-01"),
+    rows_in = p$rows_in,
+    rows_out = p$rows_out,
+    duration_ms = p$duration_ms,
+    input_rows_per_second = p$input_rows_per_second,
+    processed_rows_per_second = p$processed_rows_per_second
+  )
+}
+
+#' @export
+print.streamlyr_stream <- function(x, ...) {
+  s <- query_status(x$ptr)
+  p <- query_progress(x$ptr)
+  n <- length(p$batch_id)
+  cat("Stream: ", s$name, "\n", sep = "")
+  cat("    id: ", s$id, "\n", sep = "")
+  cat("status: ", s$state, " - ", s$message, "\n", sep = "")
+  cat("  from: ", s$source, "\n", sep = "")
+  cat("    to: ", s$sink, "\n", sep = "")
+  cat("trigger: ", s$trigger, "; checkpoint: ", s$checkpoint, "\n", sep = "")
+  cat("batches: ", format(s$batches), " committed; rows in: ", format(s$rows_in, big.mark = ","),
+      ", rows out: ", format(s$rows_out, big.mark = ","), sep = "")
+  if (n > 0) cat("; last batch: ", format(round(p$processed_rows_per_second[n]), big.mark = ","), " rows/s", sep = "")
+  cat("\n")
+  if (length(s$warnings) > 0) cat("last warning: ", s$warnings[length(s$warnings)], "\n", sep = "")
+  if (!is.null(s$error)) cat("error: ", s$error$error$message, "\n", sep = "")
+  invisible(x)
+}
+
+#' @export
+summary.streamlyr_stream <- function(object, ...) {
+  s <- query_status(object$ptr)
+  structure(
+    list(status = s[c("id", "name", "state", "message", "source", "sink", "trigger", "checkpoint",
+                      "batches", "rows_in", "rows_out", "warnings")],
+         error = s$error$error$message,
+         progress = stream_progress_frame(object)),
+    class = "summary_streamlyr_stream"
+  )
+}
+
+#' @export
+print.summary_streamlyr_stream <- function(x, ...) {
+  st <- x$status
+  cat("Stream ", st$name, " (", st$state, "): ", st$source, " -> ", st$sink, "\n", sep = "")
+  cat(format(st$batches), " batches, ", format(st$rows_in, big.mark = ","), " rows in, ",
+      format(st$rows_out, big.mark = ","), " rows out\n", sep = "")
+  p <- x$progress
+  if (nrow(p) > 0) {
+    cat("per batch: median ", format(stats::median(p$duration_ms), digits = 3), " ms, ",
+        "median rate ", format(round(stats::median(p$processed_rows_per_second)), big.mark = ","), " rows/s\n",
+        sep = "")
+  }
+  if (!is.null(x$error)) cat("error: ", x$error, "\n", sep = "")
+  invisible(x)
+}
+
+#' @export
+plot.streamlyr_stream <- function(x, ...) {
+  p <- stream_progress_frame(x)
+  if (nrow(p) == 0) {
+    cli::cli_inform("The stream has not committed a batch yet; nothing to plot.")
+    return(invisible(x))
+  }
+  graphics::plot(
+    p$time, p$processed_rows_per_second, type = "b", pch = 19,
+    xlab = "batch time", ylab = "rows per second",
+    main = paste("Throughput of", x$name), ...
+  )
+  graphics::lines(p$time, p$input_rows_per_second, type = "b", pch = 1, lty = 2)
+  graphics::legend("topleft", c("processed", "input"), pch = c(19, 1), lty = c(1, 2), bty = "n")
+  invisible(x)
+}

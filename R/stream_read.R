@@ -1,0 +1,77 @@
+#' Read a Kafka stream
+#'
+#' sparklyr's `stream_read_kafka()`: a stream of the records of one or more
+#' Kafka topics, with Spark's schema: `key` and `value` (raw), `topic`,
+#' `partition`, `offset`, `timestamp`, `timestampType`, and `headers` when
+#' `includeHeaders = "true"`. Nothing is read until the stream is written
+#' somewhere with a `stream_write_*()` function.
+#'
+#' @param sc A connection from [spark_connect()].
+#' @param name A name for the stream table; a random one by default.
+#' @param options A named list of options, as in Spark:
+#'   * `kafka.bootstrap.servers` (required): the brokers, `"host:port,..."`.
+#'   * One of `subscribe` (comma-separated topics), `subscribePattern` (a
+#'     regular expression over topic names) or `assign` (JSON such as
+#'     `{"topic1":[0,1]}`).
+#'   * `startingOffsets`: `"latest"` (default), `"earliest"`, or JSON such as
+#'     `{"topic1":{"0":23,"1":-2}}` (-2 earliest, -1 latest). Only used when
+#'     the checkpoint is new.
+#'   * `maxOffsetsPerTrigger`: at most this many records per micro-batch.
+#'   * `failOnDataLoss`: `"true"` (default) fails the stream when records it
+#'     should read were deleted; `"false"` skips them.
+#'   * `includeHeaders`: `"true"` adds a `headers` column.
+#'   * `kafka.*`: any librdkafka consumer setting, prefix removed. As in Spark,
+#'     `kafka.auto.offset.reset`, `kafka.enable.auto.commit` and the
+#'     deserializers are managed by the stream and are errors.
+#' @param ... Unused.
+#' @return A stream table of class `tbl_stream`, to pass to a
+#'   `stream_write_*()` function.
+#' @family stream readers and writers
+#' @export
+#' @examples
+#' \dontrun{
+#' sc <- spark_connect(master = "local")
+#' stream_read_kafka(sc, options = list(
+#'   kafka.bootstrap.servers = "localhost:9092",
+#'   subscribe = "topic1"
+#' ))
+#' }
+stream_read_kafka <- function(sc, name = NULL, options = list(), ...) {
+  check_connection(sc)
+  name <- name %||% random_string("streamlyr_tmp")
+  check_string(name)
+  options <- options_as_strings(options)
+  ignored <- engine_result(kafka_source_check(to_json(options)))
+  warn_ignored(ignored)
+  new_tbl_stream(sc, name, source = list(kind = "kafka", options = options))
+}
+
+new_tbl_stream <- function(sc, name, source) {
+  structure(list(sc = sc, name = name, source = source), class = "tbl_stream")
+}
+
+#' @export
+print.tbl_stream <- function(x, ...) {
+  opts <- x$source$options
+  what <- opts$subscribe %||% opts$subscribePattern %||% opts$assign %||% ""
+  cat("# Source: ", x$source$kind, " stream `", x$name, "` [", what, " @ ",
+      opts$kafka.bootstrap.servers %||% "", "]\n", sep = "")
+  cat("# Columns: key <raw>, value <raw>, topic <chr>, partition <int>, offset <dbl>,",
+      "timestamp <dttm>, timestampType <int>",
+      if (identical(opts$includeHeaders, "true")) ", headers <list>", "\n", sep = "")
+  invisible(x)
+}
+
+warn_ignored <- function(ignored, call = rlang::caller_env()) {
+  if (length(ignored) > 0) {
+    cli::cli_warn(
+      "{cli::qty(length(ignored))}Option{?s} {.field {ignored}} {?is/are} Spark's and {?has/have} no effect in streamlyr.",
+      class = "streamlyr_warning_ignored_option",
+      call = call
+    )
+  }
+}
+
+to_json <- function(x) {
+  as.character(jsonlite::toJSON(x, auto_unbox = TRUE, null = "null", digits = NA))
+}

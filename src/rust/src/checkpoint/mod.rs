@@ -1,0 +1,290 @@
+//! The checkpoint directory: a query's memory, laid out like Spark's.
+//!
+//! ```text
+//! <dir>/metadata       {"id": ..., "source": ..., "sink": ...}   written once
+//! <dir>/sources/0      where the source started (e.g. "latest" resolved)
+//! <dir>/offsets/<N>    v1 + what batch N will read               before batch N runs
+//! <dir>/commits/<N>    v1 + what batch N wrote                   after the sink acknowledged it
+//! ```
+//!
+//! Every file is written atomically (temp file, fsync, rename, fsync of the
+//! directory), so a crash leaves either the old state or the new one. A file
+//! that does not parse is an error, never a silent restart from zero. Only
+//! the last [`KEEP_BATCHES`] batches are kept.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// As Spark's `spark.sql.streaming.minBatchesToRetain`.
+pub const KEEP_BATCHES: u64 = 100;
+const VERSION_LINE: &str = "v1";
+
+/// Who the query is: a checkpoint written by another query is refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueryMetadata {
+    pub id: String,
+    /// A description of the source, without secrets (e.g. `kafka[subscribe=topic1]`).
+    pub source: String,
+    /// A description of the sink, without secrets.
+    pub sink: String,
+}
+
+pub struct CheckpointLog {
+    dir: PathBuf,
+}
+
+impl CheckpointLog {
+    /// Open (or create) the checkpoint of a query. A directory that already
+    /// belongs to a query with another source or sink is an error.
+    pub fn open(dir: &Path, source: &str, sink: &str) -> Result<(CheckpointLog, QueryMetadata)> {
+        let log = CheckpointLog { dir: dir.to_path_buf() };
+        for sub in ["", "offsets", "commits", "sources"] {
+            fs::create_dir_all(dir.join(sub)).map_err(|e| {
+                Error::checkpoint(format!("can't create checkpoint directory `{}`: {e}", dir.join(sub).display()))
+            })?;
+        }
+        let metadata_path = dir.join("metadata");
+        let metadata = if metadata_path.exists() {
+            let found: QueryMetadata = log.read_json(&metadata_path)?;
+            if found.source != source || found.sink != sink {
+                return Err(Error::checkpoint(format!(
+                    "checkpoint `{}` belongs to another query (source {}, sink {}), not this one (source {}, sink {})",
+                    dir.display(),
+                    found.source,
+                    found.sink,
+                    source,
+                    sink
+                ))
+                .with_hint("use a new checkpoint directory for a different query"));
+            }
+            found
+        } else {
+            let fresh = QueryMetadata {
+                id: uuid::Uuid::new_v4().to_string(),
+                source: source.to_string(),
+                sink: sink.to_string(),
+            };
+            log.write_json(&metadata_path, &fresh)?;
+            fresh
+        };
+        Ok((log, metadata))
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn batch_path(&self, kind: &str, batch: u64) -> PathBuf {
+        self.dir.join(kind).join(batch.to_string())
+    }
+
+    /// Batch numbers present under `offsets/` or `commits/`, ascending.
+    fn batches(&self, kind: &str) -> Result<Vec<u64>> {
+        let dir = self.dir.join(kind);
+        let entries = fs::read_dir(&dir)
+            .map_err(|e| Error::checkpoint(format!("can't list `{}`: {e}", dir.display())))?;
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::checkpoint(format!("can't list `{}`: {e}", dir.display())))?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with('.') {
+                continue; // our own temp files
+            }
+            match name.parse::<u64>() {
+                Ok(n) => out.push(n),
+                Err(_) => {
+                    return Err(Error::checkpoint(format!(
+                        "unexpected file `{}` in the checkpoint",
+                        entry.path().display()
+                    )))
+                }
+            }
+        }
+        out.sort_unstable();
+        Ok(out)
+    }
+
+    pub fn latest_offsets<T: DeserializeOwned>(&self) -> Result<Option<(u64, T)>> {
+        match self.batches("offsets")?.last() {
+            None => Ok(None),
+            Some(&n) => Ok(Some((n, self.read_json(&self.batch_path("offsets", n))?))),
+        }
+    }
+
+    pub fn offsets<T: DeserializeOwned>(&self, batch: u64) -> Result<T> {
+        self.read_json(&self.batch_path("offsets", batch))
+    }
+
+    pub fn latest_commit<T: DeserializeOwned>(&self) -> Result<Option<(u64, T)>> {
+        match self.batches("commits")?.last() {
+            None => Ok(None),
+            Some(&n) => Ok(Some((n, self.read_json(&self.batch_path("commits", n))?))),
+        }
+    }
+
+    /// Where the source started, resolved once (so `startingOffsets = "latest"`
+    /// means the same offsets after a restart).
+    pub fn initial_positions<T: DeserializeOwned>(&self) -> Result<Option<T>> {
+        let path = self.dir.join("sources").join("0");
+        if path.exists() {
+            Ok(Some(self.read_json(&path)?))
+        } else {
+            Ok(None)
+        }
+    }
+
+    pub fn write_initial_positions<T: Serialize>(&self, positions: &T) -> Result<()> {
+        self.write_json(&self.dir.join("sources").join("0"), positions)
+    }
+
+    /// Record what batch `batch` will read. Must happen before the sink sees
+    /// a single row of it.
+    pub fn write_offsets<T: Serialize>(&self, batch: u64, offsets: &T) -> Result<()> {
+        self.write_json(&self.batch_path("offsets", batch), offsets)
+    }
+
+    /// Record that batch `batch` was acknowledged by the sink, then prune.
+    pub fn write_commit<T: Serialize>(&self, batch: u64, commit: &T) -> Result<()> {
+        self.write_json(&self.batch_path("commits", batch), commit)?;
+        self.prune(batch)
+    }
+
+    fn prune(&self, committed: u64) -> Result<()> {
+        if committed < KEEP_BATCHES {
+            return Ok(());
+        }
+        let oldest_kept = committed + 1 - KEEP_BATCHES;
+        for kind in ["offsets", "commits"] {
+            for n in self.batches(kind)? {
+                if n >= oldest_kept {
+                    break;
+                }
+                let _ = fs::remove_file(self.batch_path(kind, n));
+            }
+        }
+        Ok(())
+    }
+
+    fn read_json<T: DeserializeOwned>(&self, path: &Path) -> Result<T> {
+        let text = fs::read_to_string(path)
+            .map_err(|e| Error::checkpoint(format!("can't read `{}`: {e}", path.display())))?;
+        let body = text
+            .strip_prefix(VERSION_LINE)
+            .and_then(|rest| rest.strip_prefix('\n'))
+            .ok_or_else(|| {
+                Error::checkpoint(format!(
+                    "`{}` is damaged or of an unknown version (it should start with \"{VERSION_LINE}\")",
+                    path.display()
+                ))
+            })?;
+        serde_json::from_str(body)
+            .map_err(|e| Error::checkpoint(format!("`{}` is damaged: {e}", path.display())))
+    }
+
+    fn write_json<T: Serialize>(&self, path: &Path, value: &T) -> Result<()> {
+        let body = serde_json::to_string(value).map_err(|e| Error::internal(e.to_string()))?;
+        write_atomically(path, format!("{VERSION_LINE}\n{body}\n").as_bytes())
+    }
+}
+
+/// Temp file in the same directory, fsync, rename over the target, fsync the
+/// directory: readers see the old file or the new one, never half of one.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().ok_or_else(|| Error::internal("checkpoint path without a parent"))?;
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let fail = |e: std::io::Error| Error::checkpoint(format!("can't write `{}`: {e}", path.display()));
+    {
+        let mut file = fs::File::create(&tmp).map_err(fail)?;
+        file.write_all(bytes).map_err(fail)?;
+        file.sync_all().map_err(fail)?;
+    }
+    fs::rename(&tmp, path).map_err(fail)?;
+    if let Ok(d) = fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn new_checkpoint_gets_an_id_that_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, m1) = CheckpointLog::open(dir.path(), "src", "sink").unwrap();
+        let (_, m2) = CheckpointLog::open(dir.path(), "src", "sink").unwrap();
+        assert_eq!(m1.id, m2.id);
+        assert!(dir.path().join("metadata").exists());
+    }
+
+    #[test]
+    fn another_query_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        CheckpointLog::open(dir.path(), "src", "sink").unwrap();
+        let e = CheckpointLog::open(dir.path(), "src", "other-sink").err().unwrap();
+        assert!(e.message.contains("another query"), "{e}");
+    }
+
+    #[test]
+    fn offsets_and_commits_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, _) = CheckpointLog::open(dir.path(), "s", "k").unwrap();
+        assert!(log.latest_offsets::<serde_json::Value>().unwrap().is_none());
+        log.write_offsets(0, &json!({"t": {"0": 5}})).unwrap();
+        log.write_offsets(1, &json!({"t": {"0": 9}})).unwrap();
+        log.write_commit(0, &json!({"rows": 5})).unwrap();
+        let (n, o): (u64, serde_json::Value) = log.latest_offsets().unwrap().unwrap();
+        assert_eq!((n, o), (1, json!({"t": {"0": 9}})));
+        let (c, _): (u64, serde_json::Value) = log.latest_commit().unwrap().unwrap();
+        assert_eq!(c, 0);
+        let text = fs::read_to_string(dir.path().join("offsets/1")).unwrap();
+        assert!(text.starts_with("v1\n"));
+    }
+
+    #[test]
+    fn damaged_files_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, _) = CheckpointLog::open(dir.path(), "s", "k").unwrap();
+        log.write_offsets(0, &json!({"a": 1})).unwrap();
+        fs::write(dir.path().join("offsets/0"), "v1\n{\"a\": ").unwrap();
+        let e = log.latest_offsets::<serde_json::Value>().err().unwrap();
+        assert!(e.message.contains("damaged"), "{e}");
+        fs::write(dir.path().join("offsets/0"), "v7\n{}").unwrap();
+        assert!(log.latest_offsets::<serde_json::Value>().is_err());
+        fs::write(dir.path().join("metadata"), "garbage").unwrap();
+        assert!(CheckpointLog::open(dir.path(), "s", "k").is_err());
+        fs::write(dir.path().join("commits/x"), "").unwrap();
+        let log = CheckpointLog { dir: dir.path().to_path_buf() };
+        assert!(log.latest_commit::<serde_json::Value>().is_err());
+    }
+
+    #[test]
+    fn only_the_last_batches_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, _) = CheckpointLog::open(dir.path(), "s", "k").unwrap();
+        for n in 0..(KEEP_BATCHES + 20) {
+            log.write_offsets(n, &json!(n)).unwrap();
+            log.write_commit(n, &json!(n)).unwrap();
+        }
+        let kept = log.batches("offsets").unwrap();
+        assert_eq!(kept.len() as u64, KEEP_BATCHES);
+        assert_eq!(kept[0], 20);
+        assert_eq!(log.batches("commits").unwrap().len() as u64, KEEP_BATCHES);
+    }
+
+    #[test]
+    fn unwritable_directory_is_a_clear_error() {
+        let e = CheckpointLog::open(Path::new("/proc/streamlyr-cannot-write-here"), "s", "k").err().unwrap();
+        assert_eq!(e.arg.as_deref(), Some("checkpoint"));
+        assert!(e.message.contains("can't create"), "{e}");
+    }
+}

@@ -1,0 +1,173 @@
+//! One streaming query: source -> micro-batch -> sink -> commit, on a trigger.
+//!
+//! The loop, for batch N:
+//! 1. plan: ask the source for the range after the last commit;
+//! 2. write `offsets/N` (what N will read) before reading a single row;
+//! 3. read the range chunk by chunk, handing each chunk to the sink;
+//! 4. flush the sink: every record acknowledged;
+//! 5. write `commits/N`.
+//!
+//! A restart finds `offsets/N` without `commits/N` and runs batch N again on
+//! the same range: nothing is lost (at-least-once).
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::status::{now_ms, BatchProgress, SharedStatus};
+use super::stop::{is_aborted, StopSignal};
+use super::trigger::Trigger;
+use crate::checkpoint::CheckpointLog;
+use crate::error::{Error, Result};
+use crate::sink::Sink;
+use crate::source::{Positions, Source};
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct BatchOffsets {
+    pub start: Positions,
+    pub end: Positions,
+    pub timestamp_ms: f64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct BatchCommit {
+    pub rows_in: u64,
+    pub rows_out: u64,
+}
+
+pub struct Query {
+    pub source: Box<dyn Source>,
+    pub sink: Box<dyn Sink>,
+    pub trigger: Trigger,
+    pub checkpoint: PathBuf,
+}
+
+/// What the checkpoint says to do next.
+enum Resume {
+    /// Batch `n` was planned but never committed: run it again, same range.
+    Replay(u64, BatchOffsets),
+    /// Batch `n` is next, starting at `start`.
+    Next(u64, Positions),
+}
+
+impl Query {
+    /// Connect source and sink and open the checkpoint; errors here are the
+    /// user's (bad options, unreachable broker, foreign checkpoint).
+    pub fn start(&mut self, status: &SharedStatus) -> Result<CheckpointLog> {
+        self.source.connect()?;
+        self.sink.connect(&self.source.schema(), status)?;
+        let (log, _metadata) = CheckpointLog::open(&self.checkpoint, &self.source.describe(), &self.sink.describe())?;
+        Ok(log)
+    }
+
+    fn resume(&mut self, log: &CheckpointLog) -> Result<Resume> {
+        let last_planned = log.latest_offsets::<BatchOffsets>()?;
+        let last_committed = log.latest_commit::<BatchCommit>()?.map(|(n, _)| n);
+        Ok(match (last_planned, last_committed) {
+            (None, None) => match log.initial_positions()? {
+                Some(p) => Resume::Next(0, p),
+                None => {
+                    let p = self.source.initial_positions()?;
+                    log.write_initial_positions(&p)?;
+                    Resume::Next(0, p)
+                }
+            },
+            (Some((n, offsets)), Some(c)) if c == n => Resume::Next(n + 1, offsets.end),
+            (Some((n, offsets)), c) if c.is_none_or(|c| c + 1 == n) => Resume::Replay(n, offsets),
+            (planned, committed) => {
+                return Err(Error::checkpoint(format!(
+                    "the checkpoint is inconsistent: last planned batch {:?}, last committed batch {:?}",
+                    planned.map(|p| p.0),
+                    committed
+                )))
+            }
+        })
+    }
+
+    /// Run until stopped, failed, or (for bounded sources and `Once`) done.
+    pub fn run(&mut self, log: &CheckpointLog, status: &SharedStatus, stop: &StopSignal) -> Result<()> {
+        let (mut batch, mut start, mut replay) = match self.resume(log)? {
+            Resume::Replay(n, offsets) => (n, offsets.start.clone(), Some(offsets)),
+            Resume::Next(n, p) => (n, p, None),
+        };
+        if replay.is_none() && batch > 0 && self.source.is_exhausted(&start) {
+            status.set_active("Nothing left to write: the checkpoint has it all");
+            return Ok(());
+        }
+        status.set_active("Waiting for data");
+        let mut last_batch_ms = now_ms();
+        loop {
+            if stop.is_set() && !self.source.is_bounded() {
+                return Ok(());
+            }
+            let tick = Instant::now();
+            let planned = match replay.take() {
+                Some(offsets) => Some((offsets.start, offsets.end, offsets.timestamp_ms)),
+                None => self.source.plan(&start)?.map(|(s, e)| (s, e, now_ms())),
+            };
+            match planned {
+                None => {
+                    if self.trigger == Trigger::Once {
+                        return Ok(());
+                    }
+                    status.set_message("Waiting for data");
+                    self.source.wait_for_data(self.trigger.idle_wait(), stop)?;
+                    continue;
+                }
+                Some((from, to, timestamp_ms)) => {
+                    status.set_message(format!("Writing batch {batch}"));
+                    let offsets = BatchOffsets { start: from, end: to, timestamp_ms };
+                    log.write_offsets(batch, &offsets)?;
+                    let began = Instant::now();
+                    let (rows_in, rows_out) = match self.run_batch(&offsets, stop, status) {
+                        Err(e) if is_aborted(&e) => return Ok(()),
+                        other => other?,
+                    };
+                    log.write_commit(batch, &BatchCommit { rows_in, rows_out })?;
+                    let secs = began.elapsed().as_secs_f64().max(1e-6);
+                    let since_last = ((timestamp_ms - last_batch_ms) / 1000.0).max(1e-3);
+                    last_batch_ms = timestamp_ms;
+                    status.record_batch(BatchProgress {
+                        batch_id: batch,
+                        timestamp_ms,
+                        rows_in,
+                        rows_out,
+                        duration_ms: secs * 1000.0,
+                        input_rows_per_second: rows_in as f64 / since_last,
+                        processed_rows_per_second: rows_in as f64 / secs,
+                    });
+                    let exhausted = self.source.is_exhausted(&offsets.end);
+                    start = offsets.end;
+                    batch += 1;
+                    if exhausted || self.trigger == Trigger::Once {
+                        return Ok(());
+                    }
+                    status.set_message("Waiting for the next trigger");
+                }
+            }
+            if let Trigger::Interval(every) = self.trigger {
+                let next = tick + every;
+                let now = Instant::now();
+                if next > now {
+                    stop.wait(next - now);
+                }
+            }
+        }
+    }
+
+    fn run_batch(&mut self, offsets: &BatchOffsets, stop: &StopSignal, status: &SharedStatus) -> Result<(u64, u64)> {
+        let (mut rows_in, mut rows_out) = (0u64, 0u64);
+        let sink = &mut self.sink;
+        self.source.read(&offsets.start, &offsets.end, stop, &mut |chunk| {
+            rows_in += chunk.num_rows() as u64;
+            rows_out += sink.write(&chunk, stop)?;
+            Ok(())
+        })?;
+        self.sink.flush(stop, status)?;
+        Ok((rows_in, rows_out))
+    }
+}
+
+/// How long `stream_stop()` lets the batch in flight finish before aborting it.
+pub const GRACEFUL_STOP: Duration = Duration::from_secs(30);

@@ -1,0 +1,174 @@
+//! What a query is doing, shared between its thread (which writes) and R
+//! (which reads through the handle). Plain data only: no R objects here.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::error::Error;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Connecting, reading the checkpoint.
+    Starting,
+    /// Running batches, or waiting for the trigger or for data.
+    Active,
+    /// Stopped by `stream_stop()` or by running out of input.
+    Stopped,
+    /// Stopped by an error, kept in `error`.
+    Failed,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Starting => "starting",
+            State::Active => "active",
+            State::Stopped => "stopped",
+            State::Failed => "failed",
+        }
+    }
+    pub fn is_terminated(self) -> bool {
+        matches!(self, State::Stopped | State::Failed)
+    }
+}
+
+/// One committed micro-batch, as Spark's `StreamingQueryProgress`.
+#[derive(Debug, Clone)]
+pub struct BatchProgress {
+    pub batch_id: u64,
+    /// Milliseconds since the epoch when the batch was planned.
+    pub timestamp_ms: f64,
+    pub rows_in: u64,
+    pub rows_out: u64,
+    pub duration_ms: f64,
+    /// Rows per second arriving since the previous batch.
+    pub input_rows_per_second: f64,
+    /// Rows per second the batch was processed at.
+    pub processed_rows_per_second: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct QueryStatus {
+    pub state: State,
+    /// What it is doing now, in words ("Waiting for data", "Writing batch 3").
+    pub message: String,
+    pub batches_committed: u64,
+    pub rows_in: u64,
+    pub rows_out: u64,
+    pub started_ms: f64,
+    pub error: Option<Error>,
+    /// Things that went wrong and were recovered from (e.g. a broker that went away).
+    pub warnings: VecDeque<String>,
+    pub recent: VecDeque<BatchProgress>,
+}
+
+const RECENT_BATCHES: usize = 1000;
+const RECENT_WARNINGS: usize = 20;
+
+pub fn now_ms() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64() * 1000.0).unwrap_or(0.0)
+}
+
+#[derive(Clone)]
+pub struct SharedStatus(Arc<(Mutex<QueryStatus>, std::sync::Condvar)>);
+
+impl Default for SharedStatus {
+    fn default() -> Self {
+        SharedStatus(Arc::new((
+            Mutex::new(QueryStatus {
+                state: State::Starting,
+                message: "Starting".into(),
+                batches_committed: 0,
+                rows_in: 0,
+                rows_out: 0,
+                started_ms: now_ms(),
+                error: None,
+                warnings: VecDeque::new(),
+                recent: VecDeque::new(),
+            }),
+            std::sync::Condvar::new(),
+        )))
+    }
+}
+
+impl SharedStatus {
+    fn lock(&self) -> MutexGuard<'_, QueryStatus> {
+        self.0 .0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn snapshot(&self) -> QueryStatus {
+        self.lock().clone()
+    }
+
+    pub fn state(&self) -> State {
+        self.lock().state
+    }
+
+    pub fn set_message(&self, message: impl Into<String>) {
+        self.lock().message = message.into();
+    }
+
+    pub fn set_active(&self, message: impl Into<String>) {
+        let mut s = self.lock();
+        s.state = State::Active;
+        s.message = message.into();
+        drop(s);
+        self.0 .1.notify_all();
+    }
+
+    pub fn warn(&self, warning: impl Into<String>) {
+        let mut s = self.lock();
+        if s.warnings.len() == RECENT_WARNINGS {
+            s.warnings.pop_front();
+        }
+        s.warnings.push_back(warning.into());
+    }
+
+    pub fn record_batch(&self, progress: BatchProgress) {
+        let mut s = self.lock();
+        s.batches_committed += 1;
+        s.rows_in += progress.rows_in;
+        s.rows_out += progress.rows_out;
+        if s.recent.len() == RECENT_BATCHES {
+            s.recent.pop_front();
+        }
+        s.recent.push_back(progress);
+    }
+
+    /// The query thread is over; wake everyone waiting for it.
+    pub fn finish(&self, result: Result<(), Error>) {
+        let mut s = self.lock();
+        match result {
+            Ok(()) => {
+                s.state = State::Stopped;
+                s.message = "Stopped".into();
+            }
+            Err(e) => {
+                s.state = State::Failed;
+                s.message = format!("Failed: {e}");
+                s.error = Some(e);
+            }
+        }
+        drop(s);
+        self.0 .1.notify_all();
+    }
+
+    /// Wait up to `timeout` for the state to leave `Starting` (when
+    /// `until_started`) or to terminate. Returns the state then.
+    pub fn wait(&self, timeout: std::time::Duration, until_started: bool) -> State {
+        let guard = self.lock();
+        let (guard, _) = self
+            .0
+             .1
+            .wait_timeout_while(guard, timeout, |s| {
+                if until_started {
+                    s.state == State::Starting
+                } else {
+                    !s.state.is_terminated()
+                }
+            })
+            .unwrap_or_else(|p| p.into_inner());
+        guard.state
+    }
+}

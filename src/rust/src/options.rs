@@ -1,0 +1,417 @@
+//! The user's `options = list(...)`, already turned into strings by R, and
+//! what they mean for the Kafka source and sink.
+//!
+//! Parsing is pure (no Kafka, no R), so it is tested and fuzzed on its own.
+//! Secrets never leave this module in clear text: [`KafkaClientConfig`]'s
+//! `Debug` and [`KafkaClientConfig::describe`] redact them.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use crate::error::{Error, Result};
+
+pub type Options = BTreeMap<String, String>;
+
+/// librdkafka properties whose values must never be printed or stored.
+pub fn is_secret(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    k.contains("password")
+        || k.contains("secret")
+        || k.contains("sasl.jaas.config")
+        || k.contains("ssl.key.pem")
+        || k.contains("ssl_key")
+        || k.contains("token")
+        || k.contains("ssl.keystore.key")
+}
+
+/// Properties handed to librdkafka (the `kafka.` prefix removed).
+#[derive(Clone, Default, PartialEq)]
+pub struct KafkaClientConfig {
+    pub properties: BTreeMap<String, String>,
+}
+
+impl KafkaClientConfig {
+    fn from_options(options: &Options) -> Self {
+        let properties = options
+            .iter()
+            .filter_map(|(k, v)| k.strip_prefix("kafka.").map(|p| (p.to_string(), v.clone())))
+            .collect();
+        KafkaClientConfig { properties }
+    }
+
+    pub fn bootstrap_servers(&self) -> &str {
+        self.properties.get("bootstrap.servers").map(String::as_str).unwrap_or("")
+    }
+
+    /// The properties with secrets replaced by `<redacted>`.
+    pub fn describe(&self) -> BTreeMap<String, String> {
+        self.properties
+            .iter()
+            .map(|(k, v)| {
+                let shown = if is_secret(k) { "<redacted>".to_string() } else { v.clone() };
+                (k.clone(), shown)
+            })
+            .collect()
+    }
+
+    /// A librdkafka client config with our defaults, overridden by the user's.
+    pub fn to_rdkafka(&self, defaults: &[(&str, &str)]) -> rdkafka::ClientConfig {
+        let mut config = rdkafka::ClientConfig::new();
+        for (k, v) in defaults {
+            config.set(*k, *v);
+        }
+        for (k, v) in &self.properties {
+            config.set(k, v);
+        }
+        config
+    }
+}
+
+impl fmt::Debug for KafkaClientConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.describe()).finish()
+    }
+}
+
+fn require_bootstrap(options: &Options) -> Result<()> {
+    match options.get("kafka.bootstrap.servers") {
+        Some(s) if !s.trim().is_empty() => Ok(()),
+        _ => Err(Error::config("options", "`kafka.bootstrap.servers` is required")
+            .with_hint("for example `options = list(kafka.bootstrap.servers = \"localhost:9092\", ...)`")),
+    }
+}
+
+/// Options Spark rejects because the source or sink manages them itself.
+fn reject_managed(options: &Options, managed: &[(&str, &str)]) -> Result<()> {
+    for (key, why) in managed {
+        if options.contains_key(*key) {
+            return Err(Error::config("options", format!("Kafka option `{key}` is not supported: {why}")));
+        }
+    }
+    Ok(())
+}
+
+fn parse_bool(options: &Options, key: &str, default: bool) -> Result<bool> {
+    match options.get(key).map(|s| s.trim().to_ascii_lowercase()) {
+        None => Ok(default),
+        Some(s) if s == "true" => Ok(true),
+        Some(s) if s == "false" => Ok(false),
+        Some(s) => Err(Error::config("options", format!("`{key}` must be \"true\" or \"false\", not \"{s}\""))),
+    }
+}
+
+fn parse_positive(options: &Options, key: &str) -> Result<Option<u64>> {
+    match options.get(key) {
+        None => Ok(None),
+        Some(s) => match s.trim().parse::<u64>() {
+            Ok(n) if n > 0 => Ok(Some(n)),
+            _ => Err(Error::config("options", format!("`{key}` must be a positive whole number, not \"{s}\""))),
+        },
+    }
+}
+
+/// Options that are Spark's but mean nothing here; accepted so that a sparklyr
+/// script runs unchanged, and reported back so R can say they were ignored.
+const SPARK_ONLY: &[&str] = &[
+    "minPartitions",
+    "kafkaConsumer.pollTimeoutMs",
+    "fetchOffset.numRetries",
+    "fetchOffset.retryIntervalMs",
+    "groupIdPrefix",
+    "minOffsetsPerTrigger",
+    "maxTriggerDelay",
+    "startingTimestamp",
+    "startingOffsetsByTimestamp",
+    "startingOffsetsByTimestampStrategy",
+    "endingOffsets",
+    "endingTimestamp",
+    "endingOffsetsByTimestamp",
+    "producer.cache.timeout",
+    "kafka.group.id",
+];
+
+fn unknown_options(options: &Options, known: &[&str]) -> Vec<String> {
+    options
+        .keys()
+        .filter(|k| !k.starts_with("kafka.") && !known.contains(&k.as_str()))
+        .cloned()
+        .collect()
+}
+
+/// Where a Kafka source reads from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Subscription {
+    Topics(Vec<String>),
+    Pattern(String),
+    /// Fixed partitions: topic -> partition numbers.
+    Assign(BTreeMap<String, Vec<i32>>),
+}
+
+/// Where a partition starts when the query has no checkpoint yet.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StartingOffsets {
+    Earliest,
+    Latest,
+    /// topic -> partition -> offset; -2 is earliest, -1 latest.
+    Specific(BTreeMap<String, BTreeMap<i32, i64>>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct KafkaSourceOptions {
+    pub client: KafkaClientConfig,
+    pub subscription: Subscription,
+    pub starting_offsets: StartingOffsets,
+    pub max_offsets_per_trigger: Option<u64>,
+    pub fail_on_data_loss: bool,
+    pub include_headers: bool,
+    /// Options accepted for sparklyr compatibility but without effect.
+    pub ignored: Vec<String>,
+}
+
+impl KafkaSourceOptions {
+    pub fn parse(options: &Options) -> Result<Self> {
+        require_bootstrap(options)?;
+        reject_managed(
+            options,
+            &[
+                ("kafka.auto.offset.reset", "use `startingOffsets` instead"),
+                ("kafka.key.deserializer", "keys are always read as raw bytes; cast them in R"),
+                ("kafka.value.deserializer", "values are always read as raw bytes; cast them in R"),
+                ("kafka.enable.auto.commit", "the checkpoint keeps the offsets, not Kafka"),
+                ("kafka.interceptor.classes", "interceptors are a Java client feature"),
+            ],
+        )?;
+
+        let strategies: Vec<&str> = ["subscribe", "subscribePattern", "assign"]
+            .into_iter()
+            .filter(|k| options.contains_key(*k))
+            .collect();
+        let subscription = match strategies.as_slice() {
+            ["subscribe"] => {
+                let topics: Vec<String> = options["subscribe"]
+                    .split(',')
+                    .map(|t| t.trim().to_string())
+                    .filter(|t| !t.is_empty())
+                    .collect();
+                if topics.is_empty() {
+                    return Err(Error::config("options", "`subscribe` names no topic"));
+                }
+                Subscription::Topics(topics)
+            }
+            ["subscribePattern"] => {
+                let pattern = options["subscribePattern"].trim().to_string();
+                if pattern.is_empty() {
+                    return Err(Error::config("options", "`subscribePattern` is empty"));
+                }
+                // librdkafka's rule: a leading ^ marks a regex; validate it here.
+                if let Err(e) = crate::source::kafka::compile_pattern(&pattern) {
+                    return Err(Error::config("options", format!("`subscribePattern` is not a valid regular expression: {e}")));
+                }
+                Subscription::Pattern(pattern)
+            }
+            ["assign"] => Subscription::Assign(parse_assign(&options["assign"])?),
+            [] => {
+                return Err(Error::config("options", "a Kafka source needs one of `subscribe`, `subscribePattern` or `assign`")
+                    .with_hint("for example `subscribe = \"topic1\"`"))
+            }
+            many => {
+                return Err(Error::config(
+                    "options",
+                    format!("only one of `subscribe`, `subscribePattern` and `assign` may be given, not {}", many.join(" and ")),
+                ))
+            }
+        };
+
+        let starting_offsets = match options.get("startingOffsets").map(|s| s.trim()) {
+            None | Some("latest") => StartingOffsets::Latest,
+            Some("earliest") => StartingOffsets::Earliest,
+            Some(json) if json.starts_with('{') => StartingOffsets::Specific(parse_offsets_json(json, "startingOffsets")?),
+            Some(other) => {
+                return Err(Error::config(
+                    "options",
+                    format!("`startingOffsets` must be \"latest\", \"earliest\" or a JSON object, not \"{other}\""),
+                ))
+            }
+        };
+
+        let mut known = vec![
+            "subscribe", "subscribePattern", "assign", "startingOffsets", "maxOffsetsPerTrigger",
+            "failOnDataLoss", "includeHeaders",
+        ];
+        known.extend_from_slice(SPARK_ONLY);
+        let unknown = unknown_options(options, &known);
+        if let Some(first) = unknown.first() {
+            return Err(Error::config("options", format!("unknown Kafka source option `{first}`"))
+                .with_hint("librdkafka settings take the prefix `kafka.`, for example `kafka.client.id`"));
+        }
+        let ignored = options.keys().filter(|k| SPARK_ONLY.contains(&k.as_str())).cloned().collect();
+
+        Ok(KafkaSourceOptions {
+            client: KafkaClientConfig::from_options(options),
+            subscription,
+            starting_offsets,
+            max_offsets_per_trigger: parse_positive(options, "maxOffsetsPerTrigger")?,
+            fail_on_data_loss: parse_bool(options, "failOnDataLoss", true)?,
+            include_headers: parse_bool(options, "includeHeaders", false)?,
+            ignored,
+        })
+    }
+}
+
+fn parse_assign(json: &str) -> Result<BTreeMap<String, Vec<i32>>> {
+    let parsed: BTreeMap<String, Vec<i32>> = serde_json::from_str(json).map_err(|e| {
+        Error::config("options", format!("`assign` must be JSON like {{\"topic1\":[0,1]}}: {e}"))
+    })?;
+    if parsed.values().all(|p| p.is_empty()) {
+        return Err(Error::config("options", "`assign` names no partition"));
+    }
+    Ok(parsed)
+}
+
+/// `{"topic":{"0":23,"1":-2}}`, as Spark's `startingOffsets`.
+pub fn parse_offsets_json(json: &str, what: &str) -> Result<BTreeMap<String, BTreeMap<i32, i64>>> {
+    let raw: BTreeMap<String, BTreeMap<String, i64>> = serde_json::from_str(json).map_err(|e| {
+        Error::config("options", format!("`{what}` must be JSON like {{\"topic1\":{{\"0\":23,\"1\":-2}}}}: {e}"))
+    })?;
+    let mut out = BTreeMap::new();
+    for (topic, parts) in raw {
+        let mut m = BTreeMap::new();
+        for (p, off) in parts {
+            let p: i32 = p
+                .parse()
+                .map_err(|_| Error::config("options", format!("`{what}`: partition \"{p}\" of topic `{topic}` is not a number")))?;
+            if off < -2 {
+                return Err(Error::config("options", format!("`{what}`: offset {off} is not valid (use -2 for earliest, -1 for latest)")));
+            }
+            m.insert(p, off);
+        }
+        out.insert(topic, m);
+    }
+    Ok(out)
+}
+
+/// What the Kafka sink needs to know before the first row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KafkaSinkOptions {
+    pub client: KafkaClientConfig,
+    /// The `topic` option; when set it wins over a `topic` column.
+    pub topic: Option<String>,
+    pub include_headers: bool,
+    pub ignored: Vec<String>,
+}
+
+impl KafkaSinkOptions {
+    pub fn parse(options: &Options) -> Result<Self> {
+        require_bootstrap(options)?;
+        reject_managed(
+            options,
+            &[
+                ("kafka.key.serializer", "keys are written as bytes or UTF-8 text as they are"),
+                ("kafka.value.serializer", "values are written as bytes or UTF-8 text as they are"),
+                ("kafka.interceptor.classes", "interceptors are a Java client feature"),
+                ("kafka.transactional.id", "transactions are managed by the `guarantee` option"),
+            ],
+        )?;
+        let topic = match options.get("topic").map(|t| t.trim()) {
+            Some("") => return Err(Error::config("options", "the `topic` option is empty")),
+            Some(t) => Some(t.to_string()),
+            None => None,
+        };
+        let mut known = vec!["topic", "includeHeaders", "guarantee"];
+        known.extend_from_slice(SPARK_ONLY);
+        if let Some(first) = unknown_options(options, &known).first() {
+            return Err(Error::config("options", format!("unknown Kafka sink option `{first}`"))
+                .with_hint("librdkafka settings take the prefix `kafka.`, for example `kafka.linger.ms`"));
+        }
+        match options.get("guarantee").map(|s| s.as_str()) {
+            None | Some("at-least-once") => {}
+            Some("exactly-once") => {
+                return Err(Error::config("options", "`guarantee = \"exactly-once\"` is not available yet")
+                    .with_hint("the default, at-least-once, is used when `guarantee` is not set"))
+            }
+            Some(other) => {
+                return Err(Error::config("options", format!("`guarantee` must be \"at-least-once\" or \"exactly-once\", not \"{other}\"")))
+            }
+        }
+        let ignored = options.keys().filter(|k| SPARK_ONLY.contains(&k.as_str())).cloned().collect();
+        Ok(KafkaSinkOptions {
+            client: KafkaClientConfig::from_options(options),
+            topic,
+            include_headers: parse_bool(options, "includeHeaders", false)?,
+            ignored,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(pairs: &[(&str, &str)]) -> Options {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn source_needs_bootstrap_servers() {
+        let e = KafkaSourceOptions::parse(&opts(&[("subscribe", "t")])).unwrap_err();
+        assert!(e.message.contains("kafka.bootstrap.servers"));
+        assert_eq!(e.arg.as_deref(), Some("options"));
+    }
+
+    #[test]
+    fn source_parses_spark_options() {
+        let o = KafkaSourceOptions::parse(&opts(&[
+            ("kafka.bootstrap.servers", "h:1"),
+            ("subscribe", "a, b"),
+            ("startingOffsets", "{\"a\":{\"0\":5,\"1\":-2}}"),
+            ("maxOffsetsPerTrigger", "1000"),
+            ("failOnDataLoss", "false"),
+        ]))
+        .unwrap();
+        assert_eq!(o.subscription, Subscription::Topics(vec!["a".into(), "b".into()]));
+        assert_eq!(o.max_offsets_per_trigger, Some(1000));
+        assert!(!o.fail_on_data_loss);
+        match o.starting_offsets {
+            StartingOffsets::Specific(m) => assert_eq!(m["a"][&1], -2),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(o.client.bootstrap_servers(), "h:1");
+    }
+
+    #[test]
+    fn source_rejects_what_spark_rejects() {
+        for key in ["kafka.auto.offset.reset", "kafka.enable.auto.commit", "kafka.value.deserializer"] {
+            let e = KafkaSourceOptions::parse(&opts(&[("kafka.bootstrap.servers", "h:1"), ("subscribe", "t"), (key, "x")]))
+                .unwrap_err();
+            assert!(e.message.contains(key), "{e}");
+        }
+        let e = KafkaSourceOptions::parse(&opts(&[("kafka.bootstrap.servers", "h:1"), ("subscribe", "t"), ("assign", "{}")]))
+            .unwrap_err();
+        assert!(e.message.contains("only one of"));
+        let e = KafkaSourceOptions::parse(&opts(&[("kafka.bootstrap.servers", "h:1"), ("subscribe", "t"), ("maxOffsetsPerTrigger", "1000.0")]))
+            .unwrap_err();
+        assert!(e.message.contains("positive whole number"));
+    }
+
+    #[test]
+    fn unknown_options_are_errors_and_spark_only_ones_are_reported() {
+        let e = KafkaSinkOptions::parse(&opts(&[("kafka.bootstrap.servers", "h:1"), ("topik", "t")])).unwrap_err();
+        assert!(e.message.contains("topik"));
+        let o = KafkaSinkOptions::parse(&opts(&[("kafka.bootstrap.servers", "h:1"), ("topic", "t"), ("minPartitions", "3")]))
+            .unwrap();
+        assert_eq!(o.ignored, vec!["minPartitions".to_string()]);
+    }
+
+    #[test]
+    fn secrets_are_redacted() {
+        let o = KafkaSinkOptions::parse(&opts(&[
+            ("kafka.bootstrap.servers", "h:1"),
+            ("kafka.sasl.password", "hunter2"),
+            ("kafka.ssl.key.password", "hunter3"),
+        ]))
+        .unwrap();
+        let shown = format!("{:?} {:?}", o, o.client.describe());
+        assert!(!shown.contains("hunter2") && !shown.contains("hunter3"), "{shown}");
+        assert!(shown.contains("<redacted>"));
+    }
+}

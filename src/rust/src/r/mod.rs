@@ -1,0 +1,190 @@
+//! The extendr face: a few functions R calls through `.Call()`. They turn R
+//! values into plain Rust data, call the engine, and give back either
+//! `list(ok = value)` or `list(error = list(kind, arg, message, hint))`; the
+//! R side raises classed conditions from the latter. No R object ever leaves
+//! the R main thread; panics become R errors (extendr catches them).
+
+mod to_arrow;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use extendr_api::prelude::*;
+
+use crate::engine::{ignored_options, parse_spec, Engine, QueryHandle, SourceSpec};
+use crate::error::Error;
+
+type EnginePtr = ExternalPtr<Engine>;
+type QueryPtr = ExternalPtr<Arc<QueryHandle>>;
+
+fn ok(value: impl Into<Robj>) -> Robj {
+    list!(ok = value.into()).into()
+}
+
+fn err(e: Error) -> Robj {
+    list!(
+        error = list!(
+            kind = e.kind.as_str(),
+            arg = e.arg.unwrap_or_default(),
+            message = e.message,
+            hint = e.hint.unwrap_or_default()
+        )
+    )
+    .into()
+}
+
+fn query_ptr(handle: Arc<QueryHandle>) -> Robj {
+    let mut ptr = QueryPtr::new(handle);
+    let _ = ptr.set_attrib("class", "streamlyr_query_ptr");
+    ptr.into()
+}
+
+/// A new engine with `worker_threads` threads.
+#[extendr]
+fn engine_new(worker_threads: i32) -> Robj {
+    match Engine::new(worker_threads.max(1) as usize) {
+        Ok(engine) => ok(EnginePtr::new(engine)),
+        Err(e) => err(e),
+    }
+}
+
+/// Stop every query of the engine and release its threads.
+#[extendr]
+fn engine_close(engine: EnginePtr) {
+    engine.shutdown();
+}
+
+#[extendr]
+fn engine_is_closed(engine: EnginePtr) -> bool {
+    engine.is_closed()
+}
+
+/// Handles of the queries R still references.
+#[extendr]
+fn engine_queries(engine: EnginePtr) -> List {
+    engine.queries().into_iter().map(query_ptr).collect::<List>()
+}
+
+#[extendr]
+fn engine_find(engine: EnginePtr, id: &str) -> Robj {
+    engine.find(id).map(query_ptr).unwrap_or_else(|| ().into())
+}
+
+/// Start a query described by `spec_json`; `data` is the data frame of a
+/// data-frame source (NULL otherwise).
+#[extendr]
+fn query_start(engine: EnginePtr, spec_json: &str, data: Robj) -> Robj {
+    let started = (|| {
+        let spec = parse_spec(spec_json)?;
+        let ignored = ignored_options(&spec)?;
+        let rows = match spec.source {
+            SourceSpec::DataFrame => Some(to_arrow::data_frame_to_arrow(&data)?),
+            _ => None,
+        };
+        let handle = engine.start(&spec, rows)?;
+        Ok::<_, Error>((handle, ignored))
+    })();
+    match started {
+        Ok((handle, ignored)) => list!(ok = query_ptr(handle), ignored = ignored).into(),
+        Err(e) => err(e),
+    }
+}
+
+/// Check the options of a Kafka source (JSON object of strings) without
+/// connecting; returns the names of options accepted but without effect.
+#[extendr]
+fn kafka_source_check(options_json: &str) -> Robj {
+    let checked = serde_json::from_str::<crate::options::Options>(options_json)
+        .map_err(|e| Error::internal(format!("bad options from R: {e}")))
+        .and_then(|o| crate::options::KafkaSourceOptions::parse(&o));
+    match checked {
+        Ok(o) => ok(o.ignored),
+        Err(e) => err(e),
+    }
+}
+
+/// Wait up to `timeout_ms` for the query to have started (`until_started`)
+/// or to have terminated. Returns its state. R calls it in short slices.
+#[extendr]
+fn query_wait(query: QueryPtr, timeout_ms: f64, until_started: bool) -> &'static str {
+    let timeout = Duration::from_secs_f64(timeout_ms.clamp(0.0, 60_000.0) / 1000.0);
+    query.status.wait(timeout, until_started).as_str()
+}
+
+/// Ask the query to stop: `abort = FALSE` lets the batch in flight finish.
+#[extendr]
+fn query_stop(query: QueryPtr, abort: bool) {
+    if abort {
+        query.stop.abort();
+    } else {
+        query.stop.stop();
+    }
+}
+
+#[extendr]
+fn query_status(query: QueryPtr) -> Robj {
+    let s = query.status.snapshot();
+    let error: Robj = match s.error {
+        Some(e) => err(e),
+        None => ().into(),
+    };
+    let warnings: Vec<String> = s.warnings.into_iter().collect();
+    list!(
+        id = query.id.clone(),
+        name = query.name.clone(),
+        state = s.state.as_str(),
+        active = !s.state.is_terminated(),
+        message = s.message,
+        source = query.describe_source.clone(),
+        sink = query.describe_sink.clone(),
+        checkpoint = query.checkpoint.clone(),
+        trigger = query.trigger.to_string(),
+        batches = s.batches_committed as f64,
+        rows_in = s.rows_in as f64,
+        rows_out = s.rows_out as f64,
+        started_ms = s.started_ms,
+        error = error,
+        warnings = warnings
+    )
+    .into()
+}
+
+/// Recent committed batches, column-wise (R makes the data frame).
+#[extendr]
+fn query_progress(query: QueryPtr) -> Robj {
+    let s = query.status.snapshot();
+    let col = |f: &dyn Fn(&crate::engine::status::BatchProgress) -> f64| s.recent.iter().map(f).collect::<Vec<f64>>();
+    list!(
+        batch_id = col(&|b| b.batch_id as f64),
+        timestamp_ms = col(&|b| b.timestamp_ms),
+        rows_in = col(&|b| b.rows_in as f64),
+        rows_out = col(&|b| b.rows_out as f64),
+        duration_ms = col(&|b| b.duration_ms),
+        input_rows_per_second = col(&|b| b.input_rows_per_second),
+        processed_rows_per_second = col(&|b| b.processed_rows_per_second)
+    )
+    .into()
+}
+
+/// For tests of the panic boundary: panics inside Rust, must come back as an R error.
+#[extendr]
+fn rust_panic_for_test() {
+    panic!("a deliberate panic from streamlyr's test suite");
+}
+
+
+extendr_module! {
+    mod streamlyr;
+    fn engine_new;
+    fn engine_close;
+    fn engine_is_closed;
+    fn engine_queries;
+    fn engine_find;
+    fn query_start;
+    fn kafka_source_check;
+    fn query_wait;
+    fn query_stop;
+    fn query_status;
+    fn query_progress;
+    fn rust_panic_for_test;
+}

@@ -1,0 +1,378 @@
+//! Rows of an Arrow batch -> Kafka records, following Spark's column names:
+//! `value` (text or bytes), `key`, `topic`, `partition`, `headers`. Without
+//! a `value` column, each row's other columns become one JSON object (what
+//! Spark users write by hand as `to_json(struct(*))`), nulls left out as
+//! Spark does.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, BinaryArray, BinaryViewArray, GenericListArray, LargeBinaryArray, LargeStringArray,
+    StringArray, StringViewArray, StructArray,
+};
+use arrow::datatypes::{DataType, Field, Fields, Float64Type, Int32Type, Int64Type, Schema};
+use arrow::record_batch::RecordBatch;
+use arrow::json::writer::{make_encoder, EncoderOptions, NullableEncoder};
+
+use crate::error::{Error, Result};
+
+/// Columns the Kafka sink treats as record metadata rather than data.
+const META_COLUMNS: [&str; 5] = ["value", "key", "topic", "partition", "headers"];
+
+/// Which column plays which part, decided once from the schema.
+#[derive(Debug, Clone)]
+pub struct RecordLayout {
+    value: Option<usize>,
+    key: Option<usize>,
+    topic: Option<usize>,
+    partition: Option<usize>,
+    headers: Option<usize>,
+    /// Columns serialised as JSON when there is no `value` column.
+    json_columns: Vec<usize>,
+    fixed_topic: Option<String>,
+}
+
+fn is_bytes_like(t: &DataType) -> bool {
+    matches!(
+        t,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Binary | DataType::LargeBinary | DataType::BinaryView | DataType::Null
+    )
+}
+
+fn is_text(t: &DataType) -> bool {
+    matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null)
+}
+
+fn column_error(column: &str, expected: &str, found: &DataType) -> Error {
+    Error::config("x", format!("column `{column}` must be {expected} to be written to Kafka, not {}", describe_type(found)))
+}
+
+/// Arrow types in the words an R user knows.
+pub fn describe_type(t: &DataType) -> String {
+    match t {
+        DataType::Float64 => "numeric".into(),
+        DataType::Int32 => "integer".into(),
+        DataType::Boolean => "logical".into(),
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "character".into(),
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => "raw".into(),
+        DataType::List(_) | DataType::LargeList(_) => "a list".into(),
+        other => format!("{other}"),
+    }
+}
+
+impl RecordLayout {
+    pub fn new(schema: &Schema, fixed_topic: Option<String>) -> Result<Self> {
+        let find = |name: &str| schema.index_of(name).ok();
+        let (value, key, topic, partition, headers) =
+            (find("value"), find("key"), find("topic"), find("partition"), find("headers"));
+        for (idx, name) in [(value, "value"), (key, "key")] {
+            if let Some(i) = idx {
+                let t = schema.field(i).data_type();
+                if !is_bytes_like(t) {
+                    return Err(column_error(name, "character or raw", t)
+                        .with_hint(format!("convert it first, e.g. `mutate({name} = as.character({name}))`")));
+                }
+            }
+        }
+        if let Some(i) = topic {
+            let t = schema.field(i).data_type();
+            if !is_text(t) {
+                return Err(column_error("topic", "character", t));
+            }
+        }
+        if let Some(i) = partition {
+            let t = schema.field(i).data_type();
+            if !matches!(t, DataType::Int32 | DataType::Int64 | DataType::Float64 | DataType::Null) {
+                return Err(column_error("partition", "integer", t));
+            }
+        }
+        if let Some(i) = headers {
+            let t = schema.field(i).data_type();
+            let ok = match t {
+                DataType::List(item) => match item.data_type() {
+                    DataType::Struct(fs) => {
+                        fs.len() == 2 && is_text(fs[0].data_type()) && is_bytes_like(fs[1].data_type())
+                    }
+                    _ => false,
+                },
+                DataType::Null => true,
+                _ => false,
+            };
+            if !ok {
+                return Err(column_error("headers", "a list of (key, value) pairs as read by stream_read_kafka()", t));
+            }
+        }
+        if fixed_topic.is_none() && topic.is_none() {
+            return Err(Error::config("options", "there is no `topic` option and no `topic` column: where should the records go?")
+                .with_hint("add `topic = \"name\"` to `options`"));
+        }
+        let json_columns = if value.is_none() {
+            (0..schema.fields().len()).filter(|i| !META_COLUMNS.contains(&schema.field(*i).name().as_str())).collect()
+        } else {
+            Vec::new()
+        };
+        if value.is_none() && json_columns.is_empty() {
+            return Err(Error::config("x", "there is nothing to write: no `value` column and no other data column"));
+        }
+        Ok(RecordLayout { value, key, topic, partition, headers, json_columns, fixed_topic })
+    }
+
+    pub fn writes_json(&self) -> bool {
+        self.value.is_none()
+    }
+}
+
+/// A text or binary column, read as bytes.
+enum Bytes<'a> {
+    Utf8(&'a StringArray),
+    LargeUtf8(&'a LargeStringArray),
+    Utf8View(&'a StringViewArray),
+    Binary(&'a BinaryArray),
+    LargeBinary(&'a LargeBinaryArray),
+    BinaryView(&'a BinaryViewArray),
+    Null,
+}
+
+impl<'a> Bytes<'a> {
+    fn new(array: &'a dyn Array) -> Self {
+        match array.data_type() {
+            DataType::Utf8 => Bytes::Utf8(array.as_string::<i32>()),
+            DataType::LargeUtf8 => Bytes::LargeUtf8(array.as_string::<i64>()),
+            DataType::Utf8View => Bytes::Utf8View(array.as_string_view()),
+            DataType::Binary => Bytes::Binary(array.as_binary::<i32>()),
+            DataType::LargeBinary => Bytes::LargeBinary(array.as_binary::<i64>()),
+            DataType::BinaryView => Bytes::BinaryView(array.as_binary_view()),
+            _ => Bytes::Null,
+        }
+    }
+
+    fn get(&self, i: usize) -> Option<&'a [u8]> {
+        macro_rules! pick {
+            ($a:expr, $conv:expr) => {
+                if $a.is_null(i) {
+                    None
+                } else {
+                    Some($conv($a.value(i)))
+                }
+            };
+        }
+        match self {
+            Bytes::Utf8(a) => pick!(a, str::as_bytes),
+            Bytes::LargeUtf8(a) => pick!(a, str::as_bytes),
+            Bytes::Utf8View(a) => pick!(a, str::as_bytes),
+            Bytes::Binary(a) => pick!(a, |v| v),
+            Bytes::LargeBinary(a) => pick!(a, |v| v),
+            Bytes::BinaryView(a) => pick!(a, |v| v),
+            Bytes::Null => None,
+        }
+    }
+}
+
+enum Partition<'a> {
+    I32(&'a arrow::array::PrimitiveArray<Int32Type>),
+    I64(&'a arrow::array::PrimitiveArray<Int64Type>),
+    F64(&'a arrow::array::PrimitiveArray<Float64Type>),
+    Null,
+}
+
+impl Partition<'_> {
+    fn get(&self, row: usize) -> Result<Option<i32>> {
+        let v = match self {
+            Partition::I32(a) => (!a.is_null(row)).then(|| a.value(row) as f64),
+            Partition::I64(a) => (!a.is_null(row)).then(|| a.value(row) as f64),
+            Partition::F64(a) => (!a.is_null(row)).then(|| a.value(row)),
+            Partition::Null => None,
+        };
+        match v {
+            None => Ok(None),
+            Some(p) if p >= 0.0 && p.fract() == 0.0 && p <= i32::MAX as f64 => Ok(Some(p as i32)),
+            Some(p) => Err(Error::config("x", format!("row {}: `partition` {p} is not a partition number", row + 1))),
+        }
+    }
+}
+
+/// One Kafka record, borrowing from the batch (or from the JSON buffer).
+pub struct Record<'a> {
+    pub topic: &'a str,
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
+    pub partition: Option<i32>,
+    pub headers: Option<Vec<(String, Option<Vec<u8>>)>>,
+}
+
+/// Calls `send` for each row of `batch`, in order. `first_row` numbers rows
+/// in error messages (1-based across the micro-batch).
+pub fn for_each_record(
+    layout: &RecordLayout,
+    batch: &RecordBatch,
+    first_row: u64,
+    send: &mut dyn FnMut(Record<'_>) -> Result<()>,
+) -> Result<()> {
+    let col = |i: Option<usize>| i.map(|i| batch.column(i).as_ref());
+    let value = col(layout.value).map(Bytes::new);
+    let key = col(layout.key).map(Bytes::new);
+    let topic = col(layout.topic).map(Bytes::new);
+    let partition = col(layout.partition).map(|a| match a.data_type() {
+        DataType::Int32 => Partition::I32(a.as_primitive()),
+        DataType::Int64 => Partition::I64(a.as_primitive()),
+        DataType::Float64 => Partition::F64(a.as_primitive()),
+        _ => Partition::Null,
+    });
+    let headers: Option<&GenericListArray<i32>> = col(layout.headers).and_then(|a| a.as_list_opt::<i32>());
+
+    // JSON rows: one encoder over a struct of the data columns.
+    let json_struct;
+    let json_field;
+    let options = EncoderOptions::default();
+    let mut json_encoder: Option<NullableEncoder<'_>> = None;
+    if layout.writes_json() {
+        let fields: Fields = layout.json_columns.iter().map(|i| batch.schema_ref().field(*i).clone()).collect();
+        let arrays: Vec<ArrayRef> = layout.json_columns.iter().map(|i| batch.column(*i).clone()).collect();
+        json_struct = StructArray::try_new(fields.clone(), arrays, None)?;
+        json_field = Arc::new(Field::new("row", DataType::Struct(fields), false));
+        json_encoder = Some(make_encoder(&json_field, &json_struct, &options)?);
+    }
+    let mut json_buf: Vec<u8> = Vec::with_capacity(256);
+
+    for row in 0..batch.num_rows() {
+        let topic_name = match &layout.fixed_topic {
+            Some(t) => t.as_str(),
+            None => {
+                let bytes = topic.as_ref().and_then(|t| t.get(row)).filter(|b| !b.is_empty());
+                match bytes {
+                    // Topic columns are text columns, so this is valid UTF-8.
+                    Some(b) => std::str::from_utf8(b).map_err(|_| Error::config("x", "`topic` is not valid UTF-8"))?,
+                    None => {
+                        return Err(Error::config(
+                            "x",
+                            format!("row {} has no topic: its `topic` is NA and there is no `topic` option", first_row + row as u64 + 1),
+                        ))
+                    }
+                }
+            }
+        };
+        let header_list = match headers {
+            Some(h) if !h.is_null(row) => {
+                let entries = h.value(row);
+                let entries = entries.as_struct();
+                let keys = Bytes::new(entries.column(0).as_ref());
+                let values = Bytes::new(entries.column(1).as_ref());
+                let mut list = Vec::with_capacity(entries.len());
+                for j in 0..entries.len() {
+                    let k = keys.get(j).map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
+                    list.push((k, values.get(j).map(<[u8]>::to_vec)));
+                }
+                Some(list)
+            }
+            _ => None,
+        };
+        let payload = match json_encoder.as_mut() {
+            Some(enc) => {
+                json_buf.clear();
+                enc.encode(row, &mut json_buf);
+                Some(json_buf.as_slice())
+            }
+            None => value.as_ref().and_then(|v| v.get(row)),
+        };
+        send(Record {
+            topic: topic_name,
+            key: key.as_ref().and_then(|k| k.get(row)),
+            value: payload,
+            partition: match &partition {
+                Some(p) => p.get(row)?,
+                None => None,
+            },
+            // Headers are part of the record only with includeHeaders = "true" (checked by the sink).
+            headers: header_list,
+        })?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{BooleanArray, Float64Array, Int32Array, StringArray, TimestampMicrosecondArray};
+    use arrow::datatypes::TimeUnit;
+
+    fn collect(layout: &RecordLayout, batch: &RecordBatch) -> Result<Vec<(String, Option<String>, Option<String>, Option<i32>)>> {
+        let mut out = Vec::new();
+        for_each_record(layout, batch, 0, &mut |r| {
+            out.push((
+                r.topic.to_string(),
+                r.key.map(|k| String::from_utf8(k.to_vec()).unwrap()),
+                r.value.map(|v| String::from_utf8(v.to_vec()).unwrap()),
+                r.partition,
+            ));
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    #[test]
+    fn value_key_topic_partition_columns_are_used() {
+        let batch = RecordBatch::try_from_iter(vec![
+            ("value", Arc::new(StringArray::from(vec![Some("a"), None])) as ArrayRef),
+            ("key", Arc::new(StringArray::from(vec![None, Some("k")])) as ArrayRef),
+            ("topic", Arc::new(StringArray::from(vec!["t1", "t2"])) as ArrayRef),
+            ("partition", Arc::new(Int32Array::from(vec![Some(3), None])) as ArrayRef),
+        ])
+        .unwrap();
+        let layout = RecordLayout::new(&batch.schema(), None).unwrap();
+        let got = collect(&layout, &batch).unwrap();
+        assert_eq!(got[0], ("t1".into(), None, Some("a".into()), Some(3)));
+        assert_eq!(got[1], ("t2".into(), Some("k".into()), None, None));
+        // The topic option wins over the column.
+        let layout = RecordLayout::new(&batch.schema(), Some("fixed".into())).unwrap();
+        assert!(collect(&layout, &batch).unwrap().iter().all(|r| r.0 == "fixed"));
+    }
+
+    #[test]
+    fn rows_without_value_become_json_without_nulls() {
+        let batch = RecordBatch::try_from_iter(vec![
+            ("x", Arc::new(Float64Array::from(vec![Some(1.5), None])) as ArrayRef),
+            ("s", Arc::new(StringArray::from(vec![Some("é\"q"), Some("b")])) as ArrayRef),
+            ("b", Arc::new(BooleanArray::from(vec![Some(true), None])) as ArrayRef),
+            ("key", Arc::new(StringArray::from(vec!["k1", "k2"])) as ArrayRef),
+            (
+                "t",
+                Arc::new(TimestampMicrosecondArray::from(vec![Some(1_000_000), None]).with_timezone("+00:00")) as ArrayRef,
+            ),
+        ])
+        .unwrap();
+        let layout = RecordLayout::new(&batch.schema(), Some("out".into())).unwrap();
+        let got = collect(&layout, &batch).unwrap();
+        let first: serde_json::Value = serde_json::from_str(got[0].2.as_deref().unwrap()).unwrap();
+        assert_eq!(first["x"], 1.5);
+        assert_eq!(first["s"], "é\"q");
+        assert_eq!(first["b"], true);
+        assert!(first["t"].as_str().unwrap().starts_with("1970-01-01T00:00:01"));
+        assert!(first.get("key").is_none(), "key is record metadata, not data");
+        assert_eq!(got[0].1.as_deref(), Some("k1"));
+        let second: serde_json::Value = serde_json::from_str(got[1].2.as_deref().unwrap()).unwrap();
+        assert_eq!(second, serde_json::json!({"s": "b"}));
+    }
+
+    #[test]
+    fn missing_topic_is_an_error_naming_the_row() {
+        let batch = RecordBatch::try_from_iter(vec![
+            ("value", Arc::new(StringArray::from(vec!["a", "b"])) as ArrayRef),
+            ("topic", Arc::new(StringArray::from(vec![Some("t"), None])) as ArrayRef),
+        ])
+        .unwrap();
+        let layout = RecordLayout::new(&batch.schema(), None).unwrap();
+        let e = collect(&layout, &batch).unwrap_err();
+        assert!(e.message.contains("row 2 has no topic"), "{e}");
+        let no_topic = RecordBatch::try_from_iter(vec![("value", Arc::new(StringArray::from(vec!["a"])) as ArrayRef)]).unwrap();
+        let e = RecordLayout::new(&no_topic.schema(), None).unwrap_err();
+        assert!(e.message.contains("no `topic` option and no `topic` column"), "{e}");
+    }
+
+    #[test]
+    fn unsupported_value_type_is_an_error() {
+        let batch = RecordBatch::try_from_iter(vec![("value", Arc::new(Float64Array::from(vec![1.0])) as ArrayRef)]).unwrap();
+        let e = RecordLayout::new(&batch.schema(), Some("t".into())).unwrap_err();
+        assert!(e.message.contains("`value` must be character or raw"), "{e}");
+        let _ = TimeUnit::Microsecond;
+    }
+}

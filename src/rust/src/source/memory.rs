@@ -1,0 +1,80 @@
+//! A data frame already converted to Arrow: a bounded source whose position
+//! is the number of rows written.
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use serde_json::{json, Value};
+
+use super::{Positions, Source, CHUNK_ROWS};
+use crate::engine::stop::StopSignal;
+use crate::error::{Error, Result};
+
+pub struct MemorySource {
+    batch: RecordBatch,
+}
+
+impl MemorySource {
+    pub fn new(batch: RecordBatch) -> Self {
+        MemorySource { batch }
+    }
+
+    fn rows_of(&self, p: &Value) -> Result<usize> {
+        p.get("rows")
+            .and_then(Value::as_u64)
+            .map(|n| n as usize)
+            .filter(|n| *n <= self.batch.num_rows())
+            .ok_or_else(|| Error::checkpoint(format!("the checkpoint's position {p} does not fit this data frame")))
+    }
+}
+
+impl Source for MemorySource {
+    fn describe(&self) -> String {
+        let cols: Vec<&str> = self.batch.schema_ref().fields().iter().map(|f| f.name().as_str()).collect();
+        format!("data.frame[{} rows; {}]", self.batch.num_rows(), cols.join(", "))
+    }
+
+    fn schema(&self) -> SchemaRef {
+        self.batch.schema()
+    }
+
+    fn connect(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    fn initial_positions(&mut self) -> Result<Positions> {
+        Ok(json!({"rows": 0}))
+    }
+
+    fn plan(&mut self, start: &Positions) -> Result<Option<(Positions, Positions)>> {
+        let from = self.rows_of(start)?;
+        if from >= self.batch.num_rows() {
+            return Ok(None);
+        }
+        Ok(Some((start.clone(), json!({"rows": self.batch.num_rows()}))))
+    }
+
+    fn read(
+        &mut self,
+        start: &Positions,
+        end: &Positions,
+        stop: &StopSignal,
+        emit: &mut dyn FnMut(RecordBatch) -> Result<()>,
+    ) -> Result<()> {
+        let (mut at, end) = (self.rows_of(start)?, self.rows_of(end)?);
+        while at < end {
+            stop.check_abort()?;
+            let len = CHUNK_ROWS.min(end - at);
+            emit(self.batch.slice(at, len))?;
+            at += len;
+        }
+        Ok(())
+    }
+
+    fn is_bounded(&self) -> bool {
+        true
+    }
+
+    fn is_exhausted(&self, committed_end: &Positions) -> bool {
+        self.rows_of(committed_end).map(|n| n >= self.batch.num_rows()).unwrap_or(false)
+    }
+}

@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# Start, stop or inspect a local Apache Kafka (KRaft, no ZooKeeper) on 127.0.0.1.
+#
+#   tools/kafka.sh start  [--port 9092] [--brokers 1|3] [--sasl]
+#   tools/kafka.sh stop   [--port 9092]
+#   tools/kafka.sh status [--port 9092]
+#   tools/kafka.sh kill   [--port 9092] [--node N]     # kill -9 one broker
+#   tools/kafka.sh restart-node [--port 9092] [--node N]
+#
+# With --brokers 3 the brokers listen on port, port+1, port+2 (each is also a
+# controller, so the quorum survives one of them dying). Data lives in a
+# temporary directory that `stop` removes. `start` returns only once every
+# broker answers metadata requests.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+. "$here/versions.sh"
+
+cmd="${1:-}"; shift || true
+port=9092; brokers=1; node=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --port) port="$2"; shift 2 ;;
+    --brokers) brokers="$2"; shift 2 ;;
+    --node) node="$2"; shift 2 ;;
+    *) echo "kafka.sh: unknown argument '$1'" >&2; exit 2 ;;
+  esac
+done
+
+state="${STREAMLYR_STATE_DIR:-/tmp/streamlyr-kafka}/$port"
+libs="$KAFKA_HOME/libs"
+
+java_run() {
+  java -Xms256m -Xmx768m -XX:+UseG1GC -Djava.awt.headless=true \
+    -Dlog4j2.level=WARN -cp "$libs/*" "$@"
+}
+
+node_port() { echo $((port + $1)); }
+controller_port() { echo $((port + 100 + $1)); }
+
+write_config() { # node
+  local n="$1" dir="$state/node$n" voters="" i
+  for i in $(seq 0 $((brokers - 1))); do
+    voters="${voters:+$voters,}$((i + 1))@127.0.0.1:$(controller_port "$i")"
+  done
+  local rf=1; [ "$brokers" -ge 3 ] && rf=3
+  mkdir -p "$dir/data"
+  cat > "$dir/server.properties" <<EOF
+process.roles=broker,controller
+node.id=$((n + 1))
+controller.quorum.voters=$voters
+listeners=PLAINTEXT://127.0.0.1:$(node_port "$n"),CONTROLLER://127.0.0.1:$(controller_port "$n")
+advertised.listeners=PLAINTEXT://127.0.0.1:$(node_port "$n")
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs=$dir/data
+num.partitions=1
+default.replication.factor=$rf
+offsets.topic.replication.factor=$rf
+offsets.topic.num.partitions=3
+transaction.state.log.replication.factor=$rf
+transaction.state.log.min.isr=$([ "$rf" -ge 3 ] && echo 2 || echo 1)
+transaction.state.log.num.partitions=3
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=true
+log.flush.interval.messages=9223372036854775807
+EOF
+}
+
+start_node() { # node
+  local n="$1" dir="$state/node$n"
+  nohup bash -c "exec java -Xms256m -Xmx768m -XX:+UseG1GC -Djava.awt.headless=true \
+      -Dlog4j2.level=WARN -cp '$libs/*' kafka.Kafka '$dir/server.properties'" \
+      > "$dir/broker.log" 2>&1 < /dev/null &
+  echo $! > "$dir/pid"
+}
+
+wait_ready() { # node
+  local n="$1" deadline=$((SECONDS + 90))
+  until kcat -b "127.0.0.1:$(node_port "$n")" -L -m 2 >/dev/null 2>&1; do
+    if [ $SECONDS -gt $deadline ]; then
+      echo "kafka.sh: broker $n on port $(node_port "$n") did not come up; log:" >&2
+      tail -30 "$state/node$n/broker.log" >&2
+      return 1
+    fi
+    if ! kill -0 "$(cat "$state/node$n/pid")" 2>/dev/null; then
+      echo "kafka.sh: broker $n exited; log:" >&2
+      tail -30 "$state/node$n/broker.log" >&2
+      return 1
+    fi
+    sleep 0.5
+  done
+}
+
+case "$cmd" in
+  start)
+    if [ -f "$state/brokers" ]; then
+      echo "kafka.sh: stopping a previous Kafka on port $port" >&2
+      "$0" stop --port "$port"
+    fi
+    mkdir -p "$state"
+    echo "$brokers" > "$state/brokers"
+    cluster_id="$(java_run kafka.tools.StorageTool random-uuid 2>/dev/null | tail -1)"
+    for n in $(seq 0 $((brokers - 1))); do
+      write_config "$n"
+      java_run kafka.tools.StorageTool format -t "$cluster_id" \
+        -c "$state/node$n/server.properties" > "$state/node$n/format.log" 2>&1 ||
+        { cat "$state/node$n/format.log" >&2; exit 1; }
+    done
+    for n in $(seq 0 $((brokers - 1))); do start_node "$n"; done
+    for n in $(seq 0 $((brokers - 1))); do wait_ready "$n"; done
+    servers=""
+    for n in $(seq 0 $((brokers - 1))); do servers="${servers:+$servers,}127.0.0.1:$(node_port "$n")"; done
+    echo "$servers"
+    ;;
+  stop)
+    [ -f "$state/brokers" ] || exit 0
+    brokers="$(cat "$state/brokers")"
+    for n in $(seq 0 $((brokers - 1))); do
+      pid="$(cat "$state/node$n/pid" 2>/dev/null || true)"
+      [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
+    done
+    for n in $(seq 0 $((brokers - 1))); do
+      pid="$(cat "$state/node$n/pid" 2>/dev/null || true)"
+      for _ in $(seq 1 60); do
+        [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || break
+        sleep 0.25
+      done
+      [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null || true
+    done
+    rm -rf "$state"
+    ;;
+  kill)
+    kill -9 "$(cat "$state/node$node/pid")"
+    ;;
+  restart-node)
+    brokers="$(cat "$state/brokers")"
+    start_node "$node"
+    wait_ready "$node"
+    ;;
+  status)
+    [ -f "$state/brokers" ] || { echo "stopped"; exit 1; }
+    kcat -b "127.0.0.1:$port" -L -m 2 >/dev/null 2>&1 && echo "running" || { echo "not answering"; exit 1; }
+    ;;
+  *)
+    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+    exit 2
+    ;;
+esac

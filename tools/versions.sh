@@ -1,0 +1,7 @@
+# Pinned versions and the cache locations shared by every tools/ script.
+# The caches live outside the clone so a fresh checkout reuses them.
+KAFKA_VERSION="${KAFKA_VERSION:-4.1.1}"
+STREAMLYR_CACHE="${STREAMLYR_CACHE:-$HOME/.cache/streamlyr}"
+KAFKA_HOME="$STREAMLYR_CACHE/kafka-$KAFKA_VERSION"
+# One fixed cargo target directory, so rebuilds are incremental across clones.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$STREAMLYR_CACHE/cargo-target}"
