@@ -45,7 +45,12 @@ check_string <- function(x, arg = rlang::caller_arg(x), call = rlang::caller_env
 obj_type <- function(x) {
   if (is.null(x)) return("NULL")
   if (is.character(x) && length(x) == 1) return(paste0("the string \"", x, "\""))
-  if (is.atomic(x) && length(x) == 1) return(paste0(typeof(x), " `", format(x), "`"))
-  cls <- class(x)[1]
-  if (is.atomic(x)) paste0("a ", cls, " vector of length ", length(x)) else paste0("an object of class <", cls, ">")
+  if (is.logical(x) && length(x) == 1) return(paste0("`", x, "`"))
+  if (is.numeric(x) && length(x) == 1 && is.null(attributes(x))) {
+    return(paste0(if (is.integer(x)) "the integer " else "the number ", format(x)))
+  }
+  if (is.data.frame(x)) return("a data frame")
+  if (identical(class(x), "list")) return("a list")
+  if (is.atomic(x) && is.null(attributes(x))) return(paste0("a ", typeof(x), " vector of length ", length(x)))
+  paste0("an object of class <", class(x)[1], ">")
 }

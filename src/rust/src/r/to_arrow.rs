@@ -92,14 +92,30 @@ fn column_to_arrow(name: &str, col: &Robj) -> std::result::Result<ArrayRef, Erro
                 } else {
                     return Err(col_error(
                         name,
-                        &format!("is a list holding {:?} values; only lists of raw vectors can be written", item.rtype()),
+                        &format!("is a list of {} values; only a list of raw vectors can be written", r_type_name(&item)),
                     )
                     .with_hint("turn it into text first, e.g. with jsonlite::toJSON() per row"));
                 }
             }
             Ok(Arc::new(out.finish()))
         }
-        other => Err(col_error(name, &format!("has a type Kafka records can't carry ({other:?})"))),
+        _ => Err(col_error(name, &format!("is of type {}, which Kafka records can't carry", r_type_name(col)))),
+    }
+}
+
+/// R's own name for an object's type, as `typeof()` says it.
+fn r_type_name(robj: &Robj) -> &'static str {
+    match robj.rtype() {
+        Rtype::Doubles => "double",
+        Rtype::Integers => "integer",
+        Rtype::Logicals => "logical",
+        Rtype::Strings => "character",
+        Rtype::List => "list",
+        Rtype::Raw => "raw",
+        Rtype::Complexes => "complex",
+        Rtype::Function => "closure",
+        Rtype::Environment => "environment",
+        _ => "an unsupported type",
     }
 }
 

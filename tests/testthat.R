@@ -1,0 +1,4 @@
+library(testthat)
+library(streamlyr)
+
+test_check("streamlyr")

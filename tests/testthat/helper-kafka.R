@@ -1,0 +1,74 @@
+# Helpers for tests against the real broker that tools/test.sh starts
+# (STREAMLYR_TEST_BOOTSTRAP), checked with kcat, an independent client.
+
+kafka_bootstrap <- function() {
+  servers <- Sys.getenv("STREAMLYR_TEST_BOOTSTRAP")
+  if (!nzchar(servers)) skip("no Kafka broker: run the tests through tools/test.sh")
+  servers
+}
+
+new_topic <- function(prefix = "t") {
+  paste0(prefix, "-", gsub("-", "", uuid::UUIDgenerate()))
+}
+
+new_checkpoint <- function() {
+  file.path(tempfile("checkpoint-"), "cp")
+}
+
+# Produce `values` (and `keys`) with kcat, one record per element.
+kcat_produce <- function(topic, values, keys = NULL, partition = NULL) {
+  lines <- if (is.null(keys)) values else paste0(keys, "\t", values)
+  file <- tempfile(fileext = ".txt")
+  writeLines(lines, file, useBytes = TRUE)
+  args <- c("-P", "-b", kafka_bootstrap(), "-t", topic, "-l", file)
+  if (!is.null(keys)) args <- c(args, "-K", "\t")
+  if (!is.null(partition)) args <- c(args, "-p", partition)
+  out <- suppressWarnings(system2("kcat", shQuote(args), stdout = TRUE, stderr = TRUE))
+  status <- attr(out, "status")
+  if (!is.null(status) && status != 0) stop("kcat failed: ", paste(out, collapse = "\n"))
+  invisible(length(values))
+}
+
+# Read a whole topic with kcat as a data frame (key, value, partition,
+# offset), waiting until at least `n` records are there or `timeout` passes.
+kcat_read <- function(topic, n = 1, timeout = 30) {
+  deadline <- Sys.time() + timeout
+  repeat {
+    out <- suppressWarnings(system2(
+      "kcat",
+      c("-C", "-b", kafka_bootstrap(), "-t", topic, "-e", "-q", "-u",
+        "-f", "'%p\\t%o\\t%k\\t%s\\n'", "-X", "isolation.level=read_committed"),
+      stdout = TRUE, stderr = FALSE
+    ))
+    if (length(out) >= n || Sys.time() > deadline) break
+    Sys.sleep(0.25)
+  }
+  if (length(out) == 0) {
+    return(data.frame(partition = integer(), offset = numeric(), key = character(), value = character()))
+  }
+  parts <- strsplit(out, "\t", fixed = TRUE)
+  field <- function(i) vapply(parts, function(p) if (length(p) >= i) p[[i]] else "", "")
+  data.frame(
+    partition = as.integer(field(1)),
+    offset = as.numeric(field(2)),
+    key = field(3),
+    value = field(4),
+    stringsAsFactors = FALSE
+  )
+}
+
+wait_for <- function(condition, timeout = 30, interval = 0.1) {
+  deadline <- Sys.time() + timeout
+  while (Sys.time() < deadline) {
+    if (isTRUE(condition())) return(TRUE)
+    Sys.sleep(interval)
+  }
+  FALSE
+}
+
+# Wait until the stream has processed `rows` input rows in total.
+wait_for_rows <- function(stream, rows, timeout = 60) {
+  wait_for(function() streamlyr:::query_status(stream$ptr)$rows_in >= rows, timeout)
+}
+
+stream_state <- function(stream) streamlyr:::query_status(stream$ptr)$state

@@ -1,0 +1,53 @@
+# The API is sparklyr's: same names, same arguments, same defaults. These
+# are sparklyr's signatures, written out so a change on our side fails here.
+sparklyr_formals <- list(
+  spark_connect = function(master = "local", version = NULL, packages = NULL, ...) NULL,
+  spark_disconnect = function(sc, ...) NULL,
+  stream_read_kafka = function(sc, name = NULL, options = list(), ...) NULL,
+  stream_write_kafka = function(x,
+                                mode = c("append", "complete", "update"),
+                                trigger = stream_trigger_interval(),
+                                checkpoint = file.path("checkpoints", random_string("")),
+                                options = list(),
+                                partition_by = NULL,
+                                ...) NULL,
+  stream_trigger_interval = function(interval = 1000) NULL,
+  stream_trigger_continuous = function(checkpoint = 5000) NULL,
+  stream_stop = function(stream) NULL,
+  stream_id = function(stream) NULL,
+  stream_name = function(stream) NULL,
+  stream_find = function(sc, id) NULL,
+  stream_stats = function(stream, stats = list()) NULL,
+  random_string = function(prefix = "table") NULL
+)
+
+test_that("every sparklyr verb has sparklyr's formals", {
+  for (name in names(sparklyr_formals)) {
+    ours <- get(name, envir = asNamespace("streamlyr"))
+    expect_true(name %in% getNamespaceExports("streamlyr"), label = name)
+    expect_identical(formals(ours), formals(sparklyr_formals[[name]]), label = name)
+  }
+})
+
+test_that("triggers have sparklyr's classes and fields", {
+  expect_identical(unclass(stream_trigger_interval()), list(interval = 1000))
+  expect_s3_class(stream_trigger_interval(250), "stream_trigger_interval")
+  expect_identical(unclass(stream_trigger_continuous()), list(interval = 5000))
+  expect_s3_class(stream_trigger_continuous(), "stream_trigger_continuous")
+  expect_s3_class(stream_trigger_once(), "stream_trigger_once")
+})
+
+test_that("random_string() follows sparklyr, so the default checkpoint is checkpoints/_<uuid>", {
+  expect_match(random_string("stream"), "^stream_[0-9a-f]{8}_[0-9a-f]{4}_[0-9a-f]{4}_[0-9a-f]{4}_[0-9a-f]{12}$")
+  default <- eval(formals(stream_write_kafka)$checkpoint)
+  expect_match(default, "^checkpoints/_[0-9a-f_]{36}$")
+})
+
+test_that("options are handed over as strings, whole numbers without a decimal point", {
+  strings <- streamlyr:::options_as_strings(list(
+    maxOffsetsPerTrigger = 1000, big = 1e6, ratio = 0.25, flag = TRUE, n = 5L, s = "x"
+  ))
+  expect_identical(strings, list(
+    maxOffsetsPerTrigger = "1000", big = "1000000", ratio = "0.25", flag = "true", n = "5", s = "x"
+  ))
+})

@@ -1,0 +1,111 @@
+test_that("a stream can be found, printed, summarised, plotted and measured", {
+  servers <- kafka_bootstrap()
+  input <- new_topic("in")
+  sc <- spark_connect()
+  on.exit(spark_disconnect(sc))
+  stream <- stream_read_kafka(sc, options = list(kafka.bootstrap.servers = servers, subscribe = input)) %>%
+    stream_write_kafka(trigger = stream_trigger_interval(200), checkpoint = new_checkpoint(),
+                       options = list(kafka.bootstrap.servers = servers, topic = new_topic("out")))
+  expect_match(stream_id(stream), "^[0-9a-f-]{36}$")
+  expect_match(stream_name(stream), "^stream_")
+  found <- stream_find(sc, stream_id(stream))
+  expect_identical(stream_id(found), stream_id(stream))
+
+  stats <- stream_stats(stream)
+  kcat_produce(input, sprintf("m%d", 1:200))
+  expect_true(wait_for_rows(stream, 200))
+  stats <- stream_stats(stream, stats)
+  expect_named(stats, c("sources", "sink", "stats"))
+  expect_length(stats$stats, 2)
+  expect_named(stats$stats[[2]]$rps, c("in", "out"))
+  expect_gt(stats$stats[[2]]$rps$out, 0)
+  expect_match(stats$sources, input, fixed = TRUE)
+
+  expect_output(print(stream), "status: active")
+  expect_output(print(stream), "rows in: 200, rows out: 200")
+  expect_output(print(summary(stream)), "200 rows in, 200 rows out")
+  png_file <- tempfile(fileext = ".png")
+  grDevices::png(png_file)
+  plot(stream)
+  grDevices::dev.off()
+  expect_gt(file.size(png_file), 1000)
+
+  stream_stop(stream)
+  expect_output(print(stream), "status: stopped")
+  # Stopping twice is fine.
+  expect_silent(stream_stop(stream))
+})
+
+test_that("stream_trigger_once() processes what is there and stops by itself", {
+  servers <- kafka_bootstrap()
+  input <- new_topic("in")
+  output <- new_topic("out")
+  kcat_produce(input, sprintf("m%d", 1:50))
+  sc <- spark_connect()
+  on.exit(spark_disconnect(sc))
+  stream <- stream_read_kafka(sc, options = list(kafka.bootstrap.servers = servers, subscribe = input, startingOffsets = "earliest")) %>%
+    stream_write_kafka(trigger = stream_trigger_once(), checkpoint = new_checkpoint(),
+                       options = list(kafka.bootstrap.servers = servers, topic = output))
+  expect_true(wait_for(function() stream_state(stream) == "stopped", 30))
+  expect_equal(nrow(kcat_read(output, 50)), 50)
+})
+
+test_that("maxOffsetsPerTrigger caps each micro-batch", {
+  servers <- kafka_bootstrap()
+  input <- new_topic("in")
+  kcat_produce(input, sprintf("m%d", 1:100))
+  sc <- spark_connect()
+  on.exit(spark_disconnect(sc))
+  stream <- stream_read_kafka(sc, options = list(kafka.bootstrap.servers = servers, subscribe = input,
+                                                 startingOffsets = "earliest", maxOffsetsPerTrigger = 30)) %>%
+    stream_write_kafka(trigger = stream_trigger_interval(0), checkpoint = new_checkpoint(),
+                       options = list(kafka.bootstrap.servers = servers, topic = new_topic("out")))
+  expect_true(wait_for_rows(stream, 100))
+  stream_stop(stream)
+  p <- streamlyr:::query_progress(stream$ptr)
+  expect_true(all(p$rows_in <= 30))
+  expect_equal(sum(p$rows_in), 100)
+})
+
+test_that("startingOffsets latest skips what was there, and headers pass through with includeHeaders", {
+  servers <- kafka_bootstrap()
+  input <- new_topic("in")
+  output <- new_topic("out")
+  kcat_produce(input, "old")
+  sc <- spark_connect()
+  on.exit(spark_disconnect(sc))
+  stream <- stream_read_kafka(sc, options = list(kafka.bootstrap.servers = servers, subscribe = input, includeHeaders = TRUE)) %>%
+    stream_write_kafka(trigger = stream_trigger_interval(100), checkpoint = new_checkpoint(),
+                       options = list(kafka.bootstrap.servers = servers, topic = output, includeHeaders = TRUE))
+  system2("kcat", c("-P", "-b", servers, "-t", input, "-H", "trace=abc", "-H", "n=1"), input = "new")
+  expect_true(wait_for_rows(stream, 1))
+  stream_stop(stream)
+  out <- system2("kcat", c("-C", "-b", servers, "-t", output, "-e", "-q", "-f", "'%h|%s\\n'"), stdout = TRUE)
+  expect_identical(out, "trace=abc,n=1|new")
+})
+
+test_that("a stream whose handle is garbage-collected stops", {
+  servers <- kafka_bootstrap()
+  input <- new_topic("in")
+  output <- new_topic("out")
+  kcat_produce(input, "before")
+  sc <- spark_connect()
+  on.exit(spark_disconnect(sc))
+  stream <- stream_read_kafka(sc, options = list(kafka.bootstrap.servers = servers, subscribe = input)) %>%
+    stream_write_kafka(trigger = stream_trigger_interval(100), checkpoint = new_checkpoint(),
+                       options = list(kafka.bootstrap.servers = servers, topic = output))
+  kcat_produce(input, "while referenced")
+  expect_true(wait_for_rows(stream, 1))
+  rm(stream)
+  gc()
+  expect_length(streamlyr:::engine_queries(sc$engine), 0)
+  Sys.sleep(0.5)
+  kcat_produce(input, "after gc")
+  Sys.sleep(2)
+  expect_identical(kcat_read(output, 2, timeout = 1)$value, "while referenced")
+})
+
+test_that("a Rust panic comes back as an R error, and R goes on", {
+  expect_error(streamlyr:::rust_panic_for_test(), "deliberate panic")
+  expect_identical(1 + 1, 2)
+})

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Command (2): set everything up, start a local Kafka, run every test
+# (the engine's Rust tests, then the R package's testthat suite against the
+# real broker), print one summary line, stop Kafka.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(dirname "$here")"
+. "$here/versions.sh"
+
+bash "$here/setup.sh"
+
+port="${STREAMLYR_TEST_PORT:-19092}"
+echo; echo "==> Starting Kafka on 127.0.0.1:$port"
+export STREAMLYR_TEST_BOOTSTRAP="$(bash "$here/kafka.sh" start --port "$port")"
+trap 'bash "$here/kafka.sh" stop --port "$port"' EXIT
+export STREAMLYR_KAFKA_TOOLS="$here"
+
+cd "$root"
+echo; echo "==> cargo test (engine, without R)"
+cargo test --release --workspace 2>&1 | grep -v "^\s*Compiling "
+
+echo; echo "==> testthat (R package, against Kafka at $STREAMLYR_TEST_BOOTSTRAP)"
+Rscript "$here/run-testthat.R"
