@@ -136,9 +136,9 @@ print.streamlyr_stream <- function(x, ...) {
   cat("  from: ", s$source, "\n", sep = "")
   cat("    to: ", s$sink, "\n", sep = "")
   cat("trigger: ", s$trigger, "; checkpoint: ", s$checkpoint, "\n", sep = "")
-  cat("batches: ", format(s$batches), " committed; rows in: ", format(s$rows_in, big.mark = ","),
-      ", rows out: ", format(s$rows_out, big.mark = ","), sep = "")
-  if (n > 0) cat("; last batch: ", format(round(p$processed_rows_per_second[n]), big.mark = ","), " rows/s", sep = "")
+  cat("batches: ", fmt_count(s$batches), " committed; rows in: ", fmt_count(s$rows_in),
+      ", rows out: ", fmt_count(s$rows_out), sep = "")
+  if (n > 0) cat("; last batch: ", fmt_count(p$processed_rows_per_second[n]), " rows/s", sep = "")
   cat("\n")
   if (length(s$warnings) > 0) cat("last warning: ", s$warnings[length(s$warnings)], "\n", sep = "")
   if (!is.null(s$error)) cat("error: ", s$error$error$message, "\n", sep = "")
@@ -161,12 +161,12 @@ summary.streamlyr_stream <- function(object, ...) {
 print.summary_streamlyr_stream <- function(x, ...) {
   st <- x$status
   cat("Stream ", st$name, " (", st$state, "): ", st$source, " -> ", st$sink, "\n", sep = "")
-  cat(format(st$batches), " batches, ", format(st$rows_in, big.mark = ","), " rows in, ",
-      format(st$rows_out, big.mark = ","), " rows out\n", sep = "")
+  cat(fmt_count(st$batches), " batches, ", fmt_count(st$rows_in), " rows in, ",
+      fmt_count(st$rows_out), " rows out\n", sep = "")
   p <- x$progress
   if (nrow(p) > 0) {
     cat("per batch: median ", format(stats::median(p$duration_ms), digits = 3), " ms, ",
-        "median rate ", format(round(stats::median(p$processed_rows_per_second)), big.mark = ","), " rows/s\n",
+        "median rate ", fmt_count(stats::median(p$processed_rows_per_second)), " rows/s\n",
         sep = "")
   }
   if (!is.null(x$error)) cat("error: ", x$error, "\n", sep = "")

@@ -13,3 +13,5 @@ random_string <- function(prefix = "table") {
 }
 
 `%||%` <- function(x, y) if (is.null(x)) y else x
+
+fmt_count <- function(x) format(round(x), big.mark = ",", scientific = FALSE, trim = TRUE)
