@@ -19,5 +19,8 @@ cd "$root"
 echo; echo "==> cargo test (engine, without R)"
 cargo test --release --workspace 2>&1 | grep -v "^\s*Compiling "
 
+echo; echo "==> vignette (runs its code against the broker)"
+Rscript -e 'out <- knitr::knit("vignettes/streamlyr.Rmd", output = tempfile(fileext = ".md"), quiet = TRUE); cat("vignette ran:", out, "\n")'
+
 echo; echo "==> testthat (R package, against Kafka at $STREAMLYR_TEST_BOOTSTRAP)"
 Rscript "$here/run-testthat.R"
