@@ -5,6 +5,7 @@
 #   tools/kafka.sh stop   [--port 9092]
 #   tools/kafka.sh status [--port 9092]
 #   tools/kafka.sh kill   [--port 9092] [--node N]     # kill -9 one broker
+#   tools/kafka.sh stop-node [--port 9092] [--node N]  # stop one broker cleanly
 #   tools/kafka.sh restart-node [--port 9092] [--node N]
 #
 # With --brokers 3 the brokers listen on port, port+1, port+2 (each is also a
@@ -39,7 +40,8 @@ node_port() { echo $((port + $1)); }
 controller_port() { echo $((port + 100 + $1)); }
 
 write_config() { # node
-  local n="$1" dir="$state/node$n" voters="" i
+  local n="$1"
+  local dir="$state/node$n" voters="" i
   for i in $(seq 0 $((brokers - 1))); do
     voters="${voters:+$voters,}$((i + 1))@127.0.0.1:$(controller_port "$i")"
   done
@@ -69,7 +71,8 @@ EOF
 }
 
 start_node() { # node
-  local n="$1" dir="$state/node$n"
+  local n="$1"
+  local dir="$state/node$n"
   nohup bash -c "exec java -Xms256m -Xmx768m -XX:+UseG1GC -Djava.awt.headless=true \
       -Dlog4j2.level=WARN -cp '$libs/*' kafka.Kafka '$dir/server.properties'" \
       > "$dir/broker.log" 2>&1 < /dev/null &
@@ -134,6 +137,12 @@ case "$cmd" in
   kill)
     kill -9 "$(cat "$state/node$node/pid")"
     ;;
+  stop-node)
+    pid="$(cat "$state/node$node/pid")"
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 120); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+    kill -9 "$pid" 2>/dev/null || true
+    ;;
   restart-node)
     brokers="$(cat "$state/brokers")"
     start_node "$node"
@@ -144,7 +153,7 @@ case "$cmd" in
     kcat -b "127.0.0.1:$port" -L -m 2 >/dev/null 2>&1 && echo "running" || { echo "not answering"; exit 1; }
     ;;
   *)
-    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac

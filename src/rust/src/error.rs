@@ -38,13 +38,16 @@ pub struct Error {
     pub message: String,
     /// What would be right, when we know.
     pub hint: Option<String>,
+    /// Kafka may recover by itself (a broker restarting, a timeout): the
+    /// engine waits and tries again instead of failing the stream.
+    pub retriable: bool,
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
     fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Error { kind, arg: None, message: message.into(), hint: None }
+        Error { kind, arg: None, message: message.into(), hint: None, retriable: false }
     }
     pub fn config(arg: &str, message: impl Into<String>) -> Self {
         Error::new(ErrorKind::Config, message).with_arg(arg)
@@ -64,6 +67,10 @@ impl Error {
     }
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
+        self
+    }
+    pub fn retriable(mut self) -> Self {
+        self.retriable = true;
         self
     }
     /// Prefix the message with what was being done.
@@ -87,8 +94,35 @@ impl std::error::Error for Error {}
 
 impl From<rdkafka::error::KafkaError> for Error {
     fn from(e: rdkafka::error::KafkaError) -> Self {
-        Error::kafka(e.to_string())
+        let retriable = is_transient(&e);
+        let error = Error::kafka(e.to_string());
+        if retriable { error.retriable() } else { error }
     }
+}
+
+/// Errors that a broker coming back, or a little patience, can cure.
+pub fn is_transient(e: &rdkafka::error::KafkaError) -> bool {
+    use rdkafka::types::RDKafkaErrorCode as C;
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            C::OperationTimedOut
+                | C::RequestTimedOut
+                | C::AllBrokersDown
+                | C::BrokerTransportFailure
+                | C::MessageTimedOut
+                | C::LeaderNotAvailable
+                | C::NotLeaderForPartition
+                | C::NotEnoughReplicas
+                | C::NotEnoughReplicasAfterAppend
+                | C::NetworkException
+                | C::NotCoordinator
+                | C::CoordinatorNotAvailable
+                | C::CoordinatorLoadInProgress
+                | C::BrokerNotAvailable
+                | C::UnknownTopicOrPartition
+        )
+    )
 }
 
 impl From<arrow::error::ArrowError> for Error {

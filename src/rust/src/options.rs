@@ -290,6 +290,15 @@ pub fn parse_offsets_json(json: &str, what: &str) -> Result<BTreeMap<String, BTr
     Ok(out)
 }
 
+/// How the Kafka sink delivers (the `guarantee` option).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guarantee {
+    /// Idempotent producer, acks=all; a batch in flight at a crash is written again.
+    AtLeastOnce,
+    /// One Kafka transaction per micro-batch, committed with the batch's record.
+    ExactlyOnce,
+}
+
 /// What the Kafka sink needs to know before the first row.
 #[derive(Debug, Clone, PartialEq)]
 pub struct KafkaSinkOptions {
@@ -297,6 +306,7 @@ pub struct KafkaSinkOptions {
     /// The `topic` option; when set it wins over a `topic` column.
     pub topic: Option<String>,
     pub include_headers: bool,
+    pub guarantee: Guarantee,
     pub ignored: Vec<String>,
 }
 
@@ -323,21 +333,19 @@ impl KafkaSinkOptions {
             return Err(Error::config("options", format!("unknown Kafka sink option `{first}`"))
                 .with_hint("librdkafka settings take the prefix `kafka.`, for example `kafka.linger.ms`"));
         }
-        match options.get("guarantee").map(|s| s.as_str()) {
-            None | Some("at-least-once") => {}
-            Some("exactly-once") => {
-                return Err(Error::config("options", "`guarantee = \"exactly-once\"` is not available yet")
-                    .with_hint("the default, at-least-once, is used when `guarantee` is not set"))
-            }
+        let guarantee = match options.get("guarantee").map(|s| s.trim()) {
+            None | Some("at-least-once") => Guarantee::AtLeastOnce,
+            Some("exactly-once") => Guarantee::ExactlyOnce,
             Some(other) => {
                 return Err(Error::config("options", format!("`guarantee` must be \"at-least-once\" or \"exactly-once\", not \"{other}\"")))
             }
-        }
+        };
         let ignored = options.keys().filter(|k| SPARK_ONLY.contains(&k.as_str())).cloned().collect();
         Ok(KafkaSinkOptions {
             client: KafkaClientConfig::from_options(options),
             topic,
             include_headers: parse_bool(options, "includeHeaders", false)?,
+            guarantee,
             ignored,
         })
     }

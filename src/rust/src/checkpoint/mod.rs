@@ -4,6 +4,7 @@
 //! <dir>/metadata       {"id": ..., "source": ..., "sink": ...}   written once
 //! <dir>/sources/0      where the source started (e.g. "latest" resolved)
 //! <dir>/offsets/<N>    v1 + what batch N will read               before batch N runs
+//! <dir>/pending/<N>    v1 + how to ask the sink if N committed   exactly-once only, before the sink commits
 //! <dir>/commits/<N>    v1 + what batch N wrote                   after the sink acknowledged it
 //! ```
 //!
@@ -43,7 +44,7 @@ impl CheckpointLog {
     /// belongs to a query with another source or sink is an error.
     pub fn open(dir: &Path, source: &str, sink: &str) -> Result<(CheckpointLog, QueryMetadata)> {
         let log = CheckpointLog { dir: dir.to_path_buf() };
-        for sub in ["", "offsets", "commits", "sources"] {
+        for sub in ["", "offsets", "commits", "sources", "pending"] {
             fs::create_dir_all(dir.join(sub)).map_err(|e| {
                 Error::checkpoint(format!("can't create checkpoint directory `{}`: {e}", dir.join(sub).display()))
             })?;
@@ -155,12 +156,27 @@ impl CheckpointLog {
         self.prune(batch)
     }
 
+    /// What a two-phase sink needs to find out, after a crash, whether it
+    /// committed batch `batch` (written just before it commits).
+    pub fn write_pending<T: Serialize>(&self, batch: u64, marker: &T) -> Result<()> {
+        self.write_json(&self.batch_path("pending", batch), marker)
+    }
+
+    pub fn pending<T: DeserializeOwned>(&self, batch: u64) -> Result<Option<T>> {
+        let path = self.batch_path("pending", batch);
+        if path.exists() {
+            Ok(Some(self.read_json(&path)?))
+        } else {
+            Ok(None)
+        }
+    }
+
     fn prune(&self, committed: u64) -> Result<()> {
         if committed < KEEP_BATCHES {
             return Ok(());
         }
         let oldest_kept = committed + 1 - KEEP_BATCHES;
-        for kind in ["offsets", "commits"] {
+        for kind in ["offsets", "commits", "pending"] {
             for n in self.batches(kind)? {
                 if n >= oldest_kept {
                     break;

@@ -55,9 +55,9 @@ impl Query {
     /// Connect source and sink and open the checkpoint; errors here are the
     /// user's (bad options, unreachable broker, foreign checkpoint).
     pub fn start(&mut self, status: &SharedStatus) -> Result<CheckpointLog> {
+        let (log, metadata) = CheckpointLog::open(&self.checkpoint, &self.source.describe(), &self.sink.describe())?;
         self.source.connect()?;
-        self.sink.connect(&self.source.schema(), status)?;
-        let (log, _metadata) = CheckpointLog::open(&self.checkpoint, &self.source.describe(), &self.sink.describe())?;
+        self.sink.connect(&self.source.schema(), status, &metadata.id)?;
         Ok(log)
     }
 
@@ -74,7 +74,15 @@ impl Query {
                 }
             },
             (Some((n, offsets)), Some(c)) if c == n => Resume::Next(n + 1, offsets.end),
-            (Some((n, offsets)), c) if c.is_none_or(|c| c + 1 == n) => Resume::Replay(n, offsets),
+            (Some((n, offsets)), c) if c.is_none_or(|c| c + 1 == n) => {
+                if self.sink.was_committed(n, log)? {
+                    // The sink committed it just before a crash: record it, don't write it twice.
+                    log.write_commit(n, &BatchCommit { rows_in: 0, rows_out: 0 })?;
+                    Resume::Next(n + 1, offsets.end)
+                } else {
+                    Resume::Replay(n, offsets)
+                }
+            }
             (planned, committed) => {
                 return Err(Error::checkpoint(format!(
                     "the checkpoint is inconsistent: last planned batch {:?}, last committed batch {:?}",
@@ -97,6 +105,7 @@ impl Query {
         }
         status.set_active("Waiting for data");
         let mut last_batch_ms = now_ms();
+        let mut retry = Backoff::default();
         loop {
             if stop.is_set() && !self.source.is_bounded() {
                 return Ok(());
@@ -104,7 +113,14 @@ impl Query {
             let tick = Instant::now();
             let planned = match replay.take() {
                 Some(offsets) => Some((offsets.start, offsets.end, offsets.timestamp_ms)),
-                None => self.source.plan(&start)?.map(|(s, e)| (s, e, now_ms())),
+                None => match self.source.plan(&start) {
+                    Ok(p) => p.map(|(s, e)| (s, e, now_ms())),
+                    Err(e) if e.retriable => {
+                        retry.wait(&e, status, stop);
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                },
             };
             match planned {
                 None => {
@@ -120,10 +136,17 @@ impl Query {
                     let offsets = BatchOffsets { start: from, end: to, timestamp_ms };
                     log.write_offsets(batch, &offsets)?;
                     let began = Instant::now();
-                    let (rows_in, rows_out) = match self.run_batch(&offsets, stop, status) {
+                    let (rows_in, rows_out) = match self.run_batch(batch, &offsets, log, stop, status) {
                         Err(e) if is_aborted(&e) => return Ok(()),
+                        Err(e) if e.retriable => {
+                            // At-least-once: write the whole batch again once Kafka is back.
+                            retry.wait(&e, status, stop);
+                            replay = Some(offsets);
+                            continue;
+                        }
                         other => other?,
                     };
+                    retry.reset();
                     log.write_commit(batch, &BatchCommit { rows_in, rows_out })?;
                     let secs = began.elapsed().as_secs_f64().max(1e-6);
                     let since_last = ((timestamp_ms - last_batch_ms) / 1000.0).max(1e-3);
@@ -156,7 +179,28 @@ impl Query {
         }
     }
 
-    fn run_batch(&mut self, offsets: &BatchOffsets, stop: &StopSignal, status: &SharedStatus) -> Result<(u64, u64)> {
+    fn run_batch(
+        &mut self,
+        batch: u64,
+        offsets: &BatchOffsets,
+        log: &CheckpointLog,
+        stop: &StopSignal,
+        status: &SharedStatus,
+    ) -> Result<(u64, u64)> {
+        self.sink.begin(batch)?;
+        let written = self.write_batch(offsets, stop, status).and_then(|rows| {
+            self.sink.commit(batch, log)?;
+            Ok(rows)
+        });
+        if written.is_err() {
+            if let Err(e) = self.sink.abort() {
+                status.warn(format!("could not abort batch {batch}: {e}"));
+            }
+        }
+        written
+    }
+
+    fn write_batch(&mut self, offsets: &BatchOffsets, stop: &StopSignal, status: &SharedStatus) -> Result<(u64, u64)> {
         let (mut rows_in, mut rows_out) = (0u64, 0u64);
         let sink = &mut self.sink;
         self.source.read(&offsets.start, &offsets.end, stop, &mut |chunk| {
@@ -166,6 +210,27 @@ impl Query {
         })?;
         self.sink.flush(stop, status)?;
         Ok((rows_in, rows_out))
+    }
+}
+
+/// Waiting out a Kafka outage: 0.5 s, doubling up to 10 s between tries,
+/// each one shown in the stream's status.
+#[derive(Default)]
+struct Backoff {
+    tries: u32,
+}
+
+impl Backoff {
+    fn wait(&mut self, e: &Error, status: &SharedStatus, stop: &StopSignal) {
+        self.tries += 1;
+        let delay = Duration::from_millis((500u64 << self.tries.min(5)).min(10_000));
+        status.warn(format!("{e} (try {}, retrying)", self.tries));
+        status.set_message(format!("Waiting for Kafka to come back (try {}): {e}", self.tries));
+        stop.wait(delay);
+    }
+
+    fn reset(&mut self) {
+        self.tries = 0;
     }
 }
 

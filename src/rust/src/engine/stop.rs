@@ -82,7 +82,7 @@ impl StopSignal {
 }
 
 pub fn aborted() -> Error {
-    Error { kind: ErrorKind::Internal, arg: None, message: ABORTED.to_string(), hint: None }
+    Error { kind: ErrorKind::Internal, arg: None, message: ABORTED.to_string(), hint: None, retriable: false }
 }
 
 pub fn is_aborted(e: &Error) -> bool {

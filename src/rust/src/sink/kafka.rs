@@ -8,6 +8,18 @@
 //! room, which is the backpressure. `flush` waits until every record
 //! enqueued is acknowledged, and fails the batch if any delivery failed, so
 //! the engine never commits a batch that is not durable in Kafka.
+//!
+//! Exactly-once (`guarantee = "exactly-once"`): the producer is transactional,
+//! with a transactional id derived from the query's id (stable across
+//! restarts), and each micro-batch is one transaction. `init_transactions`
+//! at start fences any zombie of a killed process and aborts its open
+//! transaction. Inside each transaction the sink also commits a *marker*
+//! (consumer group `streamlyr-eos-<query>`, offset `batch + 1` on one
+//! partition the batch wrote to), so the marker is visible if and only if the
+//! batch's records are. If the process dies after Kafka committed but before
+//! the checkpoint did, the restarted query reads the marker and records the
+//! batch as committed instead of writing it again. Transaction calls block, so
+//! they run on the query's own thread, never on the async workers.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -18,16 +30,21 @@ use arrow::record_batch::RecordBatch;
 use rdkafka::client::ClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{DeliveryResult, Header, OwnedHeaders};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::{Offset, TopicPartitionList};
+use serde::{Deserialize, Serialize};
 
 use super::encode::{for_each_record, RecordLayout};
 use super::Sink;
 use crate::engine::status::SharedStatus;
 use crate::engine::stop::StopSignal;
 use crate::error::{Error, Result};
-use crate::options::KafkaSinkOptions;
+use crate::checkpoint::CheckpointLog;
+use crate::options::{Guarantee, KafkaSinkOptions};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(60);
 const FLUSH_SLICE: Duration = Duration::from_millis(100);
 
 /// Counts acknowledgements; wakes a writer waiting for queue room.
@@ -35,7 +52,7 @@ const FLUSH_SLICE: Duration = Duration::from_millis(100);
 pub struct Deliveries {
     delivered: AtomicU64,
     failed: AtomicU64,
-    first_error: Mutex<Option<String>>,
+    first_error: Mutex<Option<(String, bool)>>,
     wake: (Mutex<()>, Condvar),
 }
 
@@ -69,7 +86,7 @@ impl ProducerContext for DeliveryCounter {
             Err((e, _)) => {
                 self.deliveries.failed.fetch_add(1, Ordering::Relaxed);
                 let mut first = self.deliveries.first_error.lock().unwrap_or_else(|p| p.into_inner());
-                first.get_or_insert_with(|| e.to_string());
+                first.get_or_insert_with(|| (e.to_string(), crate::error::is_transient(e)));
             }
         }
         self.deliveries.wake.1.notify_all();
@@ -85,6 +102,34 @@ pub struct KafkaSink {
     enqueued: u64,
     /// Rows of the current micro-batch so far, to number rows in errors.
     rows_in_batch: u64,
+    /// Exactly-once only: the consumer group whose offsets mark committed batches.
+    marker_group: Option<BaseConsumer>,
+    in_transaction: bool,
+    /// The first topic the current batch wrote to (where its marker goes).
+    batch_topic: Option<String>,
+}
+
+/// Where the marker of a batch lives, recorded before the transaction commits.
+#[derive(Debug, Serialize, Deserialize)]
+struct Marker {
+    topic: String,
+    partition: i32,
+    offset: i64,
+}
+
+/// Transaction errors, by what can be done about them (see librdkafka's
+/// transactional API: retriable, abort-needed, fatal).
+fn transaction_error(op: &str, e: KafkaError) -> Error {
+    let (retriable, fatal) = match &e {
+        KafkaError::Transaction(t) => (t.is_retriable() || t.txn_requires_abort(), t.is_fatal()),
+        other => (crate::error::is_transient(other), false),
+    };
+    let mut error = Error::kafka(format!("Kafka transaction failed at {op}: {e}"));
+    if fatal && e.to_string().to_lowercase().contains("fenced") {
+        error = error.with_hint("another instance of this query (same checkpoint) is running and took over");
+    }
+    error.retriable = retriable && !fatal;
+    error
 }
 
 impl KafkaSink {
@@ -97,7 +142,18 @@ impl KafkaSink {
             deliveries: Arc::new(Deliveries::default()),
             enqueued: 0,
             rows_in_batch: 0,
+            marker_group: None,
+            in_transaction: false,
+            batch_topic: None,
         }
+    }
+
+    fn exactly_once(&self) -> bool {
+        self.options.guarantee == Guarantee::ExactlyOnce
+    }
+
+    fn producer(&self) -> Result<&ThreadedProducer<DeliveryCounter>> {
+        self.producer.as_ref().ok_or_else(|| Error::internal("Kafka sink used before connect()"))
     }
 
     fn unreachable(&self, e: KafkaError) -> Error {
@@ -108,6 +164,7 @@ impl KafkaSink {
         ))
         .with_arg("options")
         .with_hint("check `kafka.bootstrap.servers` and that the broker is running")
+        .retriable()
     }
 }
 
@@ -119,27 +176,58 @@ impl Sink for KafkaSink {
         }
     }
 
-    fn connect(&mut self, schema: &Schema, status: &SharedStatus) -> Result<()> {
+    fn connect(&mut self, schema: &Schema, status: &SharedStatus, query_id: &str) -> Result<()> {
         let layout = RecordLayout::new(schema, self.options.topic.clone())?;
         let context = DeliveryCounter { deliveries: self.deliveries.clone(), status: status.clone() };
+        let transactional_id = format!("streamlyr-{query_id}");
+        let mut defaults = vec![
+            ("enable.idempotence", "true"),
+            ("acks", "all"),
+            ("client.id", self.client_id.as_str()),
+            ("linger.ms", "5"),
+            ("compression.type", "none"),
+        ];
+        if self.exactly_once() {
+            defaults.push(("transactional.id", transactional_id.as_str()));
+            defaults.push(("transaction.timeout.ms", "60000"));
+        }
         let producer: ThreadedProducer<DeliveryCounter> = self
             .options
             .client
-            .to_rdkafka(&[
-                ("enable.idempotence", "true"),
-                ("acks", "all"),
-                ("client.id", self.client_id.as_str()),
-                ("linger.ms", "5"),
-                ("compression.type", "none"),
-            ])
+            .to_rdkafka(&defaults)
             .create_with_context(context)
             .map_err(|e| Error::config("options", format!("the Kafka producer settings are not valid: {e}")))?;
         producer
             .client()
             .fetch_metadata(self.options.topic.as_deref(), CONNECT_TIMEOUT)
             .map_err(|e| self.unreachable(e))?;
+        if self.exactly_once() {
+            // Fences producers of an earlier run of this query and aborts their open transaction.
+            producer.init_transactions(TRANSACTION_TIMEOUT).map_err(|e| transaction_error("start", e))?;
+            let group = format!("streamlyr-eos-{query_id}");
+            let consumer: BaseConsumer = self
+                .options
+                .client
+                .to_rdkafka(&[
+                    ("group.id", group.as_str()),
+                    ("enable.auto.commit", "false"),
+                    ("isolation.level", "read_committed"),
+                ])
+                .create()
+                .map_err(|e| Error::config("options", format!("the Kafka consumer settings are not valid: {e}")))?;
+            self.marker_group = Some(consumer);
+        }
         self.layout = Some(layout);
         self.producer = Some(producer);
+        Ok(())
+    }
+
+    fn begin(&mut self, _batch: u64) -> Result<()> {
+        self.batch_topic = self.options.topic.clone();
+        if self.exactly_once() {
+            self.producer()?.begin_transaction().map_err(|e| transaction_error("begin", e))?;
+            self.in_transaction = true;
+        }
         Ok(())
     }
 
@@ -148,8 +236,12 @@ impl Sink for KafkaSink {
         let producer = self.producer.as_ref().expect("connected with the layout");
         let deliveries = &self.deliveries;
         let include_headers = self.options.include_headers;
+        let batch_topic = &mut self.batch_topic;
         let mut sent = 0u64;
         for_each_record(layout, chunk, self.rows_in_batch, &mut |r| {
+            if batch_topic.is_none() {
+                *batch_topic = Some(r.topic.to_string());
+            }
             let mut record: BaseRecord<'_, [u8], [u8], ()> = BaseRecord::to(r.topic);
             if let Some(k) = r.key {
                 record = record.key(k);
@@ -220,11 +312,87 @@ impl Sink for KafkaSink {
             let first = self.deliveries.first_error.lock().unwrap_or_else(|p| p.into_inner()).take();
             // Keep the totals consistent for the next batch.
             self.enqueued -= failed;
-            return Err(Error::kafka(format!(
-                "Kafka did not accept {failed} record(s) of the batch: {}",
-                first.unwrap_or_default()
-            )));
+            let (reason, transient) = first.unwrap_or_else(|| ("unknown error".into(), false));
+            let error = Error::kafka(format!("Kafka did not accept {failed} record(s) of the batch: {reason}"));
+            return Err(if transient { error.retriable() } else { error });
         }
         Ok(())
+    }
+
+    fn commit(&mut self, batch: u64, log: &CheckpointLog) -> Result<()> {
+        if !self.in_transaction {
+            return Ok(());
+        }
+        let producer = self.producer.as_ref().expect("connected");
+        let consumer = self.marker_group.as_ref().expect("connected with exactly-once");
+        // An empty batch wrote nowhere; its marker still needs a partition that exists.
+        let topic = match self.batch_topic.clone() {
+            Some(t) => t,
+            None => {
+                self.abort()?;
+                return Ok(());
+            }
+        };
+        let marker = Marker {
+            topic,
+            partition: 0,
+            offset: batch as i64 + 1,
+        };
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(&marker.topic, marker.partition, Offset::Offset(marker.offset))?;
+        let metadata = consumer
+            .group_metadata()
+            .ok_or_else(|| Error::internal("the marker consumer has no group metadata"))?;
+        producer
+            .send_offsets_to_transaction(&tpl, &metadata, TRANSACTION_TIMEOUT)
+            .map_err(|e| transaction_error("recording the batch", e))?;
+        log.write_pending(batch, &marker)?;
+        producer.commit_transaction(TRANSACTION_TIMEOUT).map_err(|e| transaction_error("commit", e))?;
+        self.in_transaction = false;
+        Ok(())
+    }
+
+    fn abort(&mut self) -> Result<()> {
+        if !self.in_transaction {
+            return Ok(());
+        }
+        self.in_transaction = false;
+        let producer = self.producer()?;
+        producer.abort_transaction(TRANSACTION_TIMEOUT).map_err(|e| transaction_error("abort", e))?;
+        // The aborted records' delivery reports are errors that belong to no batch: wait for them, forget them.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.deliveries.delivered.load(Ordering::Relaxed) + self.deliveries.failed.load(Ordering::Relaxed) < self.enqueued
+            && Instant::now() < deadline
+        {
+            let _ = producer.flush(FLUSH_SLICE);
+        }
+        let failed = self.deliveries.failed.swap(0, Ordering::Relaxed);
+        self.enqueued = self.enqueued.saturating_sub(failed);
+        *self.deliveries.first_error.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        self.rows_in_batch = 0;
+        Ok(())
+    }
+
+    fn was_committed(&mut self, batch: u64, log: &CheckpointLog) -> Result<bool> {
+        let consumer = match self.marker_group.as_ref() {
+            Some(c) => c,
+            None => return Ok(false),
+        };
+        let marker: Marker = match log.pending(batch)? {
+            Some(m) => m,
+            None => return Ok(false),
+        };
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(&marker.topic, marker.partition);
+        let committed = consumer
+            .committed_offsets(tpl, TRANSACTION_TIMEOUT)
+            .map_err(|e| Error::from(e).context("can't read which batches Kafka committed"))?;
+        let offset = committed
+            .find_partition(&marker.topic, marker.partition)
+            .and_then(|e| match e.offset() {
+                Offset::Offset(o) => Some(o),
+                _ => None,
+            });
+        Ok(offset.is_some_and(|o| o >= marker.offset))
     }
 }

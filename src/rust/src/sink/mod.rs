@@ -7,6 +7,7 @@ pub mod kafka;
 use arrow::datatypes::Schema;
 use arrow::record_batch::RecordBatch;
 
+use crate::checkpoint::CheckpointLog;
 use crate::engine::status::SharedStatus;
 use crate::engine::stop::StopSignal;
 use crate::error::Result;
@@ -15,8 +16,14 @@ pub trait Sink: Send {
     /// Where the rows go, without secrets; stored in the checkpoint's metadata.
     fn describe(&self) -> String;
 
-    /// Check that rows of `schema` can be written and connect (bounded in time).
-    fn connect(&mut self, schema: &Schema, status: &SharedStatus) -> Result<()>;
+    /// Check that rows of `schema` can be written and connect (bounded in
+    /// time). `query_id` is stable across restarts of the query.
+    fn connect(&mut self, schema: &Schema, status: &SharedStatus, query_id: &str) -> Result<()>;
+
+    /// A micro-batch begins (a transactional sink opens its transaction).
+    fn begin(&mut self, _batch: u64) -> Result<()> {
+        Ok(())
+    }
 
     /// Hand a chunk over; returns the number of records it became. Delivery
     /// may still be in progress when this returns.
@@ -24,4 +31,22 @@ pub trait Sink: Send {
 
     /// Wait until everything written so far is acknowledged.
     fn flush(&mut self, stop: &StopSignal, status: &SharedStatus) -> Result<()>;
+
+    /// Make the flushed batch visible. A two-phase sink first records in
+    /// `log` how to tell later whether this commit happened.
+    fn commit(&mut self, _batch: u64, _log: &CheckpointLog) -> Result<()> {
+        Ok(())
+    }
+
+    /// Give up on the batch in flight (best effort).
+    fn abort(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    /// After a crash between the sink's commit and the checkpoint's: did the
+    /// sink commit batch `batch`? Sinks that can't tell say no, and the batch
+    /// is written again (at-least-once).
+    fn was_committed(&mut self, _batch: u64, _log: &CheckpointLog) -> Result<bool> {
+        Ok(false)
+    }
 }

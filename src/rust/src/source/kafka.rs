@@ -168,7 +168,7 @@ impl KafkaSource {
     fn watermarks(&self, tp: &TopicPartition) -> Result<(i64, i64)> {
         self.consumer()?
             .fetch_watermarks(&tp.0, tp.1, METADATA_TIMEOUT)
-            .map_err(|e| Error::kafka(format!("can't read the offsets of {}-{}: {e}", tp.0, tp.1)))
+            .map_err(|e| Error::from(e).context(format!("can't read the offsets of {}-{}", tp.0, tp.1)))
     }
 
     /// Point the consumer at `start` for every partition of the batch,
@@ -224,12 +224,16 @@ fn timestamp_type(ts: &rdkafka::Timestamp) -> i32 {
 }
 
 fn kafka_unreachable(options: &KafkaSourceOptions, e: rdkafka::error::KafkaError) -> Error {
-    Error::kafka(format!(
+    let mut error = Error::kafka(format!(
         "can't reach Kafka at `{}` within {}s: {e}",
         options.client.bootstrap_servers(),
         METADATA_TIMEOUT.as_secs()
     ))
-    .with_hint("check `kafka.bootstrap.servers` and that the broker is running")
+    .with_arg("options")
+    .with_hint("check `kafka.bootstrap.servers` and that the broker is running");
+    // Unreachable at start is the user's to fix; mid-stream the broker may come back.
+    error.retriable = true;
+    error
 }
 
 /// Arrow builders for the source schema.

@@ -1,0 +1,33 @@
+# A stream in its own R process, for tests that kill it. Configured by
+# environment variables; prints "started" once the stream runs, then waits
+# until it is killed (or, with STREAM_EXIT_AFTER, quits without stopping it).
+library(streamlyr)
+env <- function(name, default = NULL) {
+  value <- Sys.getenv(name)
+  if (nzchar(value)) value else default
+}
+sc <- spark_connect()
+read_options <- list(
+  kafka.bootstrap.servers = env("STREAM_SERVERS"),
+  subscribe = env("STREAM_INPUT"),
+  startingOffsets = "earliest",
+  maxOffsetsPerTrigger = as.numeric(env("STREAM_MAX_OFFSETS", "1000"))
+)
+write_options <- list(
+  kafka.bootstrap.servers = env("STREAM_SERVERS"),
+  topic = env("STREAM_OUTPUT"),
+  guarantee = env("STREAM_GUARANTEE", "at-least-once")
+)
+stream <- stream_read_kafka(sc, options = read_options) %>%
+  stream_write_kafka(
+    trigger = stream_trigger_interval(as.numeric(env("STREAM_INTERVAL", "100"))),
+    checkpoint = env("STREAM_CHECKPOINT"),
+    options = write_options
+  )
+cat("started\n")
+exit_after <- env("STREAM_EXIT_AFTER")
+if (!is.null(exit_after)) {
+  Sys.sleep(as.numeric(exit_after))
+  quit(save = "no")
+}
+repeat Sys.sleep(0.1)

@@ -1,0 +1,129 @@
+# Faults are tested, not assumed: killed processes, a broker that goes away,
+# bad checkpoints.
+
+run_stream_process <- function(env) {
+  script <- test_path("scripts", "run-stream.R")
+  processx::process$new(
+    file.path(R.home("bin"), "Rscript"), script,
+    env = c("current", env), stdout = "|", stderr = "|"
+  )
+}
+
+wait_started <- function(p, timeout = 60) {
+  deadline <- Sys.time() + timeout
+  while (Sys.time() < deadline && p$is_alive()) {
+    p$poll_io(200)
+    if (any(grepl("started", p$read_output_lines()))) return(TRUE)
+  }
+  stop("the stream process did not start: ", paste(p$read_all_error_lines(), collapse = "\n"))
+}
+
+kill_and_restart <- function(guarantee, kills = 10, n = 6000) {
+  servers <- kafka_bootstrap()
+  input <- new_topic("in")
+  output <- new_topic("out")
+  kcat_produce(input, sprintf("record-%05d", seq_len(n)))
+  env <- c(
+    STREAM_SERVERS = servers, STREAM_INPUT = input, STREAM_OUTPUT = output,
+    STREAM_CHECKPOINT = new_checkpoint(), STREAM_GUARANTEE = guarantee,
+    STREAM_MAX_OFFSETS = "250", STREAM_INTERVAL = "50"
+  )
+  set.seed(42)
+  for (i in seq_len(kills)) {
+    p <- run_stream_process(env)
+    wait_started(p)
+    Sys.sleep(runif(1, 0.2, 1.5))
+    p$kill() # SIGKILL: no finaliser, no graceful stop
+    p$wait()
+  }
+  p <- run_stream_process(env)
+  on.exit(p$kill())
+  wait_started(p)
+  complete <- wait_for(function() length(unique(kcat_read(output, 0, timeout = 0)$value)) >= n, 120, 1)
+  expect_true(complete)
+  kcat_read(output, n)$value
+}
+
+test_that("exactly-once: killed 10 times at random moments, the output has every record exactly once", {
+  values <- kill_and_restart("exactly-once")
+  expect_setequal(values, sprintf("record-%05d", 1:6000))
+  expect_equal(sum(duplicated(values)), 0)
+})
+
+test_that("at-least-once: killed 10 times at random moments, no record is lost", {
+  values <- kill_and_restart("at-least-once")
+  expect_setequal(unique(values), sprintf("record-%05d", 1:6000))
+})
+
+test_that("an R session that ends stops its stream and exits promptly", {
+  servers <- kafka_bootstrap()
+  p <- run_stream_process(c(
+    STREAM_SERVERS = servers, STREAM_INPUT = new_topic("in"), STREAM_OUTPUT = new_topic("out"),
+    STREAM_CHECKPOINT = new_checkpoint(), STREAM_EXIT_AFTER = "1"
+  ))
+  wait_started(p)
+  p$wait(20000)
+  expect_false(p$is_alive())
+  expect_equal(p$get_exit_status(), 0)
+})
+
+test_that("the single broker stopped for 10 s mid-stream: the stream waits, says so, and loses nothing", {
+  servers <- kafka_bootstrap()
+  port <- sub(".*:", "", servers)
+  tools <- Sys.getenv("STREAMLYR_KAFKA_TOOLS")
+  skip_if(!nzchar(tools), "the broker script is not known")
+  input <- new_topic("in")
+  output <- new_topic("out")
+  sc <- spark_connect()
+  on.exit(spark_disconnect(sc))
+  stream <- stream_read_kafka(sc, options = list(kafka.bootstrap.servers = servers, subscribe = input, startingOffsets = "earliest")) %>%
+    stream_write_kafka(trigger = stream_trigger_interval(200), checkpoint = new_checkpoint(),
+                       options = list(kafka.bootstrap.servers = servers, topic = output))
+  kcat_produce(input, sprintf("before-%d", 1:500))
+  expect_true(wait_for_rows(stream, 500))
+
+  system2("bash", c(file.path(tools, "kafka.sh"), "stop-node", "--port", port, "--node", "0"))
+  Sys.sleep(10)
+  status <- streamlyr:::query_status(stream$ptr)
+  expect_identical(status$state, "active")
+  expect_gt(length(status$warnings), 0)
+  system2("bash", c(file.path(tools, "kafka.sh"), "restart-node", "--port", port, "--node", "0"))
+
+  kcat_produce(input, sprintf("after-%d", 1:500))
+  expect_true(wait_for_rows(stream, 1000, timeout = 120))
+  stream_stop(stream)
+  values <- kcat_read(output, 1000)$value
+  expect_setequal(unique(values), c(sprintf("before-%d", 1:500), sprintf("after-%d", 1:500)))
+})
+
+test_that("a damaged checkpoint, another query's checkpoint, or an unwritable one is a clear error", {
+  servers <- kafka_bootstrap()
+  topic <- new_topic("cp")
+  checkpoint <- new_checkpoint()
+  write <- function(df, topic, checkpoint) {
+    s <- stream_write_kafka(df, checkpoint = checkpoint, options = list(kafka.bootstrap.servers = servers, topic = topic))
+    stream_stop(s)
+  }
+  write(data.frame(value = "a"), topic, checkpoint)
+
+  # Another query: a different sink.
+  expect_error(write(data.frame(value = "a"), new_topic("other"), checkpoint), "belongs to another query", class = "streamlyr_error_checkpoint")
+  # Another query: a different source.
+  expect_error(write(data.frame(value = c("a", "b")), topic, checkpoint), "belongs to another query", class = "streamlyr_error_checkpoint")
+
+  # A damaged offsets file.
+  writeLines(c("v1", "{\"start\": "), file.path(checkpoint, "offsets", "0"))
+  expect_error(write(data.frame(value = "a"), topic, checkpoint), "damaged", class = "streamlyr_error_checkpoint")
+
+  # An unknown version.
+  writeLines(c("v9", "{}"), file.path(checkpoint, "metadata"))
+  expect_error(write(data.frame(value = "a"), topic, checkpoint), "unknown version", class = "streamlyr_error_checkpoint")
+
+  # An unwritable directory.
+  expect_error(
+    write(data.frame(value = "a"), topic, "/proc/streamlyr/checkpoint"),
+    "can't create checkpoint directory", class = "streamlyr_error_checkpoint"
+  )
+  # Nothing was written twice meanwhile.
+  expect_equal(nrow(kcat_read(topic, 2, timeout = 2)), 1)
+})
