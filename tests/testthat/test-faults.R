@@ -18,7 +18,7 @@ wait_started <- function(p, timeout = 60) {
   stop("the stream process did not start: ", paste(p$read_all_error_lines(), collapse = "\n"))
 }
 
-kill_and_restart <- function(guarantee, kills = 10, n = 6000) {
+kill_and_restart <- function(guarantee, kills = 10, n = 20000) {
   servers <- kafka_bootstrap()
   input <- new_topic("in")
   output <- new_topic("out")
@@ -26,7 +26,9 @@ kill_and_restart <- function(guarantee, kills = 10, n = 6000) {
   env <- c(
     STREAM_SERVERS = servers, STREAM_INPUT = input, STREAM_OUTPUT = output,
     STREAM_CHECKPOINT = new_checkpoint(), STREAM_GUARANTEE = guarantee,
-    STREAM_MAX_OFFSETS = "250", STREAM_INTERVAL = "50"
+    # Batches back to back through a producer queue of 10 records (backpressure
+    # on every batch), so that most kills land in the middle of a batch.
+    STREAM_MAX_OFFSETS = "1000", STREAM_INTERVAL = "0", STREAM_PRODUCER_QUEUE = "10"
   )
   set.seed(42)
   for (i in seq_len(kills)) {
@@ -36,6 +38,8 @@ kill_and_restart <- function(guarantee, kills = 10, n = 6000) {
     p$kill() # SIGKILL: no finaliser, no graceful stop
     p$wait()
   }
+  # The kills happened while there was still work to do.
+  expect_lt(length(unique(kcat_read(output, 0, timeout = 0)$value)), n)
   p <- run_stream_process(env)
   on.exit(p$kill())
   wait_started(p)
@@ -46,13 +50,13 @@ kill_and_restart <- function(guarantee, kills = 10, n = 6000) {
 
 test_that("exactly-once: killed 10 times at random moments, the output has every record exactly once", {
   values <- kill_and_restart("exactly-once")
-  expect_setequal(values, sprintf("record-%05d", 1:6000))
+  expect_setequal(values, sprintf("record-%05d", 1:20000))
   expect_equal(sum(duplicated(values)), 0)
 })
 
 test_that("at-least-once: killed 10 times at random moments, no record is lost", {
   values <- kill_and_restart("at-least-once")
-  expect_setequal(unique(values), sprintf("record-%05d", 1:6000))
+  expect_setequal(unique(values), sprintf("record-%05d", 1:20000))
 })
 
 test_that("an R session that ends stops its stream and exits promptly", {

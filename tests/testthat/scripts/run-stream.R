@@ -18,6 +18,8 @@ write_options <- list(
   topic = env("STREAM_OUTPUT"),
   guarantee = env("STREAM_GUARANTEE", "at-least-once")
 )
+queue <- env("STREAM_PRODUCER_QUEUE")
+if (!is.null(queue)) write_options$kafka.queue.buffering.max.messages <- queue
 stream <- stream_read_kafka(sc, options = read_options) %>%
   stream_write_kafka(
     trigger = stream_trigger_interval(as.numeric(env("STREAM_INTERVAL", "100"))),
