@@ -9,7 +9,9 @@
 #   tools/kafka.sh restart-node [--port 9092] [--node N]
 #
 # With --brokers 3 the brokers listen on port, port+1, port+2 (each is also a
-# controller, so the quorum survives one of them dying). Data lives in a
+# controller, so the quorum survives one of them dying). Each broker also has
+# a SASL/PLAIN listener on its port + 50, user `streamlyr`, password in
+# $KAFKA_SASL_PASSWORD (default `streamlyr-secret`), for the security tests. Data lives in a
 # temporary directory that `stop` removes. `start` returns only once every
 # broker answers metadata requests.
 set -euo pipefail
@@ -37,6 +39,8 @@ java_run() {
 }
 
 node_port() { echo $((port + $1)); }
+sasl_port() { echo $((port + 50 + $1)); }
+sasl_password="${KAFKA_SASL_PASSWORD:-streamlyr-secret}"
 controller_port() { echo $((port + 100 + $1)); }
 
 write_config() { # node
@@ -51,11 +55,14 @@ write_config() { # node
 process.roles=broker,controller
 node.id=$((n + 1))
 controller.quorum.voters=$voters
-listeners=PLAINTEXT://127.0.0.1:$(node_port "$n"),CONTROLLER://127.0.0.1:$(controller_port "$n")
-advertised.listeners=PLAINTEXT://127.0.0.1:$(node_port "$n")
+listeners=PLAINTEXT://127.0.0.1:$(node_port "$n"),CONTROLLER://127.0.0.1:$(controller_port "$n"),SASL_PLAINTEXT://127.0.0.1:$(sasl_port "$n")
+advertised.listeners=PLAINTEXT://127.0.0.1:$(node_port "$n"),SASL_PLAINTEXT://127.0.0.1:$(sasl_port "$n")
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT
+sasl.enabled.mechanisms=PLAIN
+listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" password="admin-secret" user_admin="admin-secret" user_streamlyr="$sasl_password";
+min.insync.replicas=$([ "$rf" -ge 3 ] && echo 2 || echo 1)
 log.dirs=$dir/data
 num.partitions=1
 default.replication.factor=$rf

@@ -7,6 +7,7 @@
 //! layer over it; everything else is tested by `cargo test` without R.
 
 pub mod checkpoint;
+pub mod client_log;
 pub mod engine;
 pub mod error;
 pub mod options;

@@ -56,7 +56,7 @@ impl Query {
     /// user's (bad options, unreachable broker, foreign checkpoint).
     pub fn start(&mut self, status: &SharedStatus) -> Result<CheckpointLog> {
         let (log, metadata) = CheckpointLog::open(&self.checkpoint, &self.source.describe(), &self.sink.describe())?;
-        self.source.connect()?;
+        self.source.connect(status)?;
         self.sink.connect(&self.source.schema(), status, &metadata.id)?;
         Ok(log)
     }

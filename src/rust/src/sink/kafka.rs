@@ -41,6 +41,7 @@ use crate::engine::status::SharedStatus;
 use crate::engine::stop::StopSignal;
 use crate::error::{Error, Result};
 use crate::checkpoint::CheckpointLog;
+use crate::client_log::ClientLog;
 use crate::options::{Guarantee, KafkaSinkOptions};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -65,13 +66,13 @@ impl Deliveries {
 
 pub struct DeliveryCounter {
     deliveries: Arc<Deliveries>,
-    status: SharedStatus,
+    log: ClientLog,
 }
 
 impl ClientContext for DeliveryCounter {
     fn error(&self, error: KafkaError, reason: &str) {
         // Transport errors are retried by librdkafka; show them in the status meanwhile.
-        self.status.warn(format!("Kafka producer: {reason} ({error})"));
+        self.log.record(&error, reason);
     }
 }
 
@@ -156,16 +157,6 @@ impl KafkaSink {
         self.producer.as_ref().ok_or_else(|| Error::internal("Kafka sink used before connect()"))
     }
 
-    fn unreachable(&self, e: KafkaError) -> Error {
-        Error::kafka(format!(
-            "can't reach Kafka at `{}` within {}s: {e}",
-            self.options.client.bootstrap_servers(),
-            CONNECT_TIMEOUT.as_secs()
-        ))
-        .with_arg("options")
-        .with_hint("check `kafka.bootstrap.servers` and that the broker is running")
-        .retriable()
-    }
 }
 
 impl Sink for KafkaSink {
@@ -178,7 +169,8 @@ impl Sink for KafkaSink {
 
     fn connect(&mut self, schema: &Schema, status: &SharedStatus, query_id: &str) -> Result<()> {
         let layout = RecordLayout::new(schema, self.options.topic.clone())?;
-        let context = DeliveryCounter { deliveries: self.deliveries.clone(), status: status.clone() };
+        let log = ClientLog::new("producer", Some(status.clone()));
+        let context = DeliveryCounter { deliveries: self.deliveries.clone(), log: log.clone() };
         let transactional_id = format!("streamlyr-{query_id}");
         let mut defaults = vec![
             ("enable.idempotence", "true"),
@@ -200,7 +192,7 @@ impl Sink for KafkaSink {
         producer
             .client()
             .fetch_metadata(self.options.topic.as_deref(), CONNECT_TIMEOUT)
-            .map_err(|e| self.unreachable(e))?;
+            .map_err(|e| log.unreachable(self.options.client.bootstrap_servers(), CONNECT_TIMEOUT.as_secs(), &e))?;
         if self.exactly_once() {
             // Fences producers of an earlier run of this query and aborts their open transaction.
             producer.init_transactions(TRANSACTION_TIMEOUT).map_err(|e| transaction_error("start", e))?;

@@ -25,6 +25,8 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{json, Value};
 
 use super::{Positions, Source, CHUNK_ROWS};
+use crate::client_log::ClientLog;
+use crate::engine::status::SharedStatus;
 use crate::engine::stop::StopSignal;
 use crate::error::{Error, Result};
 use crate::options::{KafkaSourceOptions, StartingOffsets, Subscription};
@@ -93,7 +95,8 @@ struct Pending {
 pub struct KafkaSource {
     options: KafkaSourceOptions,
     query_id: String,
-    consumer: Option<BaseConsumer>,
+    consumer: Option<BaseConsumer<ClientLog>>,
+    log: ClientLog,
     pattern: Option<regex::Regex>,
     partitions: Vec<TopicPartition>,
     partitions_refreshed: Option<Instant>,
@@ -112,6 +115,7 @@ impl KafkaSource {
             options,
             query_id: query_id.to_string(),
             consumer: None,
+            log: ClientLog::new("consumer", None),
             pattern,
             partitions: Vec::new(),
             partitions_refreshed: None,
@@ -120,7 +124,7 @@ impl KafkaSource {
         })
     }
 
-    fn consumer(&self) -> Result<&BaseConsumer> {
+    fn consumer(&self) -> Result<&BaseConsumer<ClientLog>> {
         self.consumer.as_ref().ok_or_else(|| Error::internal("Kafka source used before connect()"))
     }
 
@@ -141,7 +145,7 @@ impl KafkaSource {
                 for topic in topics {
                     let md = consumer
                         .fetch_metadata(Some(topic), METADATA_TIMEOUT)
-                        .map_err(|e| kafka_unreachable(&self.options, e))?;
+                        .map_err(|e| self.log.unreachable(self.options.client.bootstrap_servers(), METADATA_TIMEOUT.as_secs(), &e))?;
                     for t in md.topics() {
                         if t.error().is_none() {
                             found.extend(t.partitions().iter().map(|p| (t.name().to_string(), p.id())));
@@ -150,7 +154,7 @@ impl KafkaSource {
                 }
             }
             Subscription::Pattern(_) => {
-                let md = consumer.fetch_metadata(None, METADATA_TIMEOUT).map_err(|e| kafka_unreachable(&self.options, e))?;
+                let md = consumer.fetch_metadata(None, METADATA_TIMEOUT).map_err(|e| self.log.unreachable(self.options.client.bootstrap_servers(), METADATA_TIMEOUT.as_secs(), &e))?;
                 let re = self.pattern.as_ref().expect("pattern compiled in new()");
                 for t in md.topics() {
                     if t.error().is_none() && !t.name().starts_with("__") && re.is_match(t.name()) {
@@ -223,18 +227,6 @@ fn timestamp_type(ts: &rdkafka::Timestamp) -> i32 {
     }
 }
 
-fn kafka_unreachable(options: &KafkaSourceOptions, e: rdkafka::error::KafkaError) -> Error {
-    let mut error = Error::kafka(format!(
-        "can't reach Kafka at `{}` within {}s: {e}",
-        options.client.bootstrap_servers(),
-        METADATA_TIMEOUT.as_secs()
-    ))
-    .with_arg("options")
-    .with_hint("check `kafka.bootstrap.servers` and that the broker is running");
-    // Unreachable at start is the user's to fix; mid-stream the broker may come back.
-    error.retriable = true;
-    error
-}
 
 /// Arrow builders for the source schema.
 struct RowBuilder {
@@ -364,9 +356,10 @@ impl Source for KafkaSource {
         kafka_schema(self.options.include_headers)
     }
 
-    fn connect(&mut self) -> Result<()> {
+    fn connect(&mut self, status: &SharedStatus) -> Result<()> {
+        self.log = ClientLog::new("consumer", Some(status.clone()));
         let group = format!("streamlyr-source-{}", self.query_id);
-        let consumer: BaseConsumer = self
+        let consumer: BaseConsumer<ClientLog> = self
             .options
             .client
             .to_rdkafka(&[
@@ -377,7 +370,7 @@ impl Source for KafkaSource {
                 ("auto.offset.reset", "earliest"),
                 ("client.id", "streamlyr"),
             ])
-            .create()
+            .create_with_context(self.log.clone())
             .map_err(|e| Error::config("options", format!("the Kafka consumer settings are not valid: {e}")))?;
         self.consumer = Some(consumer);
         self.refresh_partitions(true)

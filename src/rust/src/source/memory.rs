@@ -6,6 +6,7 @@ use arrow::record_batch::RecordBatch;
 use serde_json::{json, Value};
 
 use super::{Positions, Source, CHUNK_ROWS};
+use crate::engine::status::SharedStatus;
 use crate::engine::stop::StopSignal;
 use crate::error::{Error, Result};
 
@@ -37,7 +38,7 @@ impl Source for MemorySource {
         self.batch.schema()
     }
 
-    fn connect(&mut self) -> Result<()> {
+    fn connect(&mut self, _status: &SharedStatus) -> Result<()> {
         Ok(())
     }
 

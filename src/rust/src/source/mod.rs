@@ -11,6 +11,7 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use serde_json::Value;
 
+use crate::engine::status::SharedStatus;
 use crate::engine::stop::StopSignal;
 use crate::error::Result;
 
@@ -28,8 +29,9 @@ pub trait Source: Send {
 
     fn schema(&self) -> SchemaRef;
 
-    /// Connect and check that the source can be read (bounded in time).
-    fn connect(&mut self) -> Result<()>;
+    /// Connect and check that the source can be read (bounded in time);
+    /// Kafka's complaints meanwhile go to `status`.
+    fn connect(&mut self, status: &SharedStatus) -> Result<()>;
 
     /// Where a query without a checkpoint starts.
     fn initial_positions(&mut self) -> Result<Positions>;
