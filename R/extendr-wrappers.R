@@ -14,3 +14,9 @@ query_status <- function(query) .Call(wrap__query_status, query)
 query_progress <- function(query) .Call(wrap__query_progress, query)
 rust_panic_for_test <- function() .Call(wrap__rust_panic_for_test)
 kafka_source_check <- function(options_json) .Call(wrap__kafka_source_check, options_json)
+mock_cluster_new <- function(brokers) .Call(wrap__mock_cluster_new, brokers)
+mock_cluster_close <- function(ptr) .Call(wrap__mock_cluster_close, ptr)
+mock_cluster_broker <- function(ptr, broker, up) .Call(wrap__mock_cluster_broker, ptr, broker, up)
+mock_cluster_create_topic <- function(ptr, topic, partitions, replication) {
+  .Call(wrap__mock_cluster_create_topic, ptr, topic, partitions, replication)
+}

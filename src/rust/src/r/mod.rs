@@ -4,6 +4,7 @@
 //! R side raises classed conditions from the latter. No R object ever leaves
 //! the R main thread; panics become R errors (extendr catches them).
 
+mod mock;
 mod to_arrow;
 
 use std::sync::Arc;
@@ -175,6 +176,7 @@ fn rust_panic_for_test() {
 
 extendr_module! {
     mod streamlyr;
+    use mock;
     fn engine_new;
     fn engine_close;
     fn engine_is_closed;
