@@ -12,8 +12,11 @@
 #' @param checkpoint Milliseconds between two checkpoints (epochs).
 #' @return A trigger, to pass as `trigger` to a `stream_write_*()` function.
 #' @details
-#' In this version the continuous trigger runs micro-batches back to back,
-#' each started as soon as data arrives.
+#' With `stream_trigger_continuous()` each record is sent on as soon as it is
+#' read (the producer does not linger); the checkpoint records an epoch, the
+#' positions reached, every `checkpoint` milliseconds, after the sink has
+#' acknowledged (or, with exactly-once, committed) everything of it. A crash
+#' replays at most the epoch in flight.
 #' @export
 #' @examples
 #' stream_trigger_interval(5000)

@@ -109,3 +109,37 @@ test_that("a Rust panic comes back as an R error, and R goes on", {
   expect_error(streamlyr:::rust_panic_for_test(), "deliberate panic")
   expect_identical(1 + 1, 2)
 })
+
+test_that("continuous processing sends records before the epoch ends, and commits epochs", {
+  servers <- kafka_bootstrap()
+  input <- new_topic("in")
+  output <- new_topic("out")
+  checkpoint <- new_checkpoint()
+  sc <- spark_connect()
+  on.exit(spark_disconnect(sc))
+  start <- function() {
+    stream_read_kafka(sc, options = list(kafka.bootstrap.servers = servers, subscribe = input, startingOffsets = "earliest")) %>%
+      stream_write_kafka(trigger = stream_trigger_continuous(checkpoint = 4000), checkpoint = checkpoint,
+                         options = list(kafka.bootstrap.servers = servers, topic = output))
+  }
+  stream <- start()
+  Sys.sleep(1)
+  sent <- Sys.time()
+  kcat_produce(input, "first")
+  expect_identical(kcat_read(output, 1, timeout = 3)$value, "first")
+  # It arrived long before the 4 s epoch could have ended.
+  expect_lt(as.numeric(difftime(Sys.time(), sent, units = "secs")), 3)
+  expect_length(list.files(file.path(checkpoint, "commits")), 0)
+  expect_true(wait_for(function() length(list.files(file.path(checkpoint, "commits"))) == 1, 10))
+
+  kcat_produce(input, sprintf("m%d", 1:300))
+  expect_true(wait_for_rows(stream, 301))
+  stream_stop(stream)
+  kcat_produce(input, sprintf("later%d", 1:100))
+  stream <- start()
+  expect_true(wait_for_rows(stream, 100))
+  stream_stop(stream)
+  out <- kcat_read(output, 401)$value
+  expect_setequal(unique(out), c("first", sprintf("m%d", 1:300), sprintf("later%d", 1:100)))
+  expect_equal(sum(duplicated(out)), 0)
+})

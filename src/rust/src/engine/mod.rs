@@ -162,7 +162,11 @@ impl Engine {
             (SourceSpec::DataFrame, None) => return Err(Error::internal("a data frame source without its rows")),
         };
         let sink: Box<dyn Sink> = match &spec.sink {
-            SinkSpec::Kafka { options } => Box::new(KafkaSink::new(KafkaSinkOptions::parse(options)?, &spec.name)),
+            SinkSpec::Kafka { options } => Box::new(KafkaSink::new(
+                KafkaSinkOptions::parse(options)?,
+                &spec.name,
+                matches!(trigger, Trigger::Continuous(_)),
+            )),
         };
         let handle = Arc::new(QueryHandle {
             id: id.clone(),

@@ -99,6 +99,19 @@ impl Query {
             Resume::Replay(n, offsets) => (n, offsets.start.clone(), Some(offsets)),
             Resume::Next(n, p) => (n, p, None),
         };
+        if let Trigger::Continuous(epoch) = self.trigger {
+            if !self.source.is_bounded() {
+                if let Some(offsets) = replay.take() {
+                    // The epoch in flight at a crash is written again, on exactly its range.
+                    status.set_active(format!("Writing epoch {batch} again"));
+                    self.run_batch(batch, &offsets, log, stop, status)?;
+                    log.write_commit(batch, &BatchCommit { rows_in: 0, rows_out: 0 })?;
+                    start = offsets.end;
+                    batch += 1;
+                }
+                return self.run_continuous(batch, start, epoch, log, status, stop);
+            }
+        }
         if replay.is_none() && batch > 0 && self.source.is_exhausted(&start) {
             status.set_active("Nothing left to write: the checkpoint has it all");
             return Ok(());
@@ -177,6 +190,82 @@ impl Query {
                 }
             }
         }
+    }
+
+    /// Continuous processing: records go to the sink as they arrive; every
+    /// `epoch` the sink is flushed (or its transaction committed) and the
+    /// positions reached are recorded. After a crash the epoch in flight is
+    /// read again from where the last one ended: nothing is lost.
+    fn run_continuous(
+        &mut self,
+        mut epoch_id: u64,
+        mut position: Positions,
+        epoch: Duration,
+        log: &CheckpointLog,
+        status: &SharedStatus,
+        stop: &StopSignal,
+    ) -> Result<()> {
+        let epoch = epoch.max(Duration::from_millis(10));
+        let mut retry = Backoff::default();
+        status.set_active("Running continuously");
+        while !stop.is_set() {
+            let epoch_start = position.clone();
+            let began = Instant::now();
+            let timestamp_ms = now_ms();
+            let (mut rows_in, mut rows_out) = (0u64, 0u64);
+            let mut run = || -> Result<Positions> {
+                self.sink.begin(epoch_id)?;
+                let mut at = epoch_start.clone();
+                while began.elapsed() < epoch && !stop.is_set() {
+                    let wait = (epoch - began.elapsed().min(epoch)).min(Duration::from_millis(100));
+                    let sink = &mut self.sink;
+                    at = self.source.read_available(&at, wait, stop, &mut |chunk| {
+                        rows_in += chunk.num_rows() as u64;
+                        rows_out += sink.write(&chunk, stop)?;
+                        Ok(())
+                    })?;
+                }
+                self.sink.flush(stop, status)?;
+                Ok(at)
+            };
+            let reached = match run() {
+                Ok(at) => at,
+                Err(e) => {
+                    if let Err(abort) = self.sink.abort() {
+                        status.warn(format!("could not abort epoch {epoch_id}: {abort}"));
+                    }
+                    if is_aborted(&e) {
+                        return Ok(());
+                    }
+                    if !e.retriable {
+                        return Err(e);
+                    }
+                    retry.wait(&e, status, stop);
+                    continue;
+                }
+            };
+            retry.reset();
+            if rows_in == 0 {
+                self.sink.abort()?; // an empty epoch: nothing to record
+                continue;
+            }
+            log.write_offsets(epoch_id, &BatchOffsets { start: epoch_start, end: reached.clone(), timestamp_ms })?;
+            self.sink.commit(epoch_id, log)?;
+            log.write_commit(epoch_id, &BatchCommit { rows_in, rows_out })?;
+            let secs = began.elapsed().as_secs_f64().max(1e-6);
+            status.record_batch(BatchProgress {
+                batch_id: epoch_id,
+                timestamp_ms,
+                rows_in,
+                rows_out,
+                duration_ms: secs * 1000.0,
+                input_rows_per_second: rows_in as f64 / secs,
+                processed_rows_per_second: rows_in as f64 / secs,
+            });
+            position = reached;
+            epoch_id += 1;
+        }
+        Ok(())
     }
 
     fn run_batch(

@@ -8,9 +8,8 @@ pub enum Trigger {
     /// starts one interval after the previous one started, or at once if it
     /// took longer.
     Interval(Duration),
-    /// Records flow as they arrive; positions are committed every
-    /// `checkpoint`. For now this runs back-to-back micro-batches woken by
-    /// arriving data (see issue on continuous processing).
+    /// Records flow from source to sink as they arrive; every `checkpoint`
+    /// an epoch is committed (sink flushed, positions recorded).
     Continuous(Duration),
     /// Process what is available at start, commit, stop.
     Once,

@@ -96,6 +96,7 @@ impl ProducerContext for DeliveryCounter {
 
 pub struct KafkaSink {
     options: KafkaSinkOptions,
+    linger_ms: &'static str,
     client_id: String,
     layout: Option<RecordLayout>,
     producer: Option<ThreadedProducer<DeliveryCounter>>,
@@ -134,8 +135,10 @@ fn transaction_error(op: &str, e: KafkaError) -> Error {
 }
 
 impl KafkaSink {
-    pub fn new(options: KafkaSinkOptions, query_name: &str) -> Self {
+    /// `low_latency` sends each record at once (no linger), for continuous processing.
+    pub fn new(options: KafkaSinkOptions, query_name: &str, low_latency: bool) -> Self {
         KafkaSink {
+            linger_ms: if low_latency { "0" } else { "5" },
             options,
             client_id: format!("streamlyr-{query_name}"),
             layout: None,
@@ -176,7 +179,7 @@ impl Sink for KafkaSink {
             ("enable.idempotence", "true"),
             ("acks", "all"),
             ("client.id", self.client_id.as_str()),
-            ("linger.ms", "5"),
+            ("linger.ms", self.linger_ms),
             ("compression.type", "none"),
         ];
         if self.exactly_once() {

@@ -577,6 +577,66 @@ impl Source for KafkaSource {
         Ok(())
     }
 
+    fn read_available(
+        &mut self,
+        position: &Positions,
+        wait: Duration,
+        stop: &StopSignal,
+        emit: &mut dyn FnMut(RecordBatch) -> Result<()>,
+    ) -> Result<Positions> {
+        self.refresh_partitions(false)?;
+        let mut at = from_json(position)?;
+        for tp in self.partitions.clone() {
+            if !at.get(&tp.0).is_some_and(|ps| ps.contains_key(&tp.1)) {
+                // A partition that appeared while running is read from its beginning, as in Spark.
+                let (low, _) = self.watermarks(&tp)?;
+                at.entry(tp.0.clone()).or_default().insert(tp.1, low);
+            }
+        }
+        self.position_consumer(&at)?;
+        let mut rows = RowBuilder::new(self.schema(), self.options.include_headers);
+        let mut carried = VecDeque::new();
+        std::mem::swap(&mut carried, &mut self.pending);
+        for r in carried {
+            if let Some(next) = at.get_mut(&r.topic).and_then(|ps| ps.get_mut(&r.partition)) {
+                if r.offset >= *next {
+                    rows.append_pending(&r);
+                    *next = r.offset + 1;
+                }
+            }
+        }
+        let deadline = Instant::now() + wait;
+        while rows.len < CHUNK_ROWS && !stop.is_set() {
+            // Wait only for the first record; then take what is already there.
+            let timeout = if rows.len == 0 { POLL_SLICE.min(deadline.saturating_duration_since(Instant::now())) } else { Duration::ZERO };
+            let consumer = self.consumer.as_ref().expect("connected");
+            match consumer.poll(timeout) {
+                Some(Ok(m)) => {
+                    let tp = (m.topic().to_string(), m.partition());
+                    if let Some(off) = self.assigned.get_mut(&tp) {
+                        *off = m.offset() + 1;
+                    }
+                    if let Some(next) = at.get_mut(&tp.0).and_then(|ps| ps.get_mut(&tp.1)) {
+                        if m.offset() >= *next {
+                            rows.append_message(&m);
+                            *next = m.offset() + 1;
+                        }
+                    }
+                }
+                Some(Err(_)) => {} // librdkafka reconnects by itself; the error callback reported it
+                None => {
+                    if rows.len > 0 || Instant::now() >= deadline {
+                        break;
+                    }
+                }
+            }
+        }
+        if rows.len > 0 {
+            emit(rows.finish()?)?;
+        }
+        Ok(to_json(&at))
+    }
+
     fn wait_for_data(&mut self, timeout: Duration, stop: &StopSignal) -> Result<()> {
         if !self.pending.is_empty() || self.assigned.is_empty() {
             stop.wait(timeout);

@@ -57,6 +57,28 @@ pub trait Source: Send {
         Ok(())
     }
 
+    /// Continuous processing: hand over whatever arrived after `position`
+    /// (waiting up to `wait` for the first record) and return the new
+    /// position. Sources without a faster way read the next planned batch.
+    fn read_available(
+        &mut self,
+        position: &Positions,
+        wait: std::time::Duration,
+        stop: &StopSignal,
+        emit: &mut dyn FnMut(RecordBatch) -> Result<()>,
+    ) -> Result<Positions> {
+        match self.plan(position)? {
+            Some((start, end)) => {
+                self.read(&start, &end, stop, emit)?;
+                Ok(end)
+            }
+            None => {
+                self.wait_for_data(wait, stop)?;
+                Ok(position.clone())
+            }
+        }
+    }
+
     /// A bounded source (a data frame) is written whole even when asked to
     /// stop gracefully: all of it is the batch in flight.
     fn is_bounded(&self) -> bool {
