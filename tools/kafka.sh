@@ -6,6 +6,7 @@
 #   tools/kafka.sh status [--port 9092]
 #   tools/kafka.sh kill   [--port 9092] [--node N]     # kill -9 one broker
 #   tools/kafka.sh stop-node [--port 9092] [--node N]  # stop one broker cleanly
+#   tools/kafka.sh pause-node|resume-node [--port 9092] [--node N]  # SIGSTOP/SIGCONT: a stalled broker
 #   tools/kafka.sh restart-node [--port 9092] [--node N]
 #
 # With --brokers 3 the brokers listen on port, port+1, port+2 (each is also a
@@ -150,6 +151,8 @@ case "$cmd" in
     for _ in $(seq 1 120); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
     kill -9 "$pid" 2>/dev/null || true
     ;;
+  pause-node) kill -STOP "$(cat "$state/node$node/pid")" ;;
+  resume-node) kill -CONT "$(cat "$state/node$node/pid")" ;;
   restart-node)
     brokers="$(cat "$state/brokers")"
     start_node "$node"
@@ -160,7 +163,7 @@ case "$cmd" in
     kcat -b "127.0.0.1:$port" -L -m 2 >/dev/null 2>&1 && echo "running" || { echo "not answering"; exit 1; }
     ;;
   *)
-    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac

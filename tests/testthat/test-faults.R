@@ -131,3 +131,51 @@ test_that("a damaged checkpoint, another query's checkpoint, or an unwritable on
   # Nothing was written twice meanwhile.
   expect_equal(nrow(kcat_read(topic, 2, timeout = 2)), 1)
 })
+
+test_that("a stalled broker: the stream slows down within the producer queue's limit and says so", {
+  servers <- kafka_bootstrap()
+  port <- sub(".*:", "", servers)
+  tools <- Sys.getenv("STREAMLYR_KAFKA_TOOLS")
+  skip_if(!nzchar(tools), "the broker script is not known")
+  kafka <- function(...) system2("bash", c(file.path(tools, "kafka.sh"), ..., "--port", port, "--node", "0"))
+  topic <- new_topic("bp")
+  n <- 200000
+  df <- data.frame(value = sprintf("row-%06d", seq_len(n)))
+  kcat_produce(topic, "warm-up") # the topic exists before the broker stalls
+  stream <- stream_write_kafka(
+    df, checkpoint = new_checkpoint(),
+    options = list(kafka.bootstrap.servers = servers, topic = topic,
+                   kafka.queue.buffering.max.messages = 1000)
+  )
+  # Connected and writing: now the broker stops answering.
+  kafka("pause-node")
+  on.exit(kafka("resume-node"), add = TRUE)
+  expect_true(wait_for(function() grepl("producer queue is full", streamlyr:::query_status(stream$ptr)$message), 30))
+  waiting <- as.numeric(sub(".*\\(([0-9]+) records.*", "\\1", streamlyr:::query_status(stream$ptr)$message))
+  expect_lte(waiting, 1000)
+  expect_equal(streamlyr:::query_status(stream$ptr)$rows_out, 0)
+  kafka("resume-node")
+  expect_true(wait_for(function() stream_state(stream) == "stopped", 120))
+  stream_stop(stream)
+  out <- kcat_read(topic, n + 1, timeout = 60)$value
+  expect_setequal(out, c("warm-up", df$value))
+})
+
+test_that("a data frame written with exactly-once is read once by a read_committed consumer", {
+  servers <- kafka_bootstrap()
+  topic <- new_topic("eos-df")
+  checkpoint <- new_checkpoint()
+  df <- data.frame(key = sprintf("k%d", 1:1000), value = sprintf("v%d", 1:1000))
+  for (i in 1:2) {
+    stream <- stream_write_kafka(df, checkpoint = checkpoint,
+                                 options = list(kafka.bootstrap.servers = servers, topic = topic, guarantee = "exactly-once"))
+    stream_stop(stream)
+  }
+  out <- kcat_read(topic, 1000)
+  expect_equal(nrow(out), 1000)
+  expect_setequal(out$value, df$value)
+  expect_error(
+    stream_write_kafka(df, options = list(kafka.bootstrap.servers = servers, topic = topic, guarantee = "twice")),
+    "`guarantee` must be", class = "streamlyr_error_config"
+  )
+})

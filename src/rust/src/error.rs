@@ -121,6 +121,8 @@ pub fn is_transient(e: &rdkafka::error::KafkaError) -> bool {
                 | C::CoordinatorLoadInProgress
                 | C::BrokerNotAvailable
                 | C::UnknownTopicOrPartition
+                | C::UnknownPartition
+                | C::UnknownTopic
         )
     )
 }

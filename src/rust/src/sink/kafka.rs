@@ -107,6 +107,7 @@ pub struct KafkaSink {
     /// Exactly-once only: the consumer group whose offsets mark committed batches.
     marker_group: Option<BaseConsumer>,
     in_transaction: bool,
+    status: Option<SharedStatus>,
     /// The first topic the current batch wrote to (where its marker goes).
     batch_topic: Option<String>,
 }
@@ -148,6 +149,7 @@ impl KafkaSink {
             rows_in_batch: 0,
             marker_group: None,
             in_transaction: false,
+            status: None,
             batch_topic: None,
         }
     }
@@ -214,6 +216,7 @@ impl Sink for KafkaSink {
         }
         self.layout = Some(layout);
         self.producer = Some(producer);
+        self.status = Some(status.clone());
         Ok(())
     }
 
@@ -232,6 +235,8 @@ impl Sink for KafkaSink {
         let deliveries = &self.deliveries;
         let include_headers = self.options.include_headers;
         let batch_topic = &mut self.batch_topic;
+        let status = self.status.as_ref();
+        let enqueued = self.enqueued;
         let mut sent = 0u64;
         for_each_record(layout, chunk, self.rows_in_batch, &mut |r| {
             if batch_topic.is_none() {
@@ -263,7 +268,17 @@ impl Sink for KafkaSink {
                         // Backpressure: wait for acknowledgements to free room.
                         stop.check_abort()?;
                         record = back;
+                        let waited = Instant::now();
                         deliveries.wait_for_progress(Duration::from_millis(50));
+                        if waited.elapsed() >= Duration::from_millis(50) {
+                            if let Some(status) = status {
+                                let done = deliveries.delivered.load(Ordering::Relaxed) + deliveries.failed.load(Ordering::Relaxed);
+                                status.set_message(format!(
+                                    "Kafka is not keeping up: the producer queue is full ({} records waiting for acknowledgement)",
+                                    (enqueued + sent).saturating_sub(done)
+                                ));
+                            }
+                        }
                     }
                     Err((e, back)) => {
                         return Err(Error::kafka(format!("can't send a record to topic `{}`: {e}", back.topic)))
