@@ -1,1 +1,129 @@
-fn main() {}
+//! Baselines for `bench/run.sh`: librdkafka with nothing around it, with the
+//! producer settings streamlyr uses (idempotent, acks=all, linger.ms=5).
+//!
+//!   raw-kafka produce-json <brokers> <topic> <rows>   # P1: the same JSON rows streamlyr writes
+//!   raw-kafka passthrough <brokers> <from> <to> <n>   # P2: consume -> produce, n records
+//!
+//! Each prints one line: `<case> <records> <seconds>` (timing excludes
+//! building the payloads and connecting).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+#[derive(Default)]
+struct Counter(Arc<AtomicU64>);
+impl ClientContext for Counter {}
+impl ProducerContext for Counter {
+    type DeliveryOpaque = ();
+    fn delivery(&self, r: &DeliveryResult<'_>, _: ()) {
+        if r.is_ok() {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+fn producer(brokers: &str) -> (ThreadedProducer<Counter>, Arc<AtomicU64>) {
+    let acked = Arc::new(AtomicU64::new(0));
+    let p = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .set("compression.type", "none")
+        .create_with_context(Counter(acked.clone()))
+        .expect("producer");
+    (p, acked)
+}
+
+fn send(p: &ThreadedProducer<Counter>, topic: &str, payload: &[u8], key: Option<&[u8]>) {
+    let mut record = BaseRecord::<[u8], [u8]>::to(topic).payload(payload);
+    if let Some(k) = key {
+        record = record.key(k);
+    }
+    let mut record = record;
+    loop {
+        match p.send(record) {
+            Ok(()) => return,
+            Err((_, back)) => {
+                record = back;
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        }
+    }
+}
+
+fn wait_acked(p: &ThreadedProducer<Counter>, acked: &AtomicU64, n: u64) {
+    while acked.load(Ordering::Relaxed) < n {
+        let _ = p.flush(Duration::from_millis(100));
+    }
+}
+
+/// The JSON streamlyr writes for bench row `i` (see bench/streamlyr.R).
+fn json_row(i: u64) -> String {
+    format!(
+        "{{\"id\":{},\"x\":{},\"label\":\"{}\",\"flag\":{},\"at\":\"{}\"}}",
+        i + 1,
+        (i + 1) as f64 / 7.0,
+        format!("label-{:014}", i + 1),
+        (i + 1) % 2 == 0,
+        "2026-01-01T00:00:00Z"
+    )
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    match args.get(1).map(String::as_str) {
+        Some("produce-json") => {
+            let (brokers, topic, rows) = (&args[2], &args[3], args[4].parse::<u64>().unwrap());
+            let payloads: Vec<String> = (0..rows).map(json_row).collect();
+            let (p, acked) = producer(brokers);
+            p.client().fetch_metadata(Some(topic), Duration::from_secs(10)).expect("metadata");
+            let t = Instant::now();
+            for payload in &payloads {
+                send(&p, topic, payload.as_bytes(), None);
+            }
+            wait_acked(&p, &acked, rows);
+            println!("produce-json {rows} {:.4}", t.elapsed().as_secs_f64());
+        }
+        Some("passthrough") => {
+            let (brokers, from, to, n) = (&args[2], &args[3], &args[4], args[5].parse::<u64>().unwrap());
+            let consumer: BaseConsumer = ClientConfig::new()
+                .set("bootstrap.servers", brokers)
+                .set("group.id", "raw-kafka-bench")
+                .set("enable.auto.commit", "false")
+                .create()
+                .expect("consumer");
+            let md = consumer.fetch_metadata(Some(from), Duration::from_secs(10)).expect("metadata");
+            let mut tpl = TopicPartitionList::new();
+            for t in md.topics() {
+                for part in t.partitions() {
+                    tpl.add_partition_offset(from, part.id(), Offset::Beginning).unwrap();
+                }
+            }
+            consumer.assign(&tpl).expect("assign");
+            let (p, acked) = producer(brokers);
+            p.client().fetch_metadata(Some(to), Duration::from_secs(10)).expect("metadata");
+            let t = Instant::now();
+            let mut seen = 0u64;
+            while seen < n {
+                if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+                    send(&p, to, m.payload().unwrap_or_default(), m.key());
+                    seen += 1;
+                }
+            }
+            wait_acked(&p, &acked, n);
+            println!("passthrough {n} {:.4}", t.elapsed().as_secs_f64());
+        }
+        _ => {
+            eprintln!("usage: raw-kafka produce-json <brokers> <topic> <rows> | passthrough <brokers> <from> <to> <n>");
+            std::process::exit(2);
+        }
+    }
+}
