@@ -161,18 +161,9 @@ impl Query {
                     };
                     retry.reset();
                     log.write_commit(batch, &BatchCommit { rows_in, rows_out })?;
-                    let secs = began.elapsed().as_secs_f64().max(1e-6);
-                    let since_last = ((timestamp_ms - last_batch_ms) / 1000.0).max(1e-3);
+                    let since_last = (timestamp_ms - last_batch_ms) / 1000.0;
                     last_batch_ms = timestamp_ms;
-                    status.record_batch(BatchProgress {
-                        batch_id: batch,
-                        timestamp_ms,
-                        rows_in,
-                        rows_out,
-                        duration_ms: secs * 1000.0,
-                        input_rows_per_second: rows_in as f64 / since_last,
-                        processed_rows_per_second: rows_in as f64 / secs,
-                    });
+                    status.record_batch(BatchProgress::new(batch, timestamp_ms, rows_in, rows_out, began.elapsed(), since_last));
                     let exhausted = self.source.is_exhausted(&offsets.end);
                     start = offsets.end;
                     batch += 1;
@@ -252,16 +243,8 @@ impl Query {
             log.write_offsets(epoch_id, &BatchOffsets { start: epoch_start, end: reached.clone(), timestamp_ms })?;
             self.sink.commit(epoch_id, log)?;
             log.write_commit(epoch_id, &BatchCommit { rows_in, rows_out })?;
-            let secs = began.elapsed().as_secs_f64().max(1e-6);
-            status.record_batch(BatchProgress {
-                batch_id: epoch_id,
-                timestamp_ms,
-                rows_in,
-                rows_out,
-                duration_ms: secs * 1000.0,
-                input_rows_per_second: rows_in as f64 / secs,
-                processed_rows_per_second: rows_in as f64 / secs,
-            });
+            let took = began.elapsed();
+            status.record_batch(BatchProgress::new(epoch_id, timestamp_ms, rows_in, rows_out, took, took.as_secs_f64()));
             position = reached;
             epoch_id += 1;
         }
@@ -322,6 +305,3 @@ impl Backoff {
         self.tries = 0;
     }
 }
-
-/// How long `stream_stop()` lets the batch in flight finish before aborting it.
-pub const GRACEFUL_STOP: Duration = Duration::from_secs(30);

@@ -48,6 +48,23 @@ pub struct BatchProgress {
     pub processed_rows_per_second: f64,
 }
 
+impl BatchProgress {
+    /// `took` is how long the batch ran; `arrived_over_secs` the time its
+    /// input took to arrive (since the previous batch, or the epoch's length).
+    pub fn new(batch_id: u64, timestamp_ms: f64, rows_in: u64, rows_out: u64, took: std::time::Duration, arrived_over_secs: f64) -> Self {
+        let secs = took.as_secs_f64().max(1e-6);
+        BatchProgress {
+            batch_id,
+            timestamp_ms,
+            rows_in,
+            rows_out,
+            duration_ms: secs * 1000.0,
+            input_rows_per_second: rows_in as f64 / arrived_over_secs.max(1e-3),
+            processed_rows_per_second: rows_in as f64 / secs,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct QueryStatus {
     pub state: State,
