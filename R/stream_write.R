@@ -6,7 +6,8 @@
 #' recorded in `checkpoint` before it is read and committed there once Kafka
 #' has acknowledged every record, so a stream stopped, crashed or restarted
 #' on the same checkpoint resumes after its last committed batch and loses
-#' nothing (at-least-once: the batch in flight at a crash is written again).
+#' nothing (at-least-once: the batch in flight at a crash is written again;
+#' exactly-once with `options = list(guarantee = "exactly-once")`).
 #'
 #' @section Columns:
 #' * `value` (character or raw): the record. Without a `value` column each
@@ -29,9 +30,13 @@
 #' @param checkpoint The directory where the stream records its progress.
 #'   Restarting with the same directory resumes the stream.
 #' @param options A named list: `kafka.bootstrap.servers` (required), `topic`,
-#'   `includeHeaders`, and any librdkafka producer setting prefixed with
-#'   `kafka.` (e.g. `kafka.linger.ms`). Values are passed as strings.
-#'   The producer is idempotent with `acks=all` unless you say otherwise.
+#'   `includeHeaders`, `guarantee` (`"at-least-once"`, the default, or
+#'   `"exactly-once"`: one Kafka transaction per micro-batch, so a
+#'   `read_committed` consumer sees every input record once, even across a
+#'   killed process), and any librdkafka producer setting prefixed with
+#'   `kafka.` (e.g. `kafka.linger.ms`, `kafka.sasl.password`). Values are
+#'   passed as strings. The producer is idempotent with `acks=all` unless you
+#'   say otherwise. Secrets are never printed or written to the checkpoint.
 #' @param partition_by Not supported for Kafka yet (Spark ignores it); must be
 #'   `NULL`.
 #' @param ... Unused.
