@@ -16,11 +16,11 @@ new_checkpoint <- function() {
 }
 
 # Produce `values` (and `keys`) with kcat, one record per element.
-kcat_produce <- function(topic, values, keys = NULL, partition = NULL) {
+kcat_produce <- function(topic, values, keys = NULL, partition = NULL, servers = kafka_bootstrap()) {
   lines <- if (is.null(keys)) values else paste0(keys, "\t", values)
   file <- tempfile(fileext = ".txt")
   writeLines(lines, file, useBytes = TRUE)
-  args <- c("-P", "-b", kafka_bootstrap(), "-t", topic, "-l", file)
+  args <- c("-P", "-b", servers, "-t", topic, "-l", file)
   if (!is.null(keys)) args <- c(args, "-K", "\t")
   if (!is.null(partition)) args <- c(args, "-p", partition)
   out <- suppressWarnings(system2("kcat", shQuote(args), stdout = TRUE, stderr = TRUE))
@@ -31,12 +31,12 @@ kcat_produce <- function(topic, values, keys = NULL, partition = NULL) {
 
 # Read a whole topic with kcat as a data frame (key, value, partition,
 # offset), waiting until at least `n` records are there or `timeout` passes.
-kcat_read <- function(topic, n = 1, timeout = 30) {
+kcat_read <- function(topic, n = 1, timeout = 30, servers = kafka_bootstrap()) {
   deadline <- Sys.time() + timeout
   repeat {
     out <- suppressWarnings(system2(
       "kcat",
-      c("-C", "-b", kafka_bootstrap(), "-t", topic, "-e", "-q", "-u",
+      c("-C", "-b", servers, "-t", topic, "-e", "-q", "-u",
         "-f", "'%p\\t%o\\t%k\\t%s\\n'", "-X", "isolation.level=read_committed"),
       stdout = TRUE, stderr = FALSE
     ))

@@ -13,15 +13,7 @@ test_that("a 3-broker cluster survives its output leader being killed mid-stream
 
   input <- new_topic("in")
   output <- new_topic("out")
-  produce <- function(values) {
-    file <- tempfile()
-    writeLines(values, file)
-    system2("kcat", c("-P", "-b", servers, "-t", input, "-l", file, "-X", "acks=all"), stdout = TRUE, stderr = TRUE)
-  }
-  read_output <- function() {
-    suppressWarnings(system2("kcat", c("-C", "-b", servers, "-t", output, "-e", "-q"), stdout = TRUE, stderr = FALSE))
-  }
-  produce(sprintf("a%d", 1:2000))
+  kcat_produce(input, sprintf("a%d", 1:2000), servers = servers)
   sc <- spark_connect()
   on.exit(spark_disconnect(sc), add = TRUE, after = FALSE)
   stream <- stream_read_kafka(sc, options = list(kafka.bootstrap.servers = servers, subscribe = input, startingOffsets = "earliest")) %>%
@@ -35,10 +27,10 @@ test_that("a 3-broker cluster survives its output leader being killed mid-stream
   leader <- as.integer(sub(".*leader ([0-9]+).*", "\\1", grep("partition 0, leader", metadata, value = TRUE)))
   system2("bash", c(kafka, "kill", "--port", port, "--node", leader - 1))
 
-  produce(sprintf("b%d", 1:2000))
+  kcat_produce(input, sprintf("b%d", 1:2000), servers = servers)
   expect_true(wait_for_rows(stream, 4000, timeout = 120))
   expect_identical(stream_state(stream), "active")
   stream_stop(stream)
-  out <- read_output()
+  out <- kcat_read(output, 4000, servers = servers)$value
   expect_setequal(unique(out), c(sprintf("a%d", 1:2000), sprintf("b%d", 1:2000)))
 })

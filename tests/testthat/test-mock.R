@@ -22,15 +22,12 @@ test_that("a broker down mid-stream: the stream waits, reports it, and resumes w
   servers <- cluster$bootstrap_servers
   kafka_mock_create_topic(cluster, "in")
   kafka_mock_create_topic(cluster, "out")
-  produce <- function(values) {
-    system2("kcat", c("-P", "-b", servers, "-t", "in"), input = values, stdout = TRUE, stderr = TRUE)
-  }
   sc <- spark_connect()
   on.exit(spark_disconnect(sc), add = TRUE)
   stream <- stream_read_kafka(sc, options = list(kafka.bootstrap.servers = servers, subscribe = "in", startingOffsets = "earliest")) %>%
     stream_write_kafka(trigger = stream_trigger_interval(100), checkpoint = new_checkpoint(),
                        options = list(kafka.bootstrap.servers = servers, topic = "out"))
-  produce(sprintf("a%d", 1:100))
+  kcat_produce("in", sprintf("a%d", 1:100), servers = servers)
   expect_true(wait_for_rows(stream, 100))
 
   kafka_mock_broker_down(cluster, 1)
@@ -38,10 +35,10 @@ test_that("a broker down mid-stream: the stream waits, reports it, and resumes w
   expect_identical(stream_state(stream), "active")
   kafka_mock_broker_up(cluster, 1)
 
-  produce(sprintf("b%d", 1:100))
+  kcat_produce("in", sprintf("b%d", 1:100), servers = servers)
   expect_true(wait_for_rows(stream, 200, timeout = 90))
   stream_stop(stream)
-  out <- system2("kcat", c("-C", "-b", servers, "-t", "out", "-e", "-q"), stdout = TRUE)
+  out <- kcat_read("out", 200, servers = servers)$value
   expect_setequal(unique(out), c(sprintf("a%d", 1:100), sprintf("b%d", 1:100)))
 })
 

@@ -104,8 +104,8 @@ impl Query {
                 if let Some(offsets) = replay.take() {
                     // The epoch in flight at a crash is written again, on exactly its range.
                     status.set_active(format!("Writing epoch {batch} again"));
-                    self.run_batch(batch, &offsets, log, stop, status)?;
-                    log.write_commit(batch, &BatchCommit { rows_in: 0, rows_out: 0 })?;
+                    let (rows_in, rows_out) = self.run_batch(batch, &offsets, log, stop, status)?;
+                    log.write_commit(batch, &BatchCommit { rows_in, rows_out })?;
                     start = offsets.end;
                     batch += 1;
                 }

@@ -58,6 +58,11 @@ pub struct Deliveries {
 }
 
 impl Deliveries {
+    /// Records whose delivery report has come back, acknowledged or not.
+    fn settled(&self) -> u64 {
+        self.delivered.load(Ordering::Relaxed) + self.failed.load(Ordering::Relaxed)
+    }
+
     fn wait_for_progress(&self, timeout: Duration) {
         let guard = self.wake.0.lock().unwrap_or_else(|p| p.into_inner());
         let _ = self.wake.1.wait_timeout(guard, timeout);
@@ -272,10 +277,9 @@ impl Sink for KafkaSink {
                         deliveries.wait_for_progress(Duration::from_millis(50));
                         if waited.elapsed() >= Duration::from_millis(50) {
                             if let Some(status) = status {
-                                let done = deliveries.delivered.load(Ordering::Relaxed) + deliveries.failed.load(Ordering::Relaxed);
                                 status.set_message(format!(
                                     "Kafka is not keeping up: the producer queue is full ({} records waiting for acknowledgement)",
-                                    (enqueued + sent).saturating_sub(done)
+                                    (enqueued + sent).saturating_sub(deliveries.settled())
                                 ));
                             }
                         }
@@ -300,7 +304,7 @@ impl Sink for KafkaSink {
         };
         let started = Instant::now();
         loop {
-            let done = self.deliveries.delivered.load(Ordering::Relaxed) + self.deliveries.failed.load(Ordering::Relaxed);
+            let done = self.deliveries.settled();
             if done >= self.enqueued {
                 break;
             }
@@ -371,7 +375,7 @@ impl Sink for KafkaSink {
         producer.abort_transaction(TRANSACTION_TIMEOUT).map_err(|e| transaction_error("abort", e))?;
         // The aborted records' delivery reports are errors that belong to no batch: wait for them, forget them.
         let deadline = Instant::now() + Duration::from_secs(10);
-        while self.deliveries.delivered.load(Ordering::Relaxed) + self.deliveries.failed.load(Ordering::Relaxed) < self.enqueued
+        while self.deliveries.settled() < self.enqueued
             && Instant::now() < deadline
         {
             let _ = producer.flush(FLUSH_SLICE);

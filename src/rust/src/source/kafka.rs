@@ -145,7 +145,7 @@ impl KafkaSource {
                 for topic in topics {
                     let md = consumer
                         .fetch_metadata(Some(topic), METADATA_TIMEOUT)
-                        .map_err(|e| self.log.unreachable(self.options.client.bootstrap_servers(), METADATA_TIMEOUT.as_secs(), &e))?;
+                        .map_err(|e| self.unreachable(&e))?;
                     for t in md.topics() {
                         if t.error().is_none() {
                             found.extend(t.partitions().iter().map(|p| (t.name().to_string(), p.id())));
@@ -154,7 +154,7 @@ impl KafkaSource {
                 }
             }
             Subscription::Pattern(_) => {
-                let md = consumer.fetch_metadata(None, METADATA_TIMEOUT).map_err(|e| self.log.unreachable(self.options.client.bootstrap_servers(), METADATA_TIMEOUT.as_secs(), &e))?;
+                let md = consumer.fetch_metadata(None, METADATA_TIMEOUT).map_err(|e| self.unreachable(&e))?;
                 let re = self.pattern.as_ref().expect("pattern compiled in new()");
                 for t in md.topics() {
                     if t.error().is_none() && !t.name().starts_with("__") && re.is_match(t.name()) {
@@ -167,6 +167,10 @@ impl KafkaSource {
         self.partitions = found;
         self.partitions_refreshed = Some(Instant::now());
         Ok(())
+    }
+
+    fn unreachable(&self, e: &rdkafka::error::KafkaError) -> Error {
+        self.log.unreachable(self.options.client.bootstrap_servers(), METADATA_TIMEOUT.as_secs(), e)
     }
 
     fn watermarks(&self, tp: &TopicPartition) -> Result<(i64, i64)> {
@@ -220,13 +224,21 @@ fn keep_pending(pending: &mut VecDeque<Pending>, m: &BorrowedMessage<'_>) {
     });
 }
 
+/// The consumer delivered `m`: its partition continues after it.
+fn note_delivered(assigned: &mut HashMap<TopicPartition, i64>, m: &BorrowedMessage<'_>) -> TopicPartition {
+    let tp = (m.topic().to_string(), m.partition());
+    if let Some(next) = assigned.get_mut(&tp) {
+        *next = m.offset() + 1;
+    }
+    tp
+}
+
 fn timestamp_type(ts: &rdkafka::Timestamp) -> i32 {
     match ts {
         rdkafka::Timestamp::LogAppendTime(_) => 1,
         _ => 0,
     }
 }
-
 
 /// Arrow builders for the source schema.
 struct RowBuilder {
@@ -505,10 +517,7 @@ impl Source for KafkaSource {
             match consumer.poll(POLL_SLICE) {
                 Some(Ok(m)) => {
                     last_progress = Instant::now();
-                    let tp = (m.topic().to_string(), m.partition());
-                    if let Some(off) = self.assigned.get_mut(&tp) {
-                        *off = m.offset() + 1;
-                    }
+                    let tp = note_delivered(&mut self.assigned, &m);
                     match remaining.get(&tp).copied() {
                         Some((s, e)) if m.offset() >= s && m.offset() < e => {
                             rows.append_message(&m);
@@ -612,10 +621,7 @@ impl Source for KafkaSource {
             let consumer = self.consumer.as_ref().expect("connected");
             match consumer.poll(timeout) {
                 Some(Ok(m)) => {
-                    let tp = (m.topic().to_string(), m.partition());
-                    if let Some(off) = self.assigned.get_mut(&tp) {
-                        *off = m.offset() + 1;
-                    }
+                    let tp = note_delivered(&mut self.assigned, &m);
                     if let Some(next) = at.get_mut(&tp.0).and_then(|ps| ps.get_mut(&tp.1)) {
                         if m.offset() >= *next {
                             rows.append_message(&m);
@@ -648,10 +654,7 @@ impl Source for KafkaSource {
             let slice = POLL_SLICE.min(deadline.saturating_duration_since(Instant::now()));
             let consumer = self.consumer.as_ref().expect("connected");
             if let Some(Ok(m)) = consumer.poll(slice) {
-                let tp = (m.topic().to_string(), m.partition());
-                if let Some(off) = self.assigned.get_mut(&tp) {
-                    *off = m.offset() + 1;
-                }
+                note_delivered(&mut self.assigned, &m);
                 keep_pending(&mut self.pending, &m);
                 return Ok(());
             }
