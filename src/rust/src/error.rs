@@ -122,6 +122,8 @@ pub fn is_transient(e: &rdkafka::error::KafkaError) -> bool {
                 | C::BrokerNotAvailable
                 | C::UnknownTopicOrPartition
                 | C::UnknownPartition
+                // librdkafka drops its handle of a broker that left the cluster
+                | C::DestroyBroker
                 | C::UnknownTopic
         )
     )
