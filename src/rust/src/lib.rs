@@ -12,6 +12,7 @@ pub mod engine;
 pub mod error;
 pub mod options;
 pub mod sink;
+pub mod transform;
 pub mod source;
 
 #[cfg(feature = "r")]

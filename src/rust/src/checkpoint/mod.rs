@@ -5,8 +5,12 @@
 //! <dir>/sources/0      where the source started (e.g. "latest" resolved)
 //! <dir>/offsets/<N>    v1 + what batch N will read               before batch N runs
 //! <dir>/pending/<N>    v1 + how to ask the sink if N committed   exactly-once only, before the sink commits
+//! <dir>/state/<N>      v1 + aggregation state after batch N      (Arrow IPC) before the sink commits
 //! <dir>/commits/<N>    v1 + what batch N wrote                   after the sink acknowledged it
 //! ```
+//!
+//! `state/<N>` counts only once `commits/<N>` exists: a restart resumes from
+//! the state of the last committed batch.
 //!
 //! Every file is written atomically (temp file, fsync, rename, fsync of the
 //! directory), so a crash leaves either the old state or the new one. A file
@@ -44,7 +48,7 @@ impl CheckpointLog {
     /// belongs to a query with another source or sink is an error.
     pub fn open(dir: &Path, source: &str, sink: &str) -> Result<(CheckpointLog, QueryMetadata)> {
         let log = CheckpointLog { dir: dir.to_path_buf() };
-        for sub in ["", "offsets", "commits", "sources", "pending"] {
+        for sub in ["", "offsets", "commits", "sources", "pending", "state"] {
             fs::create_dir_all(dir.join(sub)).map_err(|e| {
                 Error::checkpoint(format!("can't create checkpoint directory `{}`: {e}", dir.join(sub).display()))
             })?;
@@ -171,12 +175,35 @@ impl CheckpointLog {
         }
     }
 
+    /// The aggregation state after batch `batch` (opaque bytes: Arrow IPC).
+    pub fn write_state(&self, batch: u64, bytes: &[u8]) -> Result<()> {
+        let mut file = Vec::with_capacity(bytes.len() + 3);
+        file.extend_from_slice(VERSION_LINE.as_bytes());
+        file.push(b'\n');
+        file.extend_from_slice(bytes);
+        write_atomically(&self.batch_path("state", batch), &file)
+    }
+
+    pub fn state(&self, batch: u64) -> Result<Vec<u8>> {
+        let path = self.batch_path("state", batch);
+        let bytes = fs::read(&path).map_err(|e| {
+            Error::checkpoint(format!("can't read the aggregation state `{}`: {e}", path.display()))
+        })?;
+        match bytes.strip_prefix(format!("{VERSION_LINE}\n").as_bytes()) {
+            Some(body) => Ok(body.to_vec()),
+            None => Err(Error::checkpoint(format!(
+                "`{}` is damaged or of an unknown version (it should start with \"{VERSION_LINE}\")",
+                path.display()
+            ))),
+        }
+    }
+
     fn prune(&self, committed: u64) -> Result<()> {
         if committed < KEEP_BATCHES {
             return Ok(());
         }
         let oldest_kept = committed + 1 - KEEP_BATCHES;
-        for kind in ["offsets", "commits", "pending"] {
+        for kind in ["offsets", "commits", "pending", "state"] {
             for n in self.batches(kind)? {
                 if n >= oldest_kept {
                     break;

@@ -1,0 +1,363 @@
+//! Transform: the user's dplyr pipeline, rendered to SQL by dbplyr in R and
+//! run here by DataFusion on each micro-batch.
+//!
+//! A pipeline has one of two shapes:
+//! - row by row (`filter`, `mutate`, `select`, ...): the plan runs on each
+//!   chunk as it is read and the rows go straight on (`append` mode);
+//! - with one aggregation (`group_by` + `summarise`, `count`, `distinct`):
+//!   the part below the aggregation runs on each chunk in DataFusion's
+//!   `Partial` mode and is merged into per-group state ([`grouped`]); at the
+//!   end of a batch the result table (`complete`) or its changed groups
+//!   (`update`) go through the steps after the aggregation ([`after`]).
+//!   The state is saved in the checkpoint with every committed batch.
+
+mod after;
+mod batch_table;
+mod grouped;
+
+use std::future::Future;
+use std::sync::{Arc, OnceLock};
+
+use arrow::datatypes::SchemaRef;
+use arrow::ipc::reader::StreamReader;
+use arrow::ipc::writer::StreamWriter;
+use arrow::record_batch::RecordBatch;
+use datafusion::error::DataFusionError;
+use datafusion::execution::context::SessionState;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::logical_expr::{Aggregate, Distinct, Expr, LogicalPlan};
+use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::prelude::SessionConfig;
+
+use crate::error::{Error, Result};
+use after::AfterStep;
+use batch_table::BatchTable;
+use grouped::GroupedState;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputMode {
+    /// Each input row gives its output rows once.
+    Append,
+    /// The whole result table, every trigger.
+    Complete,
+    /// The groups that changed in this trigger.
+    Update,
+}
+
+impl OutputMode {
+    pub fn parse(mode: &str) -> Result<Self> {
+        match mode {
+            "append" => Ok(OutputMode::Append),
+            "complete" => Ok(OutputMode::Complete),
+            "update" => Ok(OutputMode::Update),
+            other => Err(Error::config("mode", format!("`mode` must be \"append\", \"complete\" or \"update\", not \"{other}\""))),
+        }
+    }
+}
+
+/// A pipeline ready to run on micro-batches.
+pub struct Transform {
+    state: SessionState,
+    table: Arc<BatchTable>,
+    shape: Shape,
+    output_schema: SchemaRef,
+}
+
+enum Shape {
+    Rows(LogicalPlan),
+    Grouped(Box<Grouped>),
+}
+
+struct Grouped {
+    /// The aggregation over the (optimized) part of the plan below it.
+    aggregate: LogicalPlan,
+    groups: GroupedState,
+    after: Vec<AfterStep>,
+    mode: OutputMode,
+    /// Names of the group columns that reach the output (for Kafka keys).
+    key_columns: Vec<String>,
+}
+
+pub(crate) fn df_error(e: DataFusionError) -> Error {
+    let message = e.strip_backtrace().to_string();
+    let function = regex::Regex::new(r"Invalid function '([^']+)'").ok().and_then(|re| {
+        re.captures(&message).map(|c| c[1].to_string())
+    });
+    match function {
+        Some(f) => Error::config("x", format!("`{f}()` can't be used in a stream pipeline: the SQL engine has no such function"))
+            .with_hint("use another function, or do this step in R after collect()"),
+        None => Error::config("x", message),
+    }
+}
+
+pub(crate) fn unsupported(what: &str) -> Error {
+    Error::config("x", format!("{what} is not supported on a stream"))
+        .with_hint("streams support filter(), mutate(), select(), and one group_by() + summarise()")
+}
+
+/// DataFusion's planning and execution are async; the engine's threads are
+/// blocking threads of its tokio runtime, R's main thread has none.
+fn block_on<F: Future>(future: F) -> F::Output {
+    static PLANNER: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => handle.block_on(future),
+        Err(_) => PLANNER
+            .get_or_init(|| {
+                tokio::runtime::Builder::new_current_thread().enable_time().build().expect("a current-thread runtime")
+            })
+            .block_on(future),
+    }
+}
+
+impl Transform {
+    /// Plan `sql` over a table named `table` with rows of `input`. Every
+    /// error a user can make (unknown function, wrong mode) shows here.
+    pub fn plan(sql: &str, table: &str, input: SchemaRef, mode: OutputMode, continuous: bool) -> Result<Transform> {
+        // One partition: micro-batches are small, and order within a chunk is kept.
+        let config = SessionConfig::new().with_target_partitions(1).with_information_schema(false);
+        let state = SessionStateBuilder::new().with_config(config).with_default_features().build();
+        let table_provider = Arc::new(BatchTable::new(input));
+        let ctx = datafusion::prelude::SessionContext::new_with_state(state);
+        ctx.register_table(datafusion::common::TableReference::bare(table), table_provider.clone())
+            .map_err(df_error)?;
+        let state = ctx.state();
+        let plan = block_on(state.create_logical_plan(sql)).map_err(df_error)?;
+        let plan = state.analyzer().execute_and_check(plan, state.config_options(), |_, _| {}).map_err(df_error)?;
+
+        // Walk down from the top to the aggregation, if there is one.
+        let mut above = Vec::new();
+        let mut node = &plan;
+        let aggregate = loop {
+            match node {
+                LogicalPlan::Aggregate(a) => break Some(a.clone()),
+                LogicalPlan::Distinct(Distinct::All(input)) => {
+                    let columns = input.schema().columns().into_iter().map(Expr::Column).collect();
+                    break Some(Aggregate::try_new(input.clone(), columns, vec![]).map_err(df_error)?);
+                }
+                LogicalPlan::Distinct(Distinct::On(_)) => return Err(unsupported("`distinct()` keeping other columns")),
+                LogicalPlan::TableScan(_) => break None,
+                _ => {
+                    let inputs = node.inputs();
+                    if inputs.len() != 1 {
+                        return Err(unsupported(&format!("`{}`", node.display())));
+                    }
+                    above.push(node);
+                    node = inputs[0];
+                }
+            }
+        };
+
+        let output_schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
+        let shape = match aggregate {
+            None => {
+                if mode != OutputMode::Append {
+                    return Err(Error::config(
+                        "mode",
+                        format!("`mode = \"{}\"` needs an aggregation (group_by() + summarise()) in `x`", mode_name(mode)),
+                    )
+                    .with_hint("use `mode = \"append\"` to write rows as they are"));
+                }
+                check_row_by_row(&plan)?;
+                Shape::Rows(state.optimize(&plan).map_err(df_error)?)
+            }
+            Some(aggregate) => {
+                if mode == OutputMode::Append {
+                    return Err(Error::config("mode", "`x` aggregates (summarise(), count() or distinct()), so it can't be written in `append` mode")
+                        .with_hint("use `mode = \"complete\"` (the whole result every trigger) or `mode = \"update\"` (the groups that changed)"));
+                }
+                if continuous {
+                    return Err(Error::config("trigger", "a continuous trigger can't run an aggregation")
+                        .with_hint("use stream_trigger_interval()"));
+                }
+                if aggregate.group_expr.iter().any(|e| matches!(e, Expr::GroupingSet(_))) {
+                    return Err(unsupported("grouping sets"));
+                }
+                check_row_by_row(&aggregate.input)?;
+                Shape::Grouped(Box::new(Grouped::plan(&state, aggregate, &above, mode, &output_schema)?))
+            }
+        };
+        Ok(Transform { state, table: table_provider, shape, output_schema })
+    }
+
+    pub fn output_schema(&self) -> SchemaRef {
+        self.output_schema.clone()
+    }
+
+    /// Output columns that hold the group values (the default Kafka key of
+    /// an aggregation); empty for a row-by-row pipeline.
+    pub fn key_columns(&self) -> &[String] {
+        match &self.shape {
+            Shape::Rows(_) => &[],
+            Shape::Grouped(g) => &g.key_columns,
+        }
+    }
+
+    pub fn is_aggregation(&self) -> bool {
+        matches!(self.shape, Shape::Grouped(_))
+    }
+
+    /// One chunk of the micro-batch in; rows to write now out (none for an
+    /// aggregation, which writes at the end of the batch).
+    pub fn process(&mut self, chunk: RecordBatch) -> Result<Vec<RecordBatch>> {
+        self.table.set(chunk);
+        let result = match &mut self.shape {
+            Shape::Rows(plan) => run(&self.state, plan),
+            Shape::Grouped(g) => {
+                let partial = block_on(async {
+                    let physical = self.state.query_planner().create_physical_plan(&g.aggregate, &self.state).await?;
+                    let partial = partial_aggregate(&physical)?;
+                    datafusion::physical_plan::collect(partial, self.state.task_ctx()).await
+                })
+                .map_err(df_error);
+                partial.and_then(|batches| batches.iter().try_for_each(|b| g.groups.merge(b, true))).map(|_| Vec::new())
+            }
+        };
+        self.table.clear();
+        result
+    }
+
+    /// The end of a micro-batch: an aggregation's result, as its mode says.
+    pub fn finish_batch(&mut self) -> Result<Vec<RecordBatch>> {
+        let Shape::Grouped(g) = &mut self.shape else { return Ok(Vec::new()) };
+        let mut result = g.groups.emit(g.mode == OutputMode::Update)?;
+        for step in &g.after {
+            result = step.apply(result)?;
+        }
+        Ok(vec![result])
+    }
+
+    /// The aggregation state to keep in the checkpoint (Arrow IPC), if any.
+    pub fn save_state(&mut self) -> Result<Option<Vec<u8>>> {
+        let Shape::Grouped(g) = &mut self.shape else { return Ok(None) };
+        let snapshot = g.groups.snapshot()?;
+        let mut bytes = Vec::new();
+        let fail = |e: arrow::error::ArrowError| Error::internal(format!("can't encode the aggregation state: {e}"));
+        let mut writer = StreamWriter::try_new(&mut bytes, &snapshot.schema()).map_err(fail)?;
+        writer.write(&snapshot).map_err(fail)?;
+        writer.finish().map_err(fail)?;
+        drop(writer);
+        Ok(Some(bytes))
+    }
+
+    /// Go back to a saved state (`None`: no batch committed yet).
+    pub fn restore_state(&mut self, saved: Option<&[u8]>) -> Result<()> {
+        let Shape::Grouped(g) = &mut self.shape else { return Ok(()) };
+        g.groups.clear()?;
+        let Some(bytes) = saved else { return Ok(()) };
+        let damaged = |e: arrow::error::ArrowError| Error::checkpoint(format!("the saved aggregation state is damaged: {e}"));
+        let reader = StreamReader::try_new(std::io::Cursor::new(bytes), None).map_err(damaged)?;
+        if reader.schema().fields().len() != g.groups.partial_schema().fields().len()
+            || reader.schema().fields().iter().zip(g.groups.partial_schema().fields()).any(|(a, b)| a.data_type() != b.data_type())
+        {
+            return Err(Error::checkpoint("the saved aggregation state belongs to another pipeline")
+                .with_hint("use a new checkpoint directory for a changed pipeline"));
+        }
+        for batch in reader {
+            g.groups.merge(&batch.map_err(damaged)?, false)?;
+        }
+        Ok(())
+    }
+
+    pub fn needs_state(&self) -> bool {
+        self.is_aggregation()
+    }
+}
+
+fn mode_name(mode: OutputMode) -> &'static str {
+    match mode {
+        OutputMode::Append => "append",
+        OutputMode::Complete => "complete",
+        OutputMode::Update => "update",
+    }
+}
+
+/// What runs on each chunk must give each row's output from that row alone:
+/// no joins, windows, sorts or limits over an endless stream.
+fn check_row_by_row(plan: &LogicalPlan) -> Result<()> {
+    let what = match plan {
+        LogicalPlan::Projection(_) | LogicalPlan::Filter(_) | LogicalPlan::SubqueryAlias(_) | LogicalPlan::TableScan(_) => None,
+        LogicalPlan::Window(_) => Some("a window function (e.g. a grouped mutate(), lag() or row_number())"),
+        LogicalPlan::Sort(_) => Some("`arrange()` before an aggregation or without one"),
+        LogicalPlan::Limit(_) => Some("`head()` before an aggregation or without one"),
+        LogicalPlan::Join(_) => Some("a join"),
+        LogicalPlan::Union(_) => Some("`union()`"),
+        LogicalPlan::Aggregate(_) | LogicalPlan::Distinct(_) => Some("an aggregation over an aggregation"),
+        _ => Some("this step"),
+    };
+    if let Some(what) = what {
+        return Err(unsupported(what));
+    }
+    plan.inputs().into_iter().try_for_each(check_row_by_row)
+}
+
+fn run(state: &SessionState, plan: &LogicalPlan) -> Result<Vec<RecordBatch>> {
+    block_on(async {
+        let physical = state.query_planner().create_physical_plan(plan, state).await?;
+        datafusion::physical_plan::collect(physical, state.task_ctx()).await
+    })
+    .map_err(df_error)
+}
+
+/// The `Partial` half of the physical aggregation, made from whatever mode
+/// the planner chose.
+fn partial_aggregate(plan: &Arc<dyn ExecutionPlan>) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
+    if let Some(agg) = plan.downcast_ref::<AggregateExec>() {
+        match agg.mode() {
+            AggregateMode::Partial => return Ok(plan.clone()),
+            AggregateMode::Single | AggregateMode::SinglePartitioned => {
+                return Ok(Arc::new(AggregateExec::try_new(
+                    AggregateMode::Partial,
+                    agg.group_expr().clone(),
+                    agg.aggr_expr().to_vec(),
+                    agg.filter_expr().to_vec(),
+                    agg.input().clone(),
+                    agg.input_schema(),
+                )?))
+            }
+            _ => {}
+        }
+    }
+    match plan.children().first() {
+        Some(child) => partial_aggregate(child),
+        None => Err(DataFusionError::Internal("no aggregation in the physical plan".into())),
+    }
+}
+
+impl Grouped {
+    fn plan(
+        state: &SessionState,
+        aggregate: Aggregate,
+        above: &[&LogicalPlan],
+        mode: OutputMode,
+        output_schema: &SchemaRef,
+    ) -> Result<Grouped> {
+        let input = state.optimize(&aggregate.input).map_err(df_error)?;
+        let aggregate_output = Arc::new(aggregate.schema.as_arrow().clone());
+        let key_count = aggregate.group_expr.len();
+        let group_names: Vec<String> = aggregate.schema.fields()[..key_count].iter().map(|f| f.name().clone()).collect();
+        let plan = LogicalPlan::Aggregate(
+            Aggregate::try_new(Arc::new(input), aggregate.group_expr, aggregate.aggr_expr).map_err(df_error)?,
+        );
+        let physical = block_on(state.query_planner().create_physical_plan(&plan, state)).map_err(df_error)?;
+        let partial = partial_aggregate(&physical).map_err(df_error)?;
+        let partial_exec = partial
+            .downcast_ref::<AggregateExec>()
+            .ok_or_else(|| Error::internal("the partial aggregation is not an AggregateExec"))?;
+        let groups =
+            GroupedState::new(partial.schema(), aggregate_output, key_count, partial_exec.aggr_expr().to_vec())?;
+        let props = state.execution_props();
+        let mut after = Vec::new();
+        for node in above.iter().rev() {
+            if let Some(step) = AfterStep::new(node, props, mode == OutputMode::Complete)? {
+                after.push(step);
+            }
+        }
+        let key_columns =
+            group_names.into_iter().filter(|n| output_schema.field_with_name(n).is_ok()).collect();
+        Ok(Grouped { aggregate: plan, groups, after, mode, key_columns })
+    }
+}
+
+#[cfg(test)]
+mod tests;

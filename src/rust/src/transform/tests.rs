@@ -1,0 +1,129 @@
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, Float64Array, Int64Array, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
+use arrow::record_batch::RecordBatch;
+
+use super::*;
+
+fn words_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![Field::new("word", DataType::Utf8, true), Field::new("x", DataType::Float64, true)]))
+}
+
+fn words(items: &[(&str, f64)]) -> RecordBatch {
+    RecordBatch::try_new(
+        words_schema(),
+        vec![
+            Arc::new(StringArray::from_iter_values(items.iter().map(|i| i.0))),
+            Arc::new(Float64Array::from_iter_values(items.iter().map(|i| i.1))),
+        ],
+    )
+    .unwrap()
+}
+
+fn plan(sql: &str, mode: OutputMode) -> Result<Transform> {
+    Transform::plan(sql, "words", words_schema(), mode, false)
+}
+
+/// (word, count) pairs of a result, sorted.
+fn counts(batches: &[RecordBatch]) -> Vec<(String, i64)> {
+    let mut out = Vec::new();
+    for b in batches {
+        let w = b.column(0).as_string::<i32>();
+        let n = b.column(1).as_any().downcast_ref::<Int64Array>().unwrap();
+        for i in 0..b.num_rows() {
+            out.push((w.value(i).to_string(), n.value(i)));
+        }
+    }
+    out.sort();
+    out
+}
+
+const COUNT: &str = r#"SELECT "word", COUNT(*) AS "n" FROM "words" GROUP BY "word""#;
+
+#[test]
+fn row_by_row_pipelines_run_on_each_chunk() {
+    let mut t = plan(r#"SELECT UPPER("word") AS "w", "x" * 2.0 AS "y" FROM "words" WHERE "x" > 1.0"#, OutputMode::Append).unwrap();
+    assert!(!t.is_aggregation());
+    let out = t.process(words(&[("a", 1.0), ("b", 2.0), ("c", 3.0)])).unwrap();
+    let rows: usize = out.iter().map(|b| b.num_rows()).sum();
+    assert_eq!(rows, 2);
+    assert_eq!(out[0].column(0).as_string::<i32>().value(0), "B");
+    assert!(t.finish_batch().unwrap().is_empty());
+}
+
+#[test]
+fn counts_across_chunks_and_batches_equal_one_count_of_everything() {
+    let mut t = plan(COUNT, OutputMode::Complete).unwrap();
+    assert_eq!(t.key_columns(), ["word"]);
+    assert!(t.process(words(&[("a", 1.0), ("b", 1.0)])).unwrap().is_empty());
+    t.process(words(&[("a", 1.0)])).unwrap();
+    assert_eq!(counts(&t.finish_batch().unwrap()), [("a".into(), 2), ("b".into(), 1)]);
+    t.process(words(&[("c", 1.0), ("a", 1.0)])).unwrap();
+    assert_eq!(counts(&t.finish_batch().unwrap()), [("a".into(), 3), ("b".into(), 1), ("c".into(), 1)]);
+}
+
+#[test]
+fn update_mode_writes_only_the_groups_a_batch_changed() {
+    let mut t = plan(COUNT, OutputMode::Update).unwrap();
+    t.process(words(&[("a", 1.0), ("b", 1.0)])).unwrap();
+    assert_eq!(counts(&t.finish_batch().unwrap()).len(), 2);
+    t.process(words(&[("b", 1.0)])).unwrap();
+    assert_eq!(counts(&t.finish_batch().unwrap()), [("b".into(), 2)]);
+    assert_eq!(counts(&t.finish_batch().unwrap()), []);
+}
+
+#[test]
+fn saved_state_restores_the_same_results() {
+    let sql = r#"SELECT "word", AVG("x") AS "m", COUNT(DISTINCT "x") AS "d", STDDEV_SAMP("x") AS "s" FROM "words" GROUP BY "word""#;
+    let mut a = plan(sql, OutputMode::Complete).unwrap();
+    a.process(words(&[("a", 1.0), ("a", 2.0), ("b", 5.0)])).unwrap();
+    let saved = a.save_state().unwrap().unwrap();
+    a.process(words(&[("a", 6.0), ("a", 2.0)])).unwrap();
+    let uninterrupted = a.finish_batch().unwrap();
+
+    let mut b = plan(sql, OutputMode::Complete).unwrap();
+    b.process(words(&[("zzz", 1.0)])).unwrap(); // thrown away by the restore
+    b.restore_state(Some(&saved)).unwrap();
+    b.process(words(&[("a", 6.0), ("a", 2.0)])).unwrap();
+    let restored = b.finish_batch().unwrap();
+    assert_eq!(arrow::util::pretty::pretty_format_batches(&uninterrupted).unwrap().to_string(),
+               arrow::util::pretty::pretty_format_batches(&restored).unwrap().to_string());
+    assert_eq!(restored[0].num_rows(), 2);
+}
+
+#[test]
+fn steps_after_the_aggregation_apply_to_the_result() {
+    let sql = r#"SELECT * FROM (SELECT "word", COUNT(*) AS "n" FROM "words" GROUP BY "word") "q01" WHERE ("n" > 1) ORDER BY "n" DESC"#;
+    let mut t = plan(sql, OutputMode::Complete).unwrap();
+    t.process(words(&[("a", 1.0), ("b", 1.0), ("b", 1.0), ("c", 1.0), ("c", 1.0), ("c", 1.0)])).unwrap();
+    let out = t.finish_batch().unwrap();
+    let w = out[0].column(0).as_string::<i32>();
+    assert_eq!((out[0].num_rows(), w.value(0), w.value(1)), (2, "c", "b"));
+}
+
+#[test]
+fn global_summaries_and_distinct_are_aggregations() {
+    let mut t = plan(r#"SELECT COUNT(*) AS "n", SUM("x") AS "s" FROM "words""#, OutputMode::Complete).unwrap();
+    t.process(words(&[("a", 1.0), ("b", 2.0)])).unwrap();
+    t.process(words(&[("c", 3.0)])).unwrap();
+    let out = t.finish_batch().unwrap();
+    assert_eq!(out[0].column(0).as_any().downcast_ref::<Int64Array>().unwrap().value(0), 3);
+    let mut d = plan(r#"SELECT DISTINCT "word" FROM "words""#, OutputMode::Update).unwrap();
+    d.process(words(&[("a", 1.0), ("a", 2.0), ("b", 1.0)])).unwrap();
+    assert_eq!(d.finish_batch().unwrap()[0].num_rows(), 2);
+}
+
+#[test]
+fn user_mistakes_are_config_errors_naming_the_problem() {
+    let e = plan(r#"SELECT MYFUN("word") AS "w" FROM "words""#, OutputMode::Append).err().unwrap();
+    assert!(e.message.contains("`myfun()`"), "{}", e.message);
+    let e = plan(COUNT, OutputMode::Append).err().unwrap();
+    assert_eq!(e.arg.as_deref(), Some("mode"));
+    let e = plan(r#"SELECT "word" FROM "words""#, OutputMode::Complete).err().unwrap();
+    assert_eq!(e.arg.as_deref(), Some("mode"));
+    let e = Transform::plan(COUNT, "words", words_schema(), OutputMode::Complete, true).err().unwrap();
+    assert_eq!(e.arg.as_deref(), Some("trigger"));
+    let e = plan(r#"SELECT "word", ROW_NUMBER() OVER (ORDER BY "x") AS "r" FROM "words""#, OutputMode::Append).err().unwrap();
+    assert!(e.message.contains("window"), "{}", e.message);
+}
