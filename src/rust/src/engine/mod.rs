@@ -21,7 +21,13 @@ use serde::Deserialize;
 
 use crate::error::{panic_message, Error, Result};
 use crate::options::{KafkaSinkOptions, KafkaSourceOptions, Options};
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+
+use crate::sink::encode::RecordLayout;
 use crate::sink::kafka::KafkaSink;
+use crate::sink::memory::{ConsoleQueue, MemorySink, MemoryTable, Target};
+use crate::transform::{OutputMode, Transform};
 use crate::sink::Sink;
 use crate::source::kafka::KafkaSource;
 use crate::source::memory::MemorySource;
@@ -41,6 +47,17 @@ pub struct QuerySpec {
     pub checkpoint: String,
     #[serde(default = "default_mode")]
     pub mode: String,
+    /// The dplyr pipeline as SQL, over the table named in it.
+    #[serde(default)]
+    pub sql: Option<SqlSpec>,
+    #[serde(default)]
+    pub partition_by: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SqlSpec {
+    pub sql: String,
+    pub table: String,
 }
 
 fn default_mode() -> String {
@@ -59,6 +76,9 @@ pub enum SourceSpec {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum SinkSpec {
     Kafka { options: Options },
+    /// A table R reads with collect() (`stream_write_memory()`).
+    Memory { table: String },
+    Console,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -96,8 +116,9 @@ pub fn ignored_options(spec: &QuerySpec) -> Result<Vec<String>> {
     if let SourceSpec::Kafka { options } = &spec.source {
         out.extend(KafkaSourceOptions::parse(options)?.ignored);
     }
-    let SinkSpec::Kafka { options } = &spec.sink;
-    out.extend(KafkaSinkOptions::parse(options)?.ignored);
+    if let SinkSpec::Kafka { options } = &spec.sink {
+        out.extend(KafkaSinkOptions::parse(options)?.ignored);
+    }
     Ok(out)
 }
 
@@ -111,6 +132,8 @@ pub struct QueryHandle {
     pub trigger: Trigger,
     pub status: SharedStatus,
     pub stop: StopSignal,
+    /// Console sink only: committed batches for R to print.
+    pub console: Option<Arc<ConsoleQueue>>,
 }
 
 impl Drop for QueryHandle {
@@ -123,6 +146,7 @@ impl Drop for QueryHandle {
 pub struct Engine {
     runtime: Mutex<Option<tokio::runtime::Runtime>>,
     queries: Mutex<BTreeMap<String, Weak<QueryHandle>>>,
+    memory_tables: Mutex<BTreeMap<String, Arc<MemoryTable>>>,
     pub worker_threads: usize,
 }
 
@@ -135,7 +159,7 @@ impl Engine {
             .enable_time()
             .build()
             .map_err(|e| Error::internal(format!("can't start the engine's threads: {e}")))?;
-        Ok(Engine { runtime: Mutex::new(Some(runtime)), queries: Mutex::new(BTreeMap::new()), worker_threads })
+        Ok(Engine { runtime: Mutex::new(Some(runtime)), queries: Mutex::new(BTreeMap::new()), memory_tables: Mutex::new(BTreeMap::new()), worker_threads })
     }
 
     /// Validate everything that can be checked without a network, then start
@@ -144,13 +168,7 @@ impl Engine {
         let runtime = self.runtime.lock().unwrap_or_else(|p| p.into_inner());
         let runtime = runtime.as_ref().ok_or_else(|| Error::config("sc", "the connection is closed"))?;
         let trigger = spec.trigger.to_trigger()?;
-        if spec.mode != "append" {
-            return Err(Error::config(
-                "mode",
-                format!("`mode = \"{}\"` needs an aggregation (group_by() + summarise()) in `x`", spec.mode),
-            )
-            .with_hint("use `mode = \"append\"` to write rows as they are"));
-        }
+        let mode = OutputMode::parse(&spec.mode)?;
         let checkpoint = spec.checkpoint.trim();
         if checkpoint.is_empty() {
             return Err(Error::config("checkpoint", "`checkpoint` must be a directory path"));
@@ -161,12 +179,42 @@ impl Engine {
             (SourceSpec::DataFrame, Some(batch)) => Box::new(MemorySource::new(batch)),
             (SourceSpec::DataFrame, None) => return Err(Error::internal("a data frame source without its rows")),
         };
+        let continuous = matches!(trigger, Trigger::Continuous(_));
+        let transform = match &spec.sql {
+            Some(sql) => Some(Transform::plan(&sql.sql, &sql.table, source.schema(), mode, continuous)?),
+            None if mode != OutputMode::Append => {
+                return Err(Error::config(
+                    "mode",
+                    format!("`mode = \"{}\"` needs an aggregation (group_by() + summarise()) in `x`", spec.mode),
+                )
+                .with_hint("use `mode = \"append\"` to write rows as they are"))
+            }
+            None => None,
+        };
+        let key_columns = transform.as_ref().map(|t| t.key_columns().to_vec()).unwrap_or_default();
+        let output_schema = transform.as_ref().map(|t| t.output_schema()).unwrap_or_else(|| source.schema());
+        let mut console = None;
         let sink: Box<dyn Sink> = match &spec.sink {
-            SinkSpec::Kafka { options } => Box::new(KafkaSink::new(
-                KafkaSinkOptions::parse(options)?,
-                &spec.name,
-                matches!(trigger, Trigger::Continuous(_)),
-            )),
+            SinkSpec::Kafka { options } => {
+                let options = KafkaSinkOptions::parse(options)?;
+                // Column checks need no broker: a wrong `value` type fails here, in R's call.
+                RecordLayout::new(&output_schema, options.topic.clone())?.with_keys(
+                    &output_schema,
+                    &key_columns,
+                    &spec.partition_by,
+                )?;
+                Box::new(KafkaSink::new(options, &spec.name, continuous).with_keys(key_columns, spec.partition_by.clone()))
+            }
+            SinkSpec::Memory { table } => {
+                let shared = Arc::new(MemoryTable::default());
+                self.memory_tables.lock().unwrap_or_else(|p| p.into_inner()).insert(table.clone(), shared.clone());
+                Box::new(MemorySink::new(Target::Table { name: table.clone(), table: shared, mode, key_columns }))
+            }
+            SinkSpec::Console => {
+                let queue = Arc::new(ConsoleQueue::default());
+                console = Some(queue.clone());
+                Box::new(MemorySink::new(Target::Console(queue)))
+            }
         };
         let handle = Arc::new(QueryHandle {
             id: id.clone(),
@@ -177,8 +225,9 @@ impl Engine {
             trigger,
             status: SharedStatus::default(),
             stop: StopSignal::default(),
+            console,
         });
-        let mut query = Query { source, sink, trigger, checkpoint: PathBuf::from(checkpoint) };
+        let mut query = Query { source, transform, sink, trigger, checkpoint: PathBuf::from(checkpoint) };
         let (status, stop) = (handle.status.clone(), handle.stop.clone());
         runtime.spawn_blocking(move || {
             let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
@@ -203,6 +252,22 @@ impl Engine {
     pub fn queries(&self) -> Vec<Arc<QueryHandle>> {
         let queries = self.queries.lock().unwrap_or_else(|p| p.into_inner());
         queries.values().filter_map(Weak::upgrade).collect()
+    }
+
+    /// Run `sql` over the memory tables (`stream_write_memory()`) as they are now.
+    pub fn query_memory(&self, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+        let tables: Vec<(String, Arc<MemoryTable>)> = {
+            let tables = self.memory_tables.lock().unwrap_or_else(|p| p.into_inner());
+            tables.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        };
+        let snapshots = tables
+            .iter()
+            .filter_map(|(name, t)| match t.snapshot() {
+                (Some(schema), rows) => Some((name.clone(), schema, rows)),
+                (None, _) => None,
+            })
+            .collect::<Vec<_>>();
+        crate::transform::run_sql(sql, snapshots)
     }
 
     pub fn find(&self, id: &str) -> Option<Arc<QueryHandle>> {

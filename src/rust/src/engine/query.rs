@@ -13,6 +13,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
 
 use super::status::{now_ms, BatchProgress, SharedStatus};
@@ -21,6 +22,7 @@ use super::trigger::Trigger;
 use crate::checkpoint::CheckpointLog;
 use crate::error::{Error, Result};
 use crate::sink::Sink;
+use crate::transform::Transform;
 use crate::source::{Positions, Source};
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -38,6 +40,8 @@ pub struct BatchCommit {
 
 pub struct Query {
     pub source: Box<dyn Source>,
+    /// The user's pipeline; `None` writes the source's rows as they are.
+    pub transform: Option<Transform>,
     pub sink: Box<dyn Sink>,
     pub trigger: Trigger,
     pub checkpoint: PathBuf,
@@ -57,7 +61,11 @@ impl Query {
     pub fn start(&mut self, status: &SharedStatus) -> Result<CheckpointLog> {
         let (log, metadata) = CheckpointLog::open(&self.checkpoint, &self.source.describe(), &self.sink.describe())?;
         self.source.connect(status)?;
-        self.sink.connect(&self.source.schema(), status, &metadata.id)?;
+        let schema = match &self.transform {
+            Some(t) => t.output_schema(),
+            None => self.source.schema(),
+        };
+        self.sink.connect(&schema, status, &metadata.id)?;
         Ok(log)
     }
 
@@ -93,12 +101,22 @@ impl Query {
         })
     }
 
+    /// Back to the aggregation state of the last committed batch.
+    fn restore_state(&mut self, log: &CheckpointLog) -> Result<()> {
+        let Some(transform) = self.transform.as_mut().filter(|t| t.needs_state()) else { return Ok(()) };
+        match log.latest_commit::<BatchCommit>()? {
+            None => transform.restore_state(None),
+            Some((n, _)) => transform.restore_state(Some(&log.state(n)?)),
+        }
+    }
+
     /// Run until stopped, failed, or (for bounded sources and `Once`) done.
     pub fn run(&mut self, log: &CheckpointLog, status: &SharedStatus, stop: &StopSignal) -> Result<()> {
         let (mut batch, mut start, mut replay) = match self.resume(log)? {
             Resume::Replay(n, offsets) => (n, offsets.start.clone(), Some(offsets)),
             Resume::Next(n, p) => (n, p, None),
         };
+        self.restore_state(log)?;
         if let Trigger::Continuous(epoch) = self.trigger {
             if !self.source.is_bounded() {
                 if let Some(offsets) = replay.take() {
@@ -154,6 +172,7 @@ impl Query {
                         Err(e) if e.retriable => {
                             // At-least-once: write the whole batch again once Kafka is back.
                             retry.wait(&e, status, stop);
+                            self.restore_state(log)?;
                             replay = Some(offsets);
                             continue;
                         }
@@ -209,10 +228,10 @@ impl Query {
                 let mut at = epoch_start.clone();
                 while began.elapsed() < epoch && !stop.is_set() {
                     let wait = (epoch - began.elapsed().min(epoch)).min(Duration::from_millis(100));
-                    let sink = &mut self.sink;
+                    let (sink, transform) = (&mut self.sink, &mut self.transform);
                     at = self.source.read_available(&at, wait, stop, &mut |chunk| {
                         rows_in += chunk.num_rows() as u64;
-                        rows_out += sink.write(&chunk, stop)?;
+                        rows_out += pass_through(transform, sink, chunk, stop)?;
                         Ok(())
                     })?;
                 }
@@ -261,6 +280,10 @@ impl Query {
     ) -> Result<(u64, u64)> {
         self.sink.begin(batch)?;
         let written = self.write_batch(offsets, stop, status).and_then(|rows| {
+            if let Some(state) = self.transform.as_mut().map(|t| t.save_state()).transpose()?.flatten() {
+                // Saved before the sink commits; it counts once commits/N exists.
+                log.write_state(batch, &state)?;
+            }
             self.sink.commit(batch, log)?;
             Ok(rows)
         });
@@ -274,14 +297,32 @@ impl Query {
 
     fn write_batch(&mut self, offsets: &BatchOffsets, stop: &StopSignal, status: &SharedStatus) -> Result<(u64, u64)> {
         let (mut rows_in, mut rows_out) = (0u64, 0u64);
-        let sink = &mut self.sink;
+        let (sink, transform) = (&mut self.sink, &mut self.transform);
         self.source.read(&offsets.start, &offsets.end, stop, &mut |chunk| {
             rows_in += chunk.num_rows() as u64;
-            rows_out += sink.write(&chunk, stop)?;
+            rows_out += pass_through(transform, sink, chunk, stop)?;
             Ok(())
         })?;
+        if let Some(t) = &mut self.transform {
+            for result in t.finish_batch()? {
+                rows_out += self.sink.write(&result, stop)?;
+            }
+        }
         self.sink.flush(stop, status)?;
         Ok((rows_in, rows_out))
+    }
+}
+
+/// A chunk of input through the pipeline (if any) into the sink.
+fn pass_through(
+    transform: &mut Option<Transform>,
+    sink: &mut Box<dyn Sink>,
+    chunk: RecordBatch,
+    stop: &StopSignal,
+) -> Result<u64> {
+    match transform {
+        None => sink.write(&chunk, stop),
+        Some(t) => t.process(chunk)?.iter().try_fold(0, |n, out| Ok(n + sink.write(out, stop)?)),
     }
 }
 

@@ -4,6 +4,7 @@
 //! R side raises classed conditions from the latter. No R object ever leaves
 //! the R main thread; panics become R errors (extendr catches them).
 
+mod from_arrow;
 mod mock;
 mod to_arrow;
 
@@ -167,6 +168,35 @@ fn query_progress(query: QueryPtr) -> Robj {
     .into()
 }
 
+/// Run `sql` over the memory tables; a data frame.
+#[extendr]
+fn engine_query_memory(engine: EnginePtr, sql: &str) -> Robj {
+    match engine.query_memory(sql).and_then(|(schema, rows)| from_arrow::batches_to_data_frame(&schema, &rows)) {
+        Ok(df) => ok(df),
+        Err(e) => err(e),
+    }
+}
+
+/// Console sink: the committed batches not printed yet, as
+/// `list(list(batch = <id>, data = <data frame>), ...)`.
+#[extendr]
+fn query_console_take(query: QueryPtr) -> Robj {
+    let Some(queue) = &query.console else { return ok(List::new(0)) };
+    let waiting: Vec<_> = queue.lock().unwrap_or_else(|p| p.into_inner()).drain(..).collect();
+    let mut out = Vec::with_capacity(waiting.len());
+    for (batch, rows) in waiting {
+        let schema = match rows.first() {
+            Some(b) => b.schema(),
+            None => continue,
+        };
+        match from_arrow::batches_to_data_frame(&schema, &rows) {
+            Ok(df) => out.push(Robj::from(list!(batch = batch as f64, data = df))),
+            Err(e) => return err(e),
+        }
+    }
+    ok(List::from_values(out))
+}
+
 /// For tests of the panic boundary: panics inside Rust, must come back as an R error.
 #[extendr]
 fn rust_panic_for_test() {
@@ -188,5 +218,7 @@ extendr_module! {
     fn query_stop;
     fn query_status;
     fn query_progress;
+    fn engine_query_memory;
+    fn query_console_take;
     fn rust_panic_for_test;
 }

@@ -30,6 +30,10 @@ pub struct RecordLayout {
     /// Columns serialised as JSON when there is no `value` column.
     json_columns: Vec<usize>,
     fixed_topic: Option<String>,
+    /// Without a `key` column: the key is made of these (an aggregation's groups).
+    key_from: Vec<usize>,
+    /// `partition_by`: the partition is murmur2 of these columns' key.
+    partition_by: Vec<usize>,
 }
 
 fn is_bytes_like(t: &DataType) -> bool {
@@ -114,7 +118,41 @@ impl RecordLayout {
         if value.is_none() && json_columns.is_empty() {
             return Err(Error::config("x", "there is nothing to write: no `value` column and no other data column"));
         }
-        Ok(RecordLayout { value, key, topic, partition, headers, json_columns, fixed_topic })
+        Ok(RecordLayout {
+            value,
+            key,
+            topic,
+            partition,
+            headers,
+            json_columns,
+            fixed_topic,
+            key_from: Vec::new(),
+            partition_by: Vec::new(),
+        })
+    }
+
+    /// Keys from columns: `key_columns` make the key of rows without a `key`
+    /// column; rows with equal `partition_by` values go to one partition.
+    pub fn with_keys(mut self, schema: &Schema, key_columns: &[String], partition_by: &[String]) -> Result<Self> {
+        if self.key.is_none() {
+            self.key_from = key_columns.iter().filter_map(|c| schema.index_of(c).ok()).collect();
+        }
+        if !partition_by.is_empty() && self.partition.is_some() {
+            return Err(Error::config("partition_by", "`x` has a `partition` column: drop it or `partition_by`, not both"));
+        }
+        self.partition_by = partition_by
+            .iter()
+            .map(|c| {
+                schema.index_of(c).map_err(|_| {
+                    Error::config("partition_by", format!("`partition_by` names `{c}`, which is not a column of `x`"))
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(self)
+    }
+
+    pub fn partitions_by_columns(&self) -> bool {
+        !self.partition_by.is_empty()
     }
 
     pub fn writes_json(&self) -> bool {
@@ -197,6 +235,8 @@ pub struct Record<'a> {
     pub key: Option<&'a [u8]>,
     pub value: Option<&'a [u8]>,
     pub partition: Option<i32>,
+    /// With `partition_by`: the bytes whose murmur2 hash picks the partition.
+    pub partition_key: Option<&'a [u8]>,
     pub headers: Option<Vec<(String, Option<Vec<u8>>)>>,
 }
 
@@ -233,6 +273,8 @@ pub fn for_each_record(
         json_encoder = Some(make_encoder(&json_field, &json_struct, &options)?);
     }
     let mut json_buf: Vec<u8> = Vec::with_capacity(256);
+    let derived_key = if layout.key_from.is_empty() { None } else { Some(key_bytes(batch, &layout.key_from)?) };
+    let partition_keys = if layout.partition_by.is_empty() { None } else { Some(key_bytes(batch, &layout.partition_by)?) };
 
     for row in 0..batch.num_rows() {
         let topic_name = match &layout.fixed_topic {
@@ -276,17 +318,52 @@ pub fn for_each_record(
         };
         send(Record {
             topic: topic_name,
-            key: key.as_ref().and_then(|k| k.get(row)),
+            key: match (&key, &derived_key) {
+                (Some(k), _) => k.get(row),
+                (None, Some(d)) => Some(d.value(row)),
+                (None, None) => None,
+            },
             value: payload,
             partition: match &partition {
                 Some(p) => p.get(row)?,
                 None => None,
             },
+            partition_key: partition_keys.as_ref().map(|p| p.value(row)),
             // Headers are part of the record only with includeHeaders = "true" (checked by the sink).
             headers: header_list,
         })?;
     }
     Ok(())
+}
+
+/// The key made of some columns of each row: one column's value as text
+/// (bytes stay bytes), several columns as a JSON object.
+pub fn key_bytes(batch: &RecordBatch, columns: &[usize]) -> Result<BinaryArray> {
+    let fail = |e: arrow::error::ArrowError| Error::config("x", format!("can't make a key of these columns: {e}"));
+    if let [only] = columns {
+        let array = batch.column(*only);
+        let as_binary = if is_bytes_like(array.data_type()) {
+            arrow::compute::cast(array, &DataType::Binary)
+        } else {
+            arrow::compute::cast(array, &DataType::Utf8).and_then(|a| arrow::compute::cast(&a, &DataType::Binary))
+        }
+        .map_err(fail)?;
+        return Ok(as_binary.as_binary::<i32>().clone());
+    }
+    let fields: Fields = columns.iter().map(|i| batch.schema_ref().field(*i).clone()).collect();
+    let arrays: Vec<ArrayRef> = columns.iter().map(|i| batch.column(*i).clone()).collect();
+    let keys = StructArray::try_new(fields.clone(), arrays, None).map_err(fail)?;
+    let field = Arc::new(Field::new("key", DataType::Struct(fields), false));
+    let options = EncoderOptions::default();
+    let mut encoder = make_encoder(&field, &keys, &options).map_err(fail)?;
+    let mut out = arrow::array::BinaryBuilder::with_capacity(batch.num_rows(), batch.num_rows() * 16);
+    let mut buf = Vec::new();
+    for row in 0..batch.num_rows() {
+        buf.clear();
+        encoder.encode(row, &mut buf);
+        out.append_value(&buf);
+    }
+    Ok(out.finish())
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@
 //! batch as committed instead of writing it again. Transaction calls block, so
 //! they run on the query's own thread, never on the async workers.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -36,6 +37,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
 use super::encode::{for_each_record, RecordLayout};
+use super::partition::partition_for_key;
 use super::Sink;
 use crate::engine::status::SharedStatus;
 use crate::engine::stop::StopSignal;
@@ -115,6 +117,10 @@ pub struct KafkaSink {
     status: Option<SharedStatus>,
     /// The first topic the current batch wrote to (where its marker goes).
     batch_topic: Option<String>,
+    key_columns: Vec<String>,
+    partition_by: Vec<String>,
+    /// Partitions per topic, for `partition_by`.
+    partition_counts: HashMap<String, i32>,
 }
 
 /// Where the marker of a batch lives, recorded before the transaction commits.
@@ -156,7 +162,18 @@ impl KafkaSink {
             in_transaction: false,
             status: None,
             batch_topic: None,
+            key_columns: Vec::new(),
+            partition_by: Vec::new(),
+            partition_counts: HashMap::new(),
         }
+    }
+
+    /// `key_columns` key rows that have no `key` column (an aggregation's
+    /// groups); `partition_by` columns choose the partition.
+    pub fn with_keys(mut self, key_columns: Vec<String>, partition_by: Vec<String>) -> Self {
+        self.key_columns = key_columns;
+        self.partition_by = partition_by;
+        self
     }
 
     fn exactly_once(&self) -> bool {
@@ -169,6 +186,17 @@ impl KafkaSink {
 
 }
 
+fn partition_count(producer: &ThreadedProducer<DeliveryCounter>, topic: &str) -> Result<i32> {
+    let metadata = producer
+        .client()
+        .fetch_metadata(Some(topic), CONNECT_TIMEOUT)
+        .map_err(|e| Error::kafka(format!("can't find the partitions of topic `{topic}`: {e}")).retriable())?;
+    match metadata.topics().first().map(|t| t.partitions().len()) {
+        Some(n) if n > 0 => Ok(n as i32),
+        _ => Err(Error::kafka(format!("topic `{topic}` has no partitions yet")).retriable()),
+    }
+}
+
 impl Sink for KafkaSink {
     fn describe(&self) -> String {
         match &self.options.topic {
@@ -178,7 +206,8 @@ impl Sink for KafkaSink {
     }
 
     fn connect(&mut self, schema: &Schema, status: &SharedStatus, query_id: &str) -> Result<()> {
-        let layout = RecordLayout::new(schema, self.options.topic.clone())?;
+        let layout =
+            RecordLayout::new(schema, self.options.topic.clone())?.with_keys(schema, &self.key_columns, &self.partition_by)?;
         let log = ClientLog::new("producer", Some(status.clone()));
         let context = DeliveryCounter { deliveries: self.deliveries.clone(), log: log.clone() };
         let transactional_id = format!("streamlyr-{query_id}");
@@ -188,6 +217,8 @@ impl Sink for KafkaSink {
             ("client.id", self.client_id.as_str()),
             ("linger.ms", self.linger_ms),
             ("compression.type", "none"),
+            // Java's default: a key lands where any Kafka client would put it.
+            ("partitioner", "murmur2_random"),
         ];
         if self.exactly_once() {
             defaults.push(("transactional.id", transactional_id.as_str()));
@@ -242,6 +273,7 @@ impl Sink for KafkaSink {
         let batch_topic = &mut self.batch_topic;
         let status = self.status.as_ref();
         let enqueued = self.enqueued;
+        let partition_counts = &mut self.partition_counts;
         let mut sent = 0u64;
         for_each_record(layout, chunk, self.rows_in_batch, &mut |r| {
             if batch_topic.is_none() {
@@ -256,6 +288,17 @@ impl Sink for KafkaSink {
             }
             if let Some(p) = r.partition {
                 record = record.partition(p);
+            }
+            if let Some(key) = r.partition_key {
+                let count = match partition_counts.get(r.topic) {
+                    Some(n) => *n,
+                    None => {
+                        let n = partition_count(producer, r.topic)?;
+                        partition_counts.insert(r.topic.to_string(), n);
+                        n
+                    }
+                };
+                record = record.partition(partition_for_key(key, count));
             }
             if include_headers {
                 if let Some(hs) = &r.headers {

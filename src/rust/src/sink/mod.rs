@@ -3,6 +3,8 @@
 
 pub mod encode;
 pub mod kafka;
+pub mod memory;
+pub mod partition;
 
 use arrow::datatypes::Schema;
 use arrow::record_batch::RecordBatch;

@@ -264,6 +264,21 @@ impl Transform {
     }
 }
 
+/// One SQL query over named tables of rows (the memory tables), at once.
+pub fn run_sql(sql: &str, tables: Vec<(String, SchemaRef, Vec<RecordBatch>)>) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    let ctx = datafusion::prelude::SessionContext::new_with_config(SessionConfig::new().with_target_partitions(1));
+    for (name, schema, rows) in tables {
+        let table = datafusion::datasource::MemTable::try_new(schema, vec![rows]).map_err(df_error)?;
+        ctx.register_table(datafusion::common::TableReference::bare(name), Arc::new(table)).map_err(df_error)?;
+    }
+    block_on(async {
+        let frame = ctx.sql(sql).await?;
+        let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+        Ok((schema, frame.collect().await?))
+    })
+    .map_err(df_error)
+}
+
 fn mode_name(mode: OutputMode) -> &'static str {
     match mode {
         OutputMode::Append => "append",

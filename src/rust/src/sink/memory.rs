@@ -1,0 +1,129 @@
+//! Sinks that keep rows in this process: a named in-memory table that R
+//! reads with `collect()` while the stream runs (`stream_write_memory()`),
+//! and the console (`stream_write_console()`), whose batches wait in a queue
+//! until R's main thread prints them. Rows become visible when their batch
+//! commits, never half a batch.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use arrow::array::BooleanArray;
+use arrow::compute::filter_record_batch;
+use arrow::datatypes::{Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+
+use super::encode::key_bytes;
+use super::Sink;
+use crate::checkpoint::CheckpointLog;
+use crate::engine::status::SharedStatus;
+use crate::engine::stop::StopSignal;
+use crate::error::{Error, Result};
+use crate::transform::OutputMode;
+
+/// A table R can query while streams write it.
+#[derive(Debug, Default)]
+pub struct MemoryTable {
+    rows: Mutex<(Option<SchemaRef>, Vec<RecordBatch>)>,
+}
+
+impl MemoryTable {
+    pub fn snapshot(&self) -> (Option<SchemaRef>, Vec<RecordBatch>) {
+        self.rows.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// Committed batches waiting to be printed: (batch id, rows).
+pub type ConsoleQueue = Mutex<VecDeque<(u64, Vec<RecordBatch>)>>;
+
+pub enum Target {
+    Table { name: String, table: Arc<MemoryTable>, mode: OutputMode, key_columns: Vec<String> },
+    Console(Arc<ConsoleQueue>),
+}
+
+pub struct MemorySink {
+    target: Target,
+    schema: Option<SchemaRef>,
+    pending: Vec<RecordBatch>,
+}
+
+impl MemorySink {
+    pub fn new(target: Target) -> Self {
+        MemorySink { target, schema: None, pending: Vec::new() }
+    }
+}
+
+/// Rows of `table` whose key is not among `replaced`'s keys.
+fn without_keys(table: &[RecordBatch], replaced: &[RecordBatch], keys: &[usize]) -> Result<Vec<RecordBatch>> {
+    let mut new_keys = HashSet::new();
+    for b in replaced {
+        let k = key_bytes(b, keys)?;
+        new_keys.extend(k.iter().map(|v| v.map(<[u8]>::to_vec)));
+    }
+    table
+        .iter()
+        .map(|b| {
+            let k = key_bytes(b, keys)?;
+            let keep: BooleanArray = k.iter().map(|v| Some(!new_keys.contains(&v.map(<[u8]>::to_vec)))).collect();
+            filter_record_batch(b, &keep).map_err(|e| Error::internal(e.to_string()))
+        })
+        .collect()
+}
+
+impl Sink for MemorySink {
+    fn describe(&self) -> String {
+        match &self.target {
+            Target::Table { name, .. } => format!("memory[{name}]"),
+            Target::Console(_) => "console".to_string(),
+        }
+    }
+
+    fn connect(&mut self, schema: &Schema, _status: &SharedStatus, _query_id: &str) -> Result<()> {
+        self.schema = Some(Arc::new(schema.clone()));
+        if let Target::Table { table, .. } = &self.target {
+            let mut rows = table.rows.lock().unwrap_or_else(|p| p.into_inner());
+            *rows = (self.schema.clone(), Vec::new());
+        }
+        Ok(())
+    }
+
+    fn begin(&mut self, _batch: u64) -> Result<()> {
+        self.pending.clear();
+        Ok(())
+    }
+
+    fn write(&mut self, chunk: &RecordBatch, _stop: &StopSignal) -> Result<u64> {
+        self.pending.push(chunk.clone());
+        Ok(chunk.num_rows() as u64)
+    }
+
+    fn flush(&mut self, _stop: &StopSignal, _status: &SharedStatus) -> Result<()> {
+        Ok(())
+    }
+
+    fn commit(&mut self, batch: u64, _log: &CheckpointLog) -> Result<()> {
+        let fresh = std::mem::take(&mut self.pending);
+        match &self.target {
+            Target::Console(queue) => queue.lock().unwrap_or_else(|p| p.into_inner()).push_back((batch, fresh)),
+            Target::Table { table, mode, key_columns, .. } => {
+                let mut rows = table.rows.lock().unwrap_or_else(|p| p.into_inner());
+                match mode {
+                    OutputMode::Append => rows.1.extend(fresh),
+                    OutputMode::Complete => rows.1 = fresh,
+                    OutputMode::Update => {
+                        let schema = self.schema.as_ref().ok_or_else(|| Error::internal("memory sink used before connect()"))?;
+                        let keys: Vec<usize> = key_columns.iter().filter_map(|c| schema.index_of(c).ok()).collect();
+                        let mut kept = if keys.is_empty() { Vec::new() } else { without_keys(&rows.1, &fresh, &keys)? };
+                        kept.extend(fresh);
+                        rows.1 = kept;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn abort(&mut self) -> Result<()> {
+        self.pending.clear();
+        Ok(())
+    }
+}
