@@ -23,7 +23,7 @@ spark_connect <- function(master = "local", version = NULL, packages = NULL, ...
   engine <- engine_result(engine_new(threads))
   sc <- structure(
     list(master = master, threads = threads, engine = engine, state = new.env(parent = emptyenv())),
-    class = c("streamlyr_connection", "spark_connection")
+    class = c("streamlyr_connection", "spark_connection", "DBIConnection")
   )
   streamlyr_env$default_connection <- sc
   sc

@@ -17,6 +17,7 @@ stream_stop <- function(stream) {
     query_stop(stream$ptr, TRUE)
     wait_terminated(stream, Inf)
   }
+  print_console(stream)
   status <- query_status(stream$ptr)
   if (identical(status$state, "failed")) {
     raise_engine_error(

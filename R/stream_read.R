@@ -24,8 +24,8 @@
 #'     `kafka.auto.offset.reset`, `kafka.enable.auto.commit` and the
 #'     deserializers are managed by the stream and are errors.
 #' @param ... Unused.
-#' @return A stream table of class `tbl_stream`, to pass to a
-#'   `stream_write_*()` function.
+#' @return A stream table of class `tbl_stream`: a lazy table for dplyr
+#'   verbs (see [streamlyr-dplyr]), to pass to a `stream_write_*()` function.
 #' @family stream readers and writers
 #' @export
 #' @examples
@@ -43,23 +43,12 @@ stream_read_kafka <- function(sc, name = NULL, options = list(), ...) {
   options <- options_as_strings(options)
   ignored <- engine_result(kafka_source_check(to_json(options)))
   warn_ignored(ignored)
-  new_tbl_stream(sc, name, source = list(kind = "kafka", options = options))
+  new_lazy_stream(sc, name, kafka_columns(options), source = list(kind = "kafka", options = options), class = "tbl_stream")
 }
 
-new_tbl_stream <- function(sc, name, source) {
-  structure(list(sc = sc, name = name, source = source), class = "tbl_stream")
-}
-
-#' @export
-print.tbl_stream <- function(x, ...) {
-  opts <- x$source$options
-  what <- opts$subscribe %||% opts$subscribePattern %||% opts$assign %||% ""
-  cat("# Source: ", x$source$kind, " stream `", x$name, "` [", what, " @ ",
-      opts$kafka.bootstrap.servers %||% "", "]\n", sep = "")
-  cat("# Columns: key <raw>, value <raw>, topic <chr>, partition <int>, offset <dbl>,",
-      "timestamp <dttm>, timestampType <int>",
-      if (identical(opts$includeHeaders, "true")) ", headers <list>", "\n", sep = "")
-  invisible(x)
+kafka_columns <- function(options) {
+  c("key", "value", "topic", "partition", "offset", "timestamp", "timestampType",
+    if (identical(options$includeHeaders, "true")) "headers")
 }
 
 warn_ignored <- function(ignored, call = rlang::caller_env()) {

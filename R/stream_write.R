@@ -9,6 +9,13 @@
 #' nothing (at-least-once: the batch in flight at a crash is written again;
 #' exactly-once with `options = list(guarantee = "exactly-once")`).
 #'
+#' @section Pipelines:
+#' `x` can be a dplyr pipeline over a stream (see [streamlyr-dplyr]). With an
+#' aggregation (`summarise()`, `count()`, `distinct()`) use `mode =
+#' "complete"` or `"update"`; each group's record then has the group values as
+#' its key (unless the pipeline makes a `key` column), so the topic works as
+#' a compacted changelog.
+#'
 #' @section Columns:
 #' * `value` (character or raw): the record. Without a `value` column each
 #'   row's other columns are written as one JSON object (`NA` fields left out,
@@ -22,8 +29,9 @@
 #'   written when `includeHeaders = "true"`.
 #'
 #' @param x A stream from a `stream_read_*()` function, or a data frame.
-#' @param mode `"append"`, `"complete"` or `"update"`. Only `"append"` applies
-#'   to a stream without aggregation.
+#' @param mode `"append"` (each input row's output once), `"complete"` (an
+#'   aggregation's whole result every trigger) or `"update"` (the groups
+#'   that changed in the trigger).
 #' @param trigger When micro-batches run: [stream_trigger_interval()] (the
 #'   default, every second), [stream_trigger_continuous()] or
 #'   [stream_trigger_once()].
@@ -37,8 +45,10 @@
 #'   `kafka.` (e.g. `kafka.linger.ms`, `kafka.sasl.password`). Values are
 #'   passed as strings. The producer is idempotent with `acks=all` unless you
 #'   say otherwise. Secrets are never printed or written to the checkpoint.
-#' @param partition_by Not supported for Kafka yet (Spark ignores it); must be
-#'   `NULL`.
+#' @param partition_by Column names: rows with equal values in them go to
+#'   one partition, the one Kafka's default partitioner (murmur2, as in the
+#'   Java client) picks for the key made of those values (one column: its
+#'   value as text; several: a JSON object).
 #' @param ... Unused.
 #' @return A stream (class `streamlyr_stream`); see [stream_stop()].
 #' @family stream readers and writers
@@ -68,30 +78,113 @@ stream_write_kafka <- function(x,
   )
 }
 
+#' Write a stream into memory, or print it
+#'
+#' sparklyr's `stream_write_memory()` and `stream_write_console()`.
+#' `stream_write_memory()` keeps the result in a table of the connection:
+#' read it while the stream runs with `dplyr::tbl(sc, name) %>% collect()`
+#' (`append` adds each batch's rows, `complete` replaces the table with the
+#' latest result, `update` replaces the changed groups' rows).
+#' `stream_write_console()` prints each committed batch in the R console, as
+#' Spark's console sink does (at most `options$numRows` rows, 20 by
+#' default); printing happens on R's main thread whenever R is idle.
+#'
+#' @inheritParams stream_write_kafka
+#' @param name The name of the memory table.
+#' @param options `stream_write_console()`: `numRows`. Otherwise unused.
+#' @param partition_by Accepted for compatibility; the memory and console
+#'   sinks have no partitions.
+#' @return A stream (class `streamlyr_stream`); see [stream_stop()].
+#' @family stream readers and writers
+#' @export
+stream_write_memory <- function(x,
+                                name = random_string("sparklyr_tmp_"),
+                                mode = c("append", "complete", "update"),
+                                trigger = stream_trigger_interval(),
+                                checkpoint = file.path("checkpoints", name, random_string("")),
+                                options = list(),
+                                partition_by = NULL,
+                                ...) {
+  check_string(name)
+  stream_write_generic(
+    x, sink = "memory", mode = mode, trigger = trigger, checkpoint = checkpoint,
+    options = options, partition_by = NULL, call = rlang::current_env(),
+    sink_spec = list(table = name)
+  )
+}
+
+#' @rdname stream_write_memory
+#' @export
+stream_write_console <- function(x,
+                                 mode = c("append", "complete", "update"),
+                                 options = list(),
+                                 trigger = stream_trigger_interval(),
+                                 partition_by = NULL,
+                                 ...) {
+  num_rows <- suppressWarnings(as.integer(options$numRows %||% 20L))
+  if (length(num_rows) != 1 || is.na(num_rows) || num_rows < 0) {
+    abort_streamlyr("`options$numRows` must be a non-negative number of rows.", arg = "options")
+  }
+  stream <- stream_write_generic(
+    x, sink = "console", mode = mode, trigger = trigger,
+    checkpoint = tempfile("streamlyr-console-"), options = list(), partition_by = NULL,
+    call = rlang::current_env(), sink_spec = list()
+  )
+  stream$console_rows <- num_rows
+  print_console_later(stream)
+  stream
+}
+
+# The console sink's batches are printed by R's main thread, from the event
+# loop (so it works in RStudio too) and once more when the stream stops.
+print_console_later <- function(stream) {
+  poll <- function() {
+    print_console(stream)
+    if (!query_wait(stream$ptr, 0, FALSE) %in% c("stopped", "failed")) later::later(poll, 0.2)
+  }
+  later::later(poll, 0.2)
+}
+
+print_console <- function(stream) {
+  if (is.null(stream$console_rows)) return(invisible())
+  for (b in engine_result(query_console_take(stream$ptr))) {
+    rule <- strrep("-", 43)
+    cat(rule, "\nBatch: ", format(b$batch, scientific = FALSE), "\n", rule, "\n", sep = "")
+    print(utils::head(tibble::as_tibble(b$data), stream$console_rows), n = stream$console_rows)
+    cat("\n")
+  }
+  invisible()
+}
+
+check_partition_by <- function(partition_by, call) {
+  if (!is.null(partition_by) && (!is.character(partition_by) || anyNA(partition_by) || length(partition_by) == 0)) {
+    abort_streamlyr(
+      paste0("`partition_by` must be NULL or a character vector of column names, not ", obj_type(partition_by), "."),
+      arg = "partition_by", call = call
+    )
+  }
+}
+
 # Check every argument (nothing starts before they are all fine), describe
 # the query to the engine, start it, and wait until it runs or fails.
 stream_write_generic <- function(x, sink, mode, trigger, checkpoint, options,
-                                 partition_by, call) {
+                                 partition_by, call, sink_spec = NULL) {
   source <- stream_source(x, call = call)
   mode <- check_mode(mode, call = call)
   trigger <- trigger_spec(trigger, call = call)
   check_string(checkpoint, arg = "checkpoint", call = call)
   options <- options_as_strings(options, call = call)
-  if (!is.null(partition_by)) {
-    abort_streamlyr(
-      "`partition_by` is not supported by the Kafka sink yet.",
-      hint = "leave it NULL; to keep rows of a group in one partition give them equal `key`s",
-      arg = "partition_by", call = call
-    )
-  }
+  check_partition_by(partition_by, call = call)
   name <- random_string("stream")
   spec <- list(
     name = name,
     source = source$spec,
-    sink = list(kind = sink, options = options),
+    sink = c(list(kind = sink), sink_spec %||% list(options = options)),
     trigger = trigger,
     checkpoint = path.expand(checkpoint),
-    mode = mode
+    mode = mode,
+    sql = source$sql,
+    partition_by = I(as.character(partition_by))
   )
   started <- query_start(source$sc$engine, to_json(spec), source$data)
   ptr <- engine_result(started, call = call)
@@ -103,8 +196,8 @@ stream_write_generic <- function(x, sink, mode, trigger, checkpoint, options,
 
 stream_source <- function(x, call) {
   if (inherits(x, "tbl_stream")) {
-    check_connection(x$sc, arg = "x", call = call)
-    return(list(sc = x$sc, spec = x$source, data = NULL))
+    check_connection(x$src$con, arg = "x", call = call)
+    return(list(sc = x$src$con, spec = x$stream$source, data = NULL, sql = stream_sql(x)))
   }
   if (is.data.frame(x)) {
     data <- as.list(x)
@@ -112,7 +205,7 @@ stream_source <- function(x, call) {
       if (is.character(data[[i]])) data[[i]] <- enc2utf8(data[[i]])
     }
     attr(data, "row.names") <- .set_row_names(nrow(x))
-    return(list(sc = default_connection(), spec = list(kind = "data_frame"), data = data))
+    return(list(sc = default_connection(), spec = list(kind = "data_frame"), data = data, sql = NULL))
   }
   abort_streamlyr(
     paste0("`x` must be a stream from a `stream_read_*()` function or a data frame, not ", obj_type(x), "."),

@@ -23,3 +23,7 @@
 #' @param rhs A function call using the magrittr semantics.
 #' @return The result of calling `rhs(lhs)`.
 NULL
+
+.onLoad <- function(libname, pkgname) {
+  register_dbi_class(topenv())
+}

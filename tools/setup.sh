@@ -14,7 +14,7 @@ log() { printf '\n==> %s\n' "$*"; }
 
 debian_packages=(
   r-base-dev r-cran-testthat r-cran-dplyr r-cran-dbplyr r-cran-rlang r-cran-cli
-  r-cran-dbi r-cran-uuid r-cran-jsonlite r-cran-later r-cran-magrittr r-cran-withr
+  r-cran-dbi r-cran-tibble r-cran-uuid r-cran-jsonlite r-cran-later r-cran-magrittr r-cran-withr
   r-cran-processx r-cran-roxygen2 r-cran-knitr r-cran-rmarkdown
   kcat cmake pkg-config libssl-dev libsasl2-dev libzstd-dev zlib1g-dev libcurl4-openssl-dev
   maven

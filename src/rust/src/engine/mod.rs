@@ -168,7 +168,8 @@ impl Engine {
         let runtime = self.runtime.lock().unwrap_or_else(|p| p.into_inner());
         let runtime = runtime.as_ref().ok_or_else(|| Error::config("sc", "the connection is closed"))?;
         let trigger = spec.trigger.to_trigger()?;
-        let mode = OutputMode::parse(&spec.mode)?;
+        // "auto" (collect()): complete for an aggregation, append otherwise.
+        let requested = if spec.mode == "auto" { None } else { Some(OutputMode::parse(&spec.mode)?) };
         let checkpoint = spec.checkpoint.trim();
         if checkpoint.is_empty() {
             return Err(Error::config("checkpoint", "`checkpoint` must be a directory path"));
@@ -181,8 +182,8 @@ impl Engine {
         };
         let continuous = matches!(trigger, Trigger::Continuous(_));
         let transform = match &spec.sql {
-            Some(sql) => Some(Transform::plan(&sql.sql, &sql.table, source.schema(), mode, continuous)?),
-            None if mode != OutputMode::Append => {
+            Some(sql) => Some(Transform::plan(&sql.sql, &sql.table, source.schema(), requested, continuous)?),
+            None if requested.is_some_and(|m| m != OutputMode::Append) => {
                 return Err(Error::config(
                     "mode",
                     format!("`mode = \"{}\"` needs an aggregation (group_by() + summarise()) in `x`", spec.mode),
@@ -191,6 +192,7 @@ impl Engine {
             }
             None => None,
         };
+        let mode = transform.as_ref().map_or(OutputMode::Append, |t| t.mode());
         let key_columns = transform.as_ref().map(|t| t.key_columns().to_vec()).unwrap_or_default();
         let output_schema = transform.as_ref().map(|t| t.output_schema()).unwrap_or_else(|| source.schema());
         let mut console = None;
@@ -268,6 +270,10 @@ impl Engine {
             })
             .collect::<Vec<_>>();
         crate::transform::run_sql(sql, snapshots)
+    }
+
+    pub fn drop_memory_table(&self, name: &str) {
+        self.memory_tables.lock().unwrap_or_else(|p| p.into_inner()).remove(name);
     }
 
     pub fn find(&self, id: &str) -> Option<Arc<QueryHandle>> {

@@ -177,6 +177,11 @@ fn engine_query_memory(engine: EnginePtr, sql: &str) -> Robj {
     }
 }
 
+#[extendr]
+fn engine_drop_memory(engine: EnginePtr, table: &str) {
+    engine.drop_memory_table(table);
+}
+
 /// Console sink: the committed batches not printed yet, as
 /// `list(list(batch = <id>, data = <data frame>), ...)`.
 #[extendr]
@@ -220,5 +225,6 @@ extendr_module! {
     fn query_progress;
     fn engine_query_memory;
     fn query_console_take;
+    fn engine_drop_memory;
     fn rust_panic_for_test;
 }

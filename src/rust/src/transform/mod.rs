@@ -62,6 +62,7 @@ pub struct Transform {
     table: Arc<BatchTable>,
     shape: Shape,
     output_schema: SchemaRef,
+    mode: OutputMode,
 }
 
 enum Shape {
@@ -113,7 +114,8 @@ fn block_on<F: Future>(future: F) -> F::Output {
 impl Transform {
     /// Plan `sql` over a table named `table` with rows of `input`. Every
     /// error a user can make (unknown function, wrong mode) shows here.
-    pub fn plan(sql: &str, table: &str, input: SchemaRef, mode: OutputMode, continuous: bool) -> Result<Transform> {
+    /// Without a `mode`, an aggregation is `Complete` and the rest `Append`.
+    pub fn plan(sql: &str, table: &str, input: SchemaRef, mode: Option<OutputMode>, continuous: bool) -> Result<Transform> {
         // One partition: micro-batches are small, and order within a chunk is kept.
         let config = SessionConfig::new().with_target_partitions(1).with_information_schema(false);
         let state = SessionStateBuilder::new().with_config(config).with_default_features().build();
@@ -149,6 +151,7 @@ impl Transform {
         };
 
         let output_schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
+        let mode = mode.unwrap_or(if aggregate.is_some() { OutputMode::Complete } else { OutputMode::Append });
         let shape = match aggregate {
             None => {
                 if mode != OutputMode::Append {
@@ -177,7 +180,11 @@ impl Transform {
                 Shape::Grouped(Box::new(Grouped::plan(&state, aggregate, &above, mode, &output_schema)?))
             }
         };
-        Ok(Transform { state, table: table_provider, shape, output_schema })
+        Ok(Transform { state, table: table_provider, shape, output_schema, mode })
+    }
+
+    pub fn mode(&self) -> OutputMode {
+        self.mode
     }
 
     pub fn output_schema(&self) -> SchemaRef {

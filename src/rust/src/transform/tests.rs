@@ -22,7 +22,7 @@ fn words(items: &[(&str, f64)]) -> RecordBatch {
 }
 
 fn plan(sql: &str, mode: OutputMode) -> Result<Transform> {
-    Transform::plan(sql, "words", words_schema(), mode, false)
+    Transform::plan(sql, "words", words_schema(), Some(mode), false)
 }
 
 /// (word, count) pairs of a result, sorted.
@@ -122,7 +122,7 @@ fn user_mistakes_are_config_errors_naming_the_problem() {
     assert_eq!(e.arg.as_deref(), Some("mode"));
     let e = plan(r#"SELECT "word" FROM "words""#, OutputMode::Complete).err().unwrap();
     assert_eq!(e.arg.as_deref(), Some("mode"));
-    let e = Transform::plan(COUNT, "words", words_schema(), OutputMode::Complete, true).err().unwrap();
+    let e = Transform::plan(COUNT, "words", words_schema(), Some(OutputMode::Complete), true).err().unwrap();
     assert_eq!(e.arg.as_deref(), Some("trigger"));
     let e = plan(r#"SELECT "word", ROW_NUMBER() OVER (ORDER BY "x") AS "r" FROM "words""#, OutputMode::Append).err().unwrap();
     assert!(e.message.contains("window"), "{}", e.message);
