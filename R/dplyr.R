@@ -69,6 +69,12 @@ sql_translation.streamlyr_connection <- function(con) {
       `%/%` = function(x, y) dbplyr::build_sql("FLOOR(CAST(", x, " AS DOUBLE) / ", y, ")", con = con),
       `%%` = function(x, y) dbplyr::build_sql("(", x, " % ", y, ")", con = con),
       nchar = dbplyr::sql_prefix("CHARACTER_LENGTH", 1),
+      sub = function(pattern, replacement, x) {
+        dbplyr::build_sql("REGEXP_REPLACE(", x, ", ", pattern, ", ", replacement, ")", con = con)
+      },
+      gsub = function(pattern, replacement, x) {
+        dbplyr::build_sql("REGEXP_REPLACE(", x, ", ", pattern, ", ", replacement, ", 'g')", con = con)
+      },
       grepl = function(pattern, x, fixed = FALSE, ignore.case = FALSE) {
         if (isTRUE(fixed)) {
           return(dbplyr::build_sql("STRPOS(", x, ", ", pattern, ") > 0", con = con))

@@ -8,6 +8,7 @@
 #   tools/kafka.sh stop-node [--port 9092] [--node N]  # stop one broker cleanly
 #   tools/kafka.sh pause-node|resume-node [--port 9092] [--node N]  # SIGSTOP/SIGCONT: a stalled broker
 #   tools/kafka.sh restart-node [--port 9092] [--node N]
+#   tools/kafka.sh create-topic [--port 9092] --topic NAME --partitions N
 #
 # With --brokers 3 the brokers listen on port, port+1, port+2 (each is also a
 # controller, so the quorum survives one of them dying). Each broker also has
@@ -21,12 +22,14 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 . "$here/versions.sh"
 
 cmd="${1:-}"; shift || true
-port=9092; brokers=1; node=0
+port=9092; brokers=1; node=0; topic=""; partitions=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --port) port="$2"; shift 2 ;;
     --brokers) brokers="$2"; shift 2 ;;
     --node) node="$2"; shift 2 ;;
+    --topic) topic="$2"; shift 2 ;;
+    --partitions) partitions="$2"; shift 2 ;;
     *) echo "kafka.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
@@ -158,6 +161,8 @@ case "$cmd" in
     start_node "$node"
     wait_ready "$node"
     ;;
+  create-topic)
+    java -Xmx256m -cp "$libs/*" "$here/CreateTopic.java" "127.0.0.1:$port" "$topic" "$partitions" ;;
   status)
     [ -f "$state/brokers" ] || { echo "stopped"; exit 1; }
     kcat -b "127.0.0.1:$port" -L -m 2 >/dev/null 2>&1 && echo "running" || { echo "not answering"; exit 1; }

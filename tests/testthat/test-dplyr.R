@@ -1,0 +1,248 @@
+# dplyr pipelines over a Kafka stream, each checked against the same
+# pipeline run by dplyr on the same rows as a local data frame (the oracle).
+
+library(dplyr, warn.conflicts = FALSE)
+
+words <- c("apple", "banana", "avocado", "cherry", "apricot", "blueberry", "kiwi")
+
+# One input topic for the verb families: key = a word, value = a number.
+input_rows <- local({
+  set.seed(42)
+  n <- 300
+  data.frame(k = sample(words, n, replace = TRUE), v = round(runif(n, 0, 100), 2))
+})
+
+setup_input <- function() {
+  topic <- new_topic("dplyr-in")
+  kcat_produce(topic, format(input_rows$v, nsmall = 2, trim = TRUE), keys = input_rows$k)
+  sc <- spark_connect(master = "local")
+  stream <- stream_read_kafka(sc, options = list(
+    kafka.bootstrap.servers = kafka_bootstrap(), subscribe = topic, startingOffsets = "earliest"
+  ))
+  list(sc = sc, topic = topic, stream = stream %>%
+    transmute(k = as.character(key), v = as.numeric(as.character(value)), off = offset))
+}
+
+oracle_rows <- function() transform(input_rows, off = as.numeric(seq_len(nrow(input_rows)) - 1))
+
+# Compare as sets of rows: order and integer/double storage aside.
+expect_same_rows <- function(got, expected) {
+  got <- as.data.frame(got)
+  expected <- as.data.frame(expected)
+  expect_setequal(names(got), names(expected))
+  got <- got[do.call(order, unname(got[names(expected)])), names(expected), drop = FALSE]
+  expected <- expected[do.call(order, unname(expected)), , drop = FALSE]
+  rownames(got) <- rownames(expected) <- NULL
+  for (col in names(expected)) {
+    if (is.factor(expected[[col]])) expected[[col]] <- as.character(expected[[col]])
+    if (is.numeric(expected[[col]])) got[[col]] <- as.numeric(got[[col]])
+    if (is.numeric(expected[[col]])) expected[[col]] <- as.numeric(expected[[col]])
+  }
+  expect_equal(got, expected, tolerance = 1e-9)
+}
+
+pipelines <- list(
+  filter = function(x) filter(x, v > 25, !is.na(k), k %in% c("apple", "kiwi", "cherry"), v <= 90 | k == "kiwi"),
+  mutate_arith = function(x) mutate(x, w = v * 2 + 1, d = v / 4 - 3, m = v %/% 7, r = v %% 7, s = sign(v - 50)),
+  conditionals = function(x) transmute(x, k,
+    size = if_else(v > 50, "big", "small"),
+    flag = ifelse(v > 10, 1, 0),
+    band = case_when(v < 20 ~ "low", v < 60 ~ "mid", TRUE ~ "high")
+  ),
+  casts = function(x) transmute(x, k, txt = as.character(off), int = as.integer(off), num = as.numeric(off)),
+  strings = function(x) transmute(x,
+    p = paste0(k, "-", k), n = nchar(k), u = toupper(k), s = substr(k, 2, 4),
+    g = grepl("^a", k), one = sub("a", "_", k), all = gsub("a", "_", k)
+  ),
+  select_rename = function(x) x %>% select(k, v) %>% rename(word = k, amount = v),
+  summarise = function(x) x %>% group_by(k) %>% summarise(
+    n = n(), total = sum(v, na.rm = TRUE), avg = mean(v, na.rm = TRUE), lo = min(v, na.rm = TRUE),
+    hi = max(v, na.rm = TRUE), distinct = n_distinct(v), spread = sd(v, na.rm = TRUE)
+  ),
+  count = function(x) count(x, k),
+  distinct = function(x) distinct(x, k),
+  after_summary = function(x) x %>% group_by(k) %>% summarise(n = n()) %>% filter(n > 40) %>% mutate(half = n / 2)
+)
+
+test_that("each verb family on a stream gives what dplyr gives on a data frame", {
+  input <- setup_input()
+  on.exit(spark_disconnect(input$sc))
+  for (name in names(pipelines)) {
+    f <- pipelines[[name]]
+    got <- collect(f(input$stream))
+    expect_equal(nrow(got), nrow(f(oracle_rows())), label = paste(name, "row count"))
+    expect_same_rows(got, f(oracle_rows()))
+  }
+})
+
+test_that("show_query() shows the SQL the engine runs", {
+  input <- setup_input()
+  on.exit(spark_disconnect(input$sc))
+  expect_output(show_query(input$stream %>% count(k)), "GROUP BY")
+  expect_output(show_query(input$stream %>% filter(v > 1)), "WHERE")
+})
+
+test_that("a pipeline written into Kafka arrives as the oracle says (read with kcat)", {
+  input <- setup_input()
+  on.exit(spark_disconnect(input$sc))
+  out <- new_topic("dplyr-out")
+  stream <- input$stream %>%
+    filter(v > 50) %>%
+    transmute(value = paste0(k, ":", as.character(off))) %>%
+    stream_write_kafka(checkpoint = new_checkpoint(), options = list(kafka.bootstrap.servers = kafka_bootstrap(), topic = out))
+  expected <- with(subset(oracle_rows(), v > 50), paste0(k, ":", off))
+  got <- kcat_read(out, n = length(expected))
+  stream_stop(stream)
+  expect_setequal(got$value, expected)
+})
+
+# A running word count: words arrive in rounds; after each round the
+# output matches dplyr's count() over everything so far.
+word_rounds <- list(c("a", "b", "a", "c"), c("b", "d"), c("a"))
+
+test_that("complete mode writes the whole result after each trigger", {
+  topic <- new_topic("wc")
+  sc <- spark_connect(master = "local")
+  on.exit(spark_disconnect(sc))
+  counts <- stream_read_kafka(sc, options = list(kafka.bootstrap.servers = kafka_bootstrap(), subscribe = topic)) %>%
+    mutate(word = as.character(value)) %>%
+    count(word)
+  stream <- stream_write_memory(counts, name = "wc_complete", mode = "complete",
+                                trigger = stream_trigger_interval(100), checkpoint = new_checkpoint())
+  seen <- character()
+  for (round in word_rounds) {
+    kcat_produce(topic, round)
+    seen <- c(seen, round)
+    expected <- count(data.frame(word = seen), word)
+    wait_for(function() isTRUE(sum(collect(tbl(sc, "wc_complete"))$n) == length(seen)))
+    expect_same_rows(collect(tbl(sc, "wc_complete")), expected)
+  }
+  stream_stop(stream)
+})
+
+test_that("update mode writes only the groups a trigger changed, keyed by group", {
+  topic <- new_topic("wc")
+  out <- new_topic("wc-out")
+  sc <- spark_connect(master = "local")
+  on.exit(spark_disconnect(sc))
+  counts <- stream_read_kafka(sc, options = list(kafka.bootstrap.servers = kafka_bootstrap(), subscribe = topic)) %>%
+    mutate(word = as.character(value)) %>%
+    count(word)
+  stream <- stream_write_kafka(counts, mode = "update", trigger = stream_trigger_interval(100),
+                               checkpoint = new_checkpoint(),
+                               options = list(kafka.bootstrap.servers = kafka_bootstrap(), topic = out))
+  seen <- character()
+  written <- 0
+  for (round in word_rounds) {
+    kcat_produce(topic, round)
+    seen <- c(seen, round)
+    changed <- unique(round)
+    got <- kcat_read(out, n = written + length(changed))
+    expect_equal(nrow(got), written + length(changed))
+    new_records <- got[(written + 1):nrow(got), ]
+    written <- nrow(got)
+    # Only the changed groups, each keyed by its word, with its count so far.
+    expect_setequal(new_records$key, changed)
+    expected <- count(data.frame(word = seen), word) %>% filter(word %in% changed)
+    values <- lapply(new_records$value, jsonlite::fromJSON)
+    expect_same_rows(data.frame(word = vapply(values, `[[`, "", "word"), n = vapply(values, `[[`, 0, "n")), expected)
+  }
+  stream_stop(stream)
+})
+
+test_that("an aggregation stopped and restarted mid-way ends with the uninterrupted result", {
+  topic <- new_topic("restart")
+  sc <- spark_connect(master = "local")
+  on.exit(spark_disconnect(sc))
+  checkpoint <- new_checkpoint()
+  summary_of <- function(x) x %>% group_by(word) %>% summarise(n = n(), total = sum(num, na.rm = TRUE))
+  pipeline <- stream_read_kafka(sc, options = list(kafka.bootstrap.servers = kafka_bootstrap(), subscribe = topic,
+                                                   startingOffsets = "earliest")) %>%
+    transmute(word = as.character(key), num = as.numeric(as.character(value))) %>%
+    summary_of()
+  first <- data.frame(word = c("x", "y", "x", "z"), num = c(1, 2, 3, 4))
+  second <- data.frame(word = c("x", "w", "y"), num = c(10, 20, 30))
+  kcat_produce(topic, first$num, keys = first$word)
+  stream <- stream_write_memory(pipeline, name = "restart_wc", mode = "complete", checkpoint = checkpoint,
+                                trigger = stream_trigger_interval(100))
+  wait_for(function() isTRUE(sum(collect(tbl(sc, "restart_wc"))$n) == 4))
+  stream_stop(stream)
+  kcat_produce(topic, second$num, keys = second$word)
+  stream <- stream_write_memory(pipeline, name = "restart_wc", mode = "complete", checkpoint = checkpoint,
+                                trigger = stream_trigger_interval(100))
+  wait_for(function() isTRUE(sum(collect(tbl(sc, "restart_wc"))$n) == 7))
+  stream_stop(stream)
+  expect_same_rows(collect(tbl(sc, "restart_wc")), summary_of(rbind(first, second)))
+  expect_true(length(list.files(file.path(checkpoint, "state"))) >= 2)
+})
+
+test_that("partition_by puts each group in the partition murmur2 gives its key", {
+  topic <- new_topic("six")
+  system2("bash", c(file.path(Sys.getenv("STREAMLYR_KAFKA_TOOLS"), "kafka.sh"), "create-topic",
+                    "--port", sub(".*:", "", kafka_bootstrap()), "--topic", topic, "--partitions", "6"),
+          stdout = FALSE, stderr = FALSE)
+  groups <- paste0("group-", 1:12)
+  rows <- data.frame(grp = rep(groups, 5), value = paste0("row-", 1:60))
+  sc <- spark_connect(master = "local")
+  on.exit(spark_disconnect(sc))
+  stream <- stream_write_kafka(rows, checkpoint = new_checkpoint(), partition_by = "grp",
+                               options = list(kafka.bootstrap.servers = kafka_bootstrap(), topic = topic))
+  got <- kcat_read(topic, n = 60)
+  stream_stop(stream)
+  got$grp <- rows$grp[match(got$value, rows$value)]
+  where <- tapply(got$partition, got$grp, function(p) unique(p))
+  expect_true(all(lengths(where) == 1))
+  expect_gt(length(unique(unlist(where))), 1)
+  # kcat (librdkafka's murmur2_random, Java's partitioner) puts each key where we did.
+  probe <- new_topic("six-probe")
+  system2("bash", c(file.path(Sys.getenv("STREAMLYR_KAFKA_TOOLS"), "kafka.sh"), "create-topic",
+                    "--port", sub(".*:", "", kafka_bootstrap()), "--topic", probe, "--partitions", "6"),
+          stdout = FALSE, stderr = FALSE)
+  file <- tempfile()
+  writeLines(paste0(groups, "\t", groups), file)
+  system2("kcat", c("-P", "-b", kafka_bootstrap(), "-t", probe, "-K", "'\t'", "-X", "topic.partitioner=murmur2_random", "-l", file))
+  java_side <- kcat_read(probe, n = 12)
+  expect_equal(unlist(where)[java_side$key], setNames(as.numeric(java_side$partition), java_side$key), ignore_attr = TRUE)
+})
+
+test_that("pipeline mistakes are clear errors when the stream starts", {
+  sc <- spark_connect(master = "local")
+  on.exit(spark_disconnect(sc))
+  s <- stream_read_kafka(sc, options = list(kafka.bootstrap.servers = kafka_bootstrap(), subscribe = new_topic()))
+  opts <- list(kafka.bootstrap.servers = kafka_bootstrap(), topic = new_topic())
+  expect_error(
+    stream_write_kafka(s %>% mutate(value = my_unknown_fn(value)), options = opts, checkpoint = new_checkpoint()),
+    "`my_unknown_fn\\(\\)` can't be used", class = "streamlyr_error_config"
+  )
+  expect_error(
+    stream_write_kafka(s %>% count(topic), options = opts, checkpoint = new_checkpoint()),
+    "can't be written in `append` mode", class = "streamlyr_error_config"
+  )
+  expect_error(
+    stream_write_kafka(s %>% mutate(value = offset * 2), options = opts, checkpoint = new_checkpoint()),
+    "column `value` must be character or raw", class = "streamlyr_error_config"
+  )
+  df <- data.frame(id = 1:2)
+  df$value <- list(c(1, 2), c(3, 4))
+  expect_error(
+    stream_write_kafka(df, options = opts, checkpoint = new_checkpoint()),
+    "list of double values", class = "streamlyr_error_config"
+  )
+  expect_error(
+    stream_write_kafka(s, mode = "complete", options = opts, checkpoint = new_checkpoint()),
+    "needs an aggregation", class = "streamlyr_error_config"
+  )
+  expect_error(
+    stream_write_kafka(s %>% mutate(n = row_number()), options = opts, checkpoint = new_checkpoint()),
+    "window function", class = "streamlyr_error_config"
+  )
+  expect_error(stream_write_kafka(s, partition_by = 1, options = opts), "`partition_by` must be NULL or a character")
+})
+
+test_that("the console sink prints each batch from R's main thread", {
+  sc <- spark_connect(master = "local")
+  on.exit(spark_disconnect(sc))
+  stream <- stream_write_console(data.frame(word = c("hello", "world")))
+  wait_for(function() stream_state(stream) == "stopped")
+  expect_output(stream_stop(stream), "Batch: 0.*hello.*world")
+})
