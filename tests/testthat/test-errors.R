@@ -76,8 +76,8 @@ test_that("columns Kafka can't carry are errors at start", {
     "`value` must be character or raw", class = "streamlyr_error_config"
   )
   expect_error(
-    stream_write_kafka(data.frame(value = "a"), partition_by = "value", options = list(kafka.bootstrap.servers = "h:1", topic = "t")),
-    class = "streamlyr_error_config"
+    stream_write_kafka(data.frame(value = "a"), partition_by = "nope", options = list(kafka.bootstrap.servers = "h:1", topic = "t")),
+    "`partition_by` names `nope`, which is not a column of `x`", class = "streamlyr_error_config"
   )
 })
 
