@@ -100,13 +100,17 @@ test_that("a pipeline written into Kafka arrives as the oracle says (read with k
 # output matches dplyr's count() over everything so far.
 word_rounds <- list(c("a", "b", "a", "c"), c("b", "d"), c("a"))
 
+word_counts <- function(sc, topic) {
+  stream_read_kafka(sc, options = list(kafka.bootstrap.servers = kafka_bootstrap(), subscribe = topic)) %>%
+    mutate(word = as.character(value)) %>%
+    count(word)
+}
+
 test_that("complete mode writes the whole result after each trigger", {
   topic <- new_topic("wc")
   sc <- spark_connect(master = "local")
   on.exit(spark_disconnect(sc))
-  counts <- stream_read_kafka(sc, options = list(kafka.bootstrap.servers = kafka_bootstrap(), subscribe = topic)) %>%
-    mutate(word = as.character(value)) %>%
-    count(word)
+  counts <- word_counts(sc, topic)
   stream <- stream_write_memory(counts, name = "wc_complete", mode = "complete",
                                 trigger = stream_trigger_interval(100), checkpoint = new_checkpoint())
   seen <- character()
@@ -125,9 +129,7 @@ test_that("update mode writes only the groups a trigger changed, keyed by group"
   out <- new_topic("wc-out")
   sc <- spark_connect(master = "local")
   on.exit(spark_disconnect(sc))
-  counts <- stream_read_kafka(sc, options = list(kafka.bootstrap.servers = kafka_bootstrap(), subscribe = topic)) %>%
-    mutate(word = as.character(value)) %>%
-    count(word)
+  counts <- word_counts(sc, topic)
   stream <- stream_write_kafka(counts, mode = "update", trigger = stream_trigger_interval(100),
                                checkpoint = new_checkpoint(),
                                options = list(kafka.bootstrap.servers = kafka_bootstrap(), topic = out))
