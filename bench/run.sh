@@ -17,36 +17,89 @@ raw="$CARGO_TARGET_DIR/release/raw-kafka"
 servers="$(bash "$tools/kafka.sh" start --port "$port")"
 trap 'bash "$tools/kafka.sh" stop --port "$port"' EXIT
 results="$(mktemp)"
+latencies="$(mktemp)"
 topic() { echo "bench-$1-$RANDOM$RANDOM"; }
 
 echo "Preloading $rows records of 100 bytes for the passthrough..."
 input="$(topic in)"
 seq 1 "$rows" | awk '{printf "%-100s\n", "record-" $1}' | kcat -P -b "$servers" -t "$input" -z none -X linger.ms=50
 
+streamlyr() { Rscript "$here/streamlyr.R" "$@" | sed 's/^/streamlyr /' >> "$results"; }
+
 for i in $(seq 1 "$repeats"); do
-  echo "Run $i of $repeats"
+  echo "Run $i of $repeats: P1, P2, P4, P6"
   echo "raw $("$raw" produce-json "$servers" "$(topic p1raw)" "$rows")" >> "$results"
-  echo "streamlyr $(Rscript "$here/streamlyr.R" produce-json "$servers" "$(topic p1)" "$rows")" >> "$results"
+  streamlyr produce-json "$servers" "$(topic p1)" "$rows"
   echo "raw $("$raw" passthrough "$servers" "$input" "$(topic p2raw)" "$rows")" >> "$results"
-  echo "streamlyr $(Rscript "$here/streamlyr.R" passthrough "$servers" "$input" "$(topic p2)" "$rows")" >> "$results"
-  echo "streamlyr $(Rscript "$here/streamlyr.R" start "$servers" "$input" "$(topic p4)")" >> "$results"
+  streamlyr passthrough "$servers" "$input" "$(topic p2)" "$rows"
+  streamlyr start "$servers" "$input" "$(topic p4)"
+  streamlyr passthrough "$servers" "$input" "$(topic p6)" "$rows" 1000 at-least-once p6-at-least-once
+  streamlyr passthrough "$servers" "$input" "$(topic p6)" "$rows" 1000 exactly-once p6-exactly-once
 done
 
-Rscript - "$results" <<'RSCRIPT'
-r <- read.table(commandArgs(TRUE)[1], col.names = c("who", "case", "records", "seconds"))
-med <- aggregate(seconds ~ who + case + records, r, median)
-med$records_per_second <- round(med$records / med$seconds)
+# Spark Structured Streaming on P1 and P2 (once: it takes a while to start).
+if [ "${BENCH_SPARK:-1}" = 1 ]; then
+  echo "Spark: P1 and P2 through Spark's Kafka sink (local[2])"
+  bash "$here/spark.sh" "$servers" "$rows" "$input" >> "$results"
+fi
+
+# P5: peak memory as the stream grows 10x (passthrough, and a count() over ~1,000 groups).
+big_rows=$((rows * 10))
+echo "P5: preloading $big_rows records"
+big="$(topic big)"
+seq 1 "$big_rows" | awk '{printf "%-100s\n", "record-" $1}' | kcat -P -b "$servers" -t "$big" -z none -X linger.ms=50
+streamlyr passthrough "$servers" "$input" "$(topic p5)" "$rows" 0 at-least-once p5-passthrough-1x
+streamlyr passthrough "$servers" "$big" "$(topic p5)" "$big_rows" 0 at-least-once p5-passthrough-10x
+streamlyr aggregate "$servers" "$input" "$(topic p5)" "$rows" 0 at-least-once p5-count-1x
+streamlyr aggregate "$servers" "$big" "$(topic p5)" "$big_rows" 0 at-least-once p5-count-10x
+
+# P3: latency at a fixed input rate, one run per trigger.
+latency_seconds="${BENCH_LATENCY_SECONDS:-30}"
+for trigger in interval0 default continuous; do
+  echo "P3: latency with the $trigger trigger ($latency_seconds s at 10,000 msg/s)"
+  in="$(topic p3in)"; out="$(topic p3out)"
+  bash "$tools/kafka.sh" create-topic --port "$port" --topic "$in" --partitions 1 2>/dev/null
+  bash "$tools/kafka.sh" create-topic --port "$port" --topic "$out" --partitions 1 2>/dev/null
+  ready="$(mktemp)"
+  Rscript "$here/streamlyr.R" stream "$servers" "$in" "$out" "$trigger" > "$ready" &
+  stream_pid=$!
+  until grep -q ready "$ready"; do sleep 0.2; done
+  "$raw" latency "$servers" "$in" "$out" 10000 "$latency_seconds" "$trigger" >> "$latencies"
+  kill "$stream_pid"; wait "$stream_pid" 2>/dev/null || true
+done
+
+Rscript - "$results" "$latencies" <<'RSCRIPT'
+files <- commandArgs(TRUE)
+r <- read.table(files[1], col.names = c("who", "case", "records", "value"))
+med <- aggregate(value ~ who + case + records, r, median)
+is_rss <- startsWith(med$case, "rss-")
+times <- med[!is_rss, ]
+times$records_per_second <- round(times$records / times$value)
+names(times)[names(times) == "value"] <- "seconds"
 cat("\nMedians:\n")
-print(med[order(med$case, med$who), ], row.names = FALSE)
-ratio <- function(case) {
-  s <- med$records_per_second[med$who == "streamlyr" & med$case == case]
-  b <- med$records_per_second[med$who == "raw" & med$case == case]
-  sprintf("%-13s streamlyr / raw librdkafka = %.2f", case, s / b)
-}
+print(times[order(times$case, times$who), ], row.names = FALSE)
+rate <- function(who, case) times$records_per_second[times$who == who & times$case == case]
+ratio <- function(label, s, b, target) cat(sprintf("%-40s %.2f (target %s)\n", label, s / b, target))
 cat("\nRatios (messages per second):\n")
-cat(ratio("produce-json"), "(target >= 0.9)\n")
-cat(ratio("passthrough"), "(target >= 0.8)\n")
-cat(sprintf("start         library(streamlyr) to a running stream: %.2f s (target <= 0.5 s)\n",
-            med$seconds[med$case == "start"]))
-cat("Spark Structured Streaming: not run by this version of the benchmark.\n")
+ratio("P1 produce-json: streamlyr / raw", rate("streamlyr", "produce-json"), rate("raw", "produce-json"), ">= 0.9")
+ratio("P2 passthrough: streamlyr / raw", rate("streamlyr", "passthrough"), rate("raw", "passthrough"), ">= 0.8")
+ratio("P6 1 s batches: exactly-once / at-least-once", rate("streamlyr", "p6-exactly-once"), rate("streamlyr", "p6-at-least-once"), ">= 0.9")
+cat(sprintf("%-40s %.2f s (target <= 0.5 s)\n", "P4 library() to a running stream", times$seconds[times$case == "start"]))
+if (any(times$who == "spark")) {
+  cat("\nstreamlyr / Spark Structured Streaming (messages per second; > 1 means streamlyr is faster):\n")
+  for (case in c("produce-json", "passthrough")) {
+    ratio(sprintf("%s, Spark's job alone", case), rate("streamlyr", case), rate("spark", case), "> 1")
+    ratio(sprintf("%s, with Spark's start-up", case), rate("streamlyr", case), rate("spark", paste0(case, "-startup")), "> 1")
+  }
+} else {
+  cat("\nSpark Structured Streaming: not run (see above).\n")
+}
+rss <- med[is_rss & grepl("p5-", med$case), ]
+cat("\nP5 peak RSS of the R process (MB; target: flat as records grow 10x, <= 300):\n")
+print(data.frame(case = sub("rss-", "", rss$case), records = rss$records, peak_rss_mb = rss$value), row.names = FALSE)
+if (file.exists(files[2]) && file.size(files[2]) > 0) {
+  l <- read.table(files[2], col.names = c("case", "records", "p50_ms", "p99_ms"))
+  cat("\nP3 latency, produce -> visible in the output topic, 10,000 msg/s (targets: continuous p99 <= 5 ms, interval(0) p99 <= 50 ms):\n")
+  print(l, row.names = FALSE)
+}
 RSCRIPT

@@ -2,8 +2,13 @@
 #   Rscript bench/streamlyr.R produce-json <servers> <topic> <rows>
 #   Rscript bench/streamlyr.R passthrough  <servers> <from> <to> <n>
 #   Rscript bench/streamlyr.R start        <servers> <from> <to>
+#   Rscript bench/streamlyr.R passthrough  <servers> <from> <to> <n> [<trigger ms> <guarantee> <case>]
+#   Rscript bench/streamlyr.R aggregate    <servers> <from> <to> <n>   # count() over 1,000 groups
+#   Rscript bench/streamlyr.R stream       <servers> <from> <to> <interval0|default|continuous>
 # Prints `<case> <records> <seconds>`, timed like the raw baselines (the
-# data frame is built before the clock starts).
+# data frame is built before the clock starts), and `rss-<case> <records>
+# <MB>`: the peak resident memory of this R process. `stream` runs a
+# passthrough until killed (for the latency probe), printing `ready`.
 args <- commandArgs(trailingOnly = TRUE)
 case <- args[1]
 servers <- args[2]
@@ -21,6 +26,28 @@ if (case == "start") {
 
 library(streamlyr)
 status <- function(s) streamlyr:::query_status(s$ptr)
+peak_rss_mb <- function() {
+  line <- grep("^VmHWM:", readLines("/proc/self/status"), value = TRUE)
+  as.numeric(gsub("[^0-9]", "", line)) / 1024
+}
+report <- function(case, records, seconds) {
+  cat(sprintf("%s %d %.4f\nrss-%s %d %.1f\n", case, as.integer(records), seconds, case, as.integer(records), peak_rss_mb()))
+}
+
+if (case == "stream") {
+  sc <- spark_connect()
+  trigger <- switch(args[5],
+    interval0 = stream_trigger_interval(0),
+    default = stream_trigger_interval(),
+    continuous = stream_trigger_continuous()
+  )
+  stream <- stream_read_kafka(sc, options = list(kafka.bootstrap.servers = servers, subscribe = args[3])) %>%
+    stream_write_kafka(trigger = trigger, checkpoint = tempfile(),
+                       options = list(kafka.bootstrap.servers = servers, topic = args[4]))
+  cat("ready\n")
+  flush(stdout())
+  Sys.sleep(3600)
+}
 
 if (case == "produce-json") {
   rows <- as.integer(args[4])
@@ -37,18 +64,30 @@ if (case == "produce-json") {
   while (status(stream)$active) Sys.sleep(0.01)
   elapsed <- as.numeric(difftime(Sys.time(), t0, units = "secs"))
   stopifnot(status(stream)$rows_out == rows)
-  cat(sprintf("produce-json %d %.4f\n", rows, elapsed))
+  report("produce-json", rows, elapsed)
 }
 
-if (case == "passthrough") {
+if (case %in% c("passthrough", "aggregate")) {
   n <- as.numeric(args[5])
+  trigger_ms <- as.numeric(if (length(args) >= 6) args[6] else 0)
+  guarantee <- if (length(args) >= 7) args[7] else "at-least-once"
+  label <- if (length(args) >= 8) args[8] else case
   sc <- spark_connect()
   t0 <- Sys.time()
-  stream <- stream_read_kafka(sc, options = list(kafka.bootstrap.servers = servers, subscribe = args[3], startingOffsets = "earliest")) %>%
-    stream_write_kafka(trigger = stream_trigger_interval(0), checkpoint = tempfile(),
-                       options = list(kafka.bootstrap.servers = servers, topic = args[4]))
-  while (status(stream)$rows_out < n) Sys.sleep(0.01)
+  input <- stream_read_kafka(sc, options = list(kafka.bootstrap.servers = servers, subscribe = args[3], startingOffsets = "earliest"))
+  mode <- "append"
+  if (case == "aggregate") {
+    # About 1,000 groups: the first three digits of each record's number.
+    input <- input %>%
+      dplyr::mutate(text = as.character(value)) %>%
+      dplyr::mutate(group = substr(text, 8L, 10L)) %>%
+      dplyr::count(group)
+    mode <- "update"
+  }
+  stream <- stream_write_kafka(input, mode = mode, trigger = stream_trigger_interval(trigger_ms), checkpoint = tempfile(),
+                               options = list(kafka.bootstrap.servers = servers, topic = args[4], guarantee = guarantee))
+  while (status(stream)$rows_in < n) Sys.sleep(0.01)
   elapsed <- as.numeric(difftime(Sys.time(), t0, units = "secs"))
   stream_stop(stream)
-  cat(sprintf("passthrough %d %.4f\n", as.integer(n), elapsed))
+  report(label, n, elapsed)
 }

@@ -59,6 +59,44 @@ test_that("at-least-once: killed 10 times at random moments, no record is lost",
   expect_setequal(unique(values), sprintf("record-%05d", 1:20000))
 })
 
+test_that("a running count killed 6 times at random moments ends with the exact counts (exactly-once)", {
+  servers <- kafka_bootstrap()
+  input <- new_topic("in")
+  output <- new_topic("out")
+  n <- 20000
+  set.seed(7)
+  keys <- sample(sprintf("word%02d", 1:40), n, replace = TRUE)
+  kcat_produce(input, seq_len(n), keys = keys)
+  env <- c(
+    STREAM_SERVERS = servers, STREAM_INPUT = input, STREAM_OUTPUT = output,
+    STREAM_CHECKPOINT = new_checkpoint(), STREAM_GUARANTEE = "exactly-once",
+    STREAM_PIPELINE = "count", STREAM_MAX_OFFSETS = "100", STREAM_INTERVAL = "0"
+  )
+  latest_counts <- function() {
+    got <- kcat_read(output, 0, timeout = 0)
+    if (nrow(got) == 0) return(integer())
+    last <- got[!duplicated(got$key, fromLast = TRUE), ]
+    setNames(vapply(last$value, function(v) jsonlite::fromJSON(v)$n, 0), last$key)
+  }
+  kills_mid_work <- 0
+  for (i in 1:6) {
+    p <- run_stream_process(env)
+    wait_started(p)
+    Sys.sleep(runif(1, 0.3, 1.5))
+    p$kill()
+    p$wait()
+    kills_mid_work <- kills_mid_work + (sum(latest_counts()) < n)
+  }
+  expect_gte(kills_mid_work, 3)
+  p <- run_stream_process(env)
+  on.exit(p$kill())
+  wait_started(p)
+  expect_true(wait_for(function() sum(latest_counts()) >= n, 120, 1))
+  counts <- latest_counts()
+  expected <- table(keys)
+  expect_equal(as.numeric(counts[names(expected)]), as.numeric(expected))
+})
+
 test_that("an R session that ends stops its stream and exits promptly", {
   servers <- kafka_bootstrap()
   p <- run_stream_process(c(

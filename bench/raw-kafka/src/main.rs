@@ -3,6 +3,9 @@
 //!
 //!   raw-kafka produce-json <brokers> <topic> <rows>   # P1: the same JSON rows streamlyr writes
 //!   raw-kafka passthrough <brokers> <from> <to> <n>   # P2: consume -> produce, n records
+//!   raw-kafka latency <brokers> <in> <out> <rate> <seconds> <label>
+//!       # P3: writes <rate> records/s into <in>, each carrying its send time,
+//!       # and measures when each becomes visible in <out> (a stream copies them)
 //!
 //! Each prints one line: `<case> <records> <seconds>` (timing excludes
 //! building the payloads and connecting).
@@ -77,6 +80,65 @@ fn json_row(i: u64) -> String {
     )
 }
 
+fn micros_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as u64
+}
+
+/// P3: a paced producer (no linger: the probe itself adds no delay) and a
+/// consumer of the stream's output; latency is output visibility minus send
+/// time, measured after a warm-up of 2 s. Prints p50 and p99 in ms.
+fn latency(brokers: &str, input: &str, output: &str, rate: u64, seconds: u64, label: &str) {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "raw-kafka-latency")
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "5")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(output, 0, Offset::End).unwrap();
+    consumer.assign(&tpl).expect("assign");
+    let (brokers, input) = (brokers.to_string(), input.to_string());
+    let producing = std::thread::spawn(move || {
+        let p: ThreadedProducer<Counter> = ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .set("linger.ms", "0")
+            .create_with_context(Counter::default())
+            .expect("producer");
+        let start = Instant::now();
+        let total = rate * seconds;
+        for i in 0..total {
+            let due = start + Duration::from_nanos(i * 1_000_000_000 / rate);
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+            let payload = format!("{:<100}", micros_now());
+            send(&p, &input, payload.as_bytes(), None);
+        }
+        let _ = p.flush(Duration::from_secs(10));
+    });
+    let warm_up = micros_now() + 2_000_000;
+    let deadline = Instant::now() + Duration::from_secs(seconds + 10);
+    let mut latencies_us = Vec::new();
+    while Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
+            let seen = micros_now();
+            let sent: u64 = std::str::from_utf8(m.payload().unwrap_or_default()).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0);
+            if sent >= warm_up {
+                latencies_us.push(seen.saturating_sub(sent));
+            }
+        }
+        if producing.is_finished() && latencies_us.len() as u64 >= rate * seconds.saturating_sub(3) {
+            break;
+        }
+    }
+    producing.join().unwrap();
+    latencies_us.sort_unstable();
+    let pick = |q: f64| latencies_us.get(((latencies_us.len() as f64 - 1.0) * q) as usize).map_or(f64::NAN, |v| *v as f64 / 1000.0);
+    println!("latency-{label} {} {:.2} {:.2}", latencies_us.len(), pick(0.5), pick(0.99));
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
@@ -120,6 +182,13 @@ fn main() {
             }
             wait_acked(&p, &acked, n);
             println!("passthrough {n} {:.4}", t.elapsed().as_secs_f64());
+        }
+        Some("latency") => {
+            let (brokers, input, output) = (&args[2], &args[3], &args[4]);
+            let rate: u64 = args[5].parse().unwrap();
+            let seconds: u64 = args[6].parse().unwrap();
+            let label = &args[7];
+            latency(brokers, input, output, rate, seconds, label);
         }
         _ => {
             eprintln!("usage: raw-kafka produce-json <brokers> <topic> <rows> | passthrough <brokers> <from> <to> <n>");

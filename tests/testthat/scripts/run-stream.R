@@ -20,8 +20,16 @@ write_options <- list(
 )
 queue <- env("STREAM_PRODUCER_QUEUE")
 if (!is.null(queue)) write_options$kafka.queue.buffering.max.messages <- queue
-stream <- stream_read_kafka(sc, options = read_options) %>%
+input <- stream_read_kafka(sc, options = read_options)
+mode <- "append"
+if (identical(env("STREAM_PIPELINE"), "count")) {
+  # A running count per key: aggregation state across kills.
+  input <- input %>% dplyr::mutate(word = as.character(key)) %>% dplyr::count(word)
+  mode <- "update"
+}
+stream <- input %>%
   stream_write_kafka(
+    mode = mode,
     trigger = stream_trigger_interval(as.numeric(env("STREAM_INTERVAL", "100"))),
     checkpoint = env("STREAM_CHECKPOINT"),
     options = write_options

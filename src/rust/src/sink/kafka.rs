@@ -50,13 +50,30 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(60);
 const FLUSH_SLICE: Duration = Duration::from_millis(100);
 
+/// Room a writer waits for when librdkafka's queue is full: waking it for
+/// every single acknowledgement would cost a context switch per record.
+const QUEUE_REFILL: u64 = 4096;
+
 /// Counts acknowledgements; wakes a writer waiting for queue room.
-#[derive(Default)]
 pub struct Deliveries {
     delivered: AtomicU64,
     failed: AtomicU64,
     first_error: Mutex<Option<(String, bool)>>,
     wake: (Mutex<()>, Condvar),
+    /// Settled count a waiting writer wants; `u64::MAX` when none waits.
+    wake_at: AtomicU64,
+}
+
+impl Default for Deliveries {
+    fn default() -> Self {
+        Deliveries {
+            delivered: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            first_error: Mutex::new(None),
+            wake: (Mutex::new(()), Condvar::new()),
+            wake_at: AtomicU64::new(u64::MAX),
+        }
+    }
 }
 
 impl Deliveries {
@@ -65,9 +82,20 @@ impl Deliveries {
         self.delivered.load(Ordering::Relaxed) + self.failed.load(Ordering::Relaxed)
     }
 
-    fn wait_for_progress(&self, timeout: Duration) {
+    /// Wait (at most `timeout`) until a good part of the `in_flight`
+    /// records have settled (up to `QUEUE_REFILL` of them).
+    fn wait_for_room(&self, in_flight: u64, timeout: Duration) {
         let guard = self.wake.0.lock().unwrap_or_else(|p| p.into_inner());
+        self.wake_at.store(self.settled() + (in_flight / 2).clamp(1, QUEUE_REFILL), Ordering::SeqCst);
         let _ = self.wake.1.wait_timeout(guard, timeout);
+        self.wake_at.store(u64::MAX, Ordering::SeqCst);
+    }
+
+    fn on_settled(&self) {
+        if self.settled() >= self.wake_at.load(Ordering::SeqCst) {
+            let _guard = self.wake.0.lock().unwrap_or_else(|p| p.into_inner());
+            self.wake.1.notify_all();
+        }
     }
 }
 
@@ -97,7 +125,7 @@ impl ProducerContext for DeliveryCounter {
                 first.get_or_insert_with(|| (e.to_string(), crate::error::is_transient(e)));
             }
         }
-        self.deliveries.wake.1.notify_all();
+        self.deliveries.on_settled();
     }
 }
 
@@ -317,12 +345,12 @@ impl Sink for KafkaSink {
                         stop.check_abort()?;
                         record = back;
                         let waited = Instant::now();
-                        deliveries.wait_for_progress(Duration::from_millis(50));
+                        let in_flight = (enqueued + sent).saturating_sub(deliveries.settled());
+                        deliveries.wait_for_room(in_flight, Duration::from_millis(50));
                         if waited.elapsed() >= Duration::from_millis(50) {
                             if let Some(status) = status {
                                 status.set_message(format!(
-                                    "Kafka is not keeping up: the producer queue is full ({} records waiting for acknowledgement)",
-                                    (enqueued + sent).saturating_sub(deliveries.settled())
+                                    "Kafka is not keeping up: the producer queue is full ({in_flight} records waiting for acknowledgement)"
                                 ));
                             }
                         }

@@ -96,6 +96,11 @@ pub struct KafkaSource {
     options: KafkaSourceOptions,
     query_id: String,
     consumer: Option<BaseConsumer<ClientLog>>,
+    /// Metadata and watermark queries go through a second client, on its own
+    /// connections: Kafka answers one request per connection at a time, so
+    /// behind the reader's fetch long-poll they would wait up to
+    /// `fetch.wait.max.ms` (500 ms) each batch.
+    offsets: Option<BaseConsumer<ClientLog>>,
     log: ClientLog,
     pattern: Option<regex::Regex>,
     partitions: Vec<TopicPartition>,
@@ -115,6 +120,7 @@ impl KafkaSource {
             options,
             query_id: query_id.to_string(),
             consumer: None,
+            offsets: None,
             log: ClientLog::new("consumer", None),
             pattern,
             partitions: Vec::new(),
@@ -128,12 +134,16 @@ impl KafkaSource {
         self.consumer.as_ref().ok_or_else(|| Error::internal("Kafka source used before connect()"))
     }
 
+    fn offsets_client(&self) -> Result<&BaseConsumer<ClientLog>> {
+        self.offsets.as_ref().ok_or_else(|| Error::internal("Kafka source used before connect()"))
+    }
+
     /// Partitions of the subscription, from the cluster's metadata.
     fn refresh_partitions(&mut self, force: bool) -> Result<()> {
         if !force && self.partitions_refreshed.is_some_and(|t| t.elapsed() < METADATA_REFRESH) {
             return Ok(());
         }
-        let consumer = self.consumer()?;
+        let consumer = self.offsets_client()?;
         let mut found = Vec::new();
         match &self.options.subscription {
             Subscription::Assign(map) => {
@@ -174,7 +184,7 @@ impl KafkaSource {
     }
 
     fn watermarks(&self, tp: &TopicPartition) -> Result<(i64, i64)> {
-        self.consumer()?
+        self.offsets_client()?
             .fetch_watermarks(&tp.0, tp.1, METADATA_TIMEOUT)
             .map_err(|e| Error::from(e).context(format!("can't read the offsets of {}-{}", tp.0, tp.1)))
     }
@@ -371,20 +381,22 @@ impl Source for KafkaSource {
     fn connect(&mut self, status: &SharedStatus) -> Result<()> {
         self.log = ClientLog::new("consumer", Some(status.clone()));
         let group = format!("streamlyr-source-{}", self.query_id);
-        let consumer: BaseConsumer<ClientLog> = self
-            .options
-            .client
-            .to_rdkafka(&[
-                ("group.id", group.as_str()),
-                ("enable.auto.commit", "false"),
-                ("enable.auto.offset.store", "false"),
-                ("enable.partition.eof", "false"),
-                ("auto.offset.reset", "earliest"),
-                ("client.id", "streamlyr"),
-            ])
-            .create_with_context(self.log.clone())
-            .map_err(|e| Error::config("options", format!("the Kafka consumer settings are not valid: {e}")))?;
-        self.consumer = Some(consumer);
+        let client = |client_id: &str| -> Result<BaseConsumer<ClientLog>> {
+            self.options
+                .client
+                .to_rdkafka(&[
+                    ("group.id", group.as_str()),
+                    ("enable.auto.commit", "false"),
+                    ("enable.auto.offset.store", "false"),
+                    ("enable.partition.eof", "false"),
+                    ("auto.offset.reset", "earliest"),
+                    ("client.id", client_id),
+                ])
+                .create_with_context(self.log.clone())
+                .map_err(|e| Error::config("options", format!("the Kafka consumer settings are not valid: {e}")))
+        };
+        self.consumer = Some(client("streamlyr")?);
+        self.offsets = Some(client("streamlyr-offsets")?);
         self.refresh_partitions(true)
     }
 
