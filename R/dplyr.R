@@ -34,26 +34,59 @@
 #' }
 NULL
 
-# The connection is the DBI connection dbplyr renders SQL for (as sparklyr's
-# is); DBI's quoting methods reach it through DBIConnection.
-#' @importClassesFrom DBI DBIConnection
-NULL
+# dplyr, dbplyr, DBI and tibble load only when a pipeline is built (they
+# would triple the time from library(streamlyr) to a running stream): the
+# methods below are registered when those packages load.
+# dbplyr quotes through DBI's S4 methods by default; our connection is an S3
+# object, so it quotes itself (standard SQL, as DataFusion reads it).
+quote_identifier <- function(con, x) {
+  dbplyr::sql(paste0('"', gsub('"', '""', x, fixed = TRUE), '"'))
+}
 
-register_dbi_class <- function(ns) {
-  methods::setOldClass(c("streamlyr_connection", "spark_connection"), where = ns)
-  methods::setIs("spark_connection", "DBIConnection", where = ns)
+quote_string <- function(con, x) {
+  out <- paste0("'", gsub("'", "''", x, fixed = TRUE), "'")
+  out[is.na(x)] <- "NULL"
+  dbplyr::sql(out)
+}
+
+# dplyr verbs on a bare stream (from stream_read_kafka()) turn it into
+# dbplyr's lazy table first.
+stream_verbs <- c(
+  "filter", "mutate", "transmute", "select", "rename", "rename_with", "relocate",
+  "group_by", "ungroup", "summarise", "count", "tally", "add_count", "distinct",
+  "arrange", "pull", "collect", "show_query", "slice_head", "inner_join", "left_join"
+)
+
+register_stream_verbs <- function() {
+  for (verb in stream_verbs) {
+    local({
+      verb <- verb
+      register_s3_method("dplyr", verb, "tbl_stream", function(.data, ...) {
+        getExportedValue("dplyr", verb)(as_lazy_stream(.data), ...)
+      })
+    })
+  }
+  register_s3_method("utils", "head", "tbl_stream", function(x, ...) utils::head(as_lazy_stream(x), ...))
+  register_s3_method("dplyr", "collect", "tbl_stream_sql", collect.tbl_stream_sql)
+  register_s3_method("dplyr", "collect", "tbl_streamlyr_memory", collect.tbl_streamlyr_memory)
+  register_s3_method("dplyr", "tbl", "streamlyr_connection", tbl.streamlyr_connection)
+  register_s3_method("dbplyr", "dbplyr_edition", "streamlyr_connection", function(con) 2L)
+  register_s3_method("dbplyr", "sql_translation", "streamlyr_connection", sql_translation.streamlyr_connection)
+  register_s3_method("dbplyr", "sql_escape_ident", "streamlyr_connection", quote_identifier)
+  register_s3_method("dbplyr", "sql_escape_string", "streamlyr_connection", quote_string)
+}
+
+# As vctrs::s3_register(): now if `pkg` is loaded, and whenever it loads.
+register_s3_method <- function(pkg, generic, class, fun) {
+  register <- function(...) registerS3method(generic, class, fun, envir = asNamespace(pkg))
+  if (isNamespaceLoaded(pkg)) register()
+  setHook(packageEvent(pkg, "onLoad"), register)
 }
 
 # The connection is the DBI connection dbplyr renders SQL for. The SQL is
 # DataFusion's, which is PostgreSQL's in the parts dbplyr uses; where they
 # differ, the translation below says what DataFusion runs.
 
-#' @importFrom dbplyr dbplyr_edition
-#' @export
-dbplyr_edition.streamlyr_connection <- function(con) 2L
-
-#' @importFrom dbplyr sql_translation
-#' @export
 sql_translation.streamlyr_connection <- function(con) {
   postgres <- dbplyr::sql_translation(dbplyr::simulate_postgres())
   sql <- dbplyr::sql
@@ -92,37 +125,58 @@ sql_translation.streamlyr_connection <- function(con) {
   )
 }
 
-# A lazy table over `name` for dbplyr, with what the engine needs to read it.
+# A bare stream: what the engine reads, not yet a dbplyr table.
+new_tbl_stream <- function(sc, name, columns, source) {
+  structure(list(sc = sc, stream = list(name = name, source = source, columns = columns)), class = "tbl_stream")
+}
+
+# dbplyr's lazy table over `name`, with what the engine needs to read it.
 new_lazy_stream <- function(sc, name, columns, source, class) {
-  x <- dbplyr::tbl_sql("stream", dbplyr::src_dbi(sc), from = dbplyr::ident(name), vars = columns)
-  x$stream <- list(name = name, source = source)
+  x <- dbplyr::tbl_sql("streamlyr", dbplyr::src_dbi(sc), from = dbplyr::ident(name), vars = columns)
+  x$stream <- list(name = name, source = source, columns = columns)
   class(x) <- unique(c(class, class(x)))
   x
 }
 
+as_lazy_stream <- function(x) {
+  new_lazy_stream(x$sc, x$stream$name, x$stream$columns, x$stream$source, class = "tbl_stream_sql")
+}
+
+is_stream <- function(x) inherits(x, c("tbl_stream", "tbl_stream_sql"))
+
 # The SQL the engine runs for a pipeline, or NULL when `x` is the bare
 # stream (its rows go out untouched, without a SQL engine in the way).
 stream_sql <- function(x) {
-  if (inherits(x$lazy_query, "lazy_base_query")) return(NULL)
+  if (!inherits(x, "tbl_lazy") || inherits(x$lazy_query, "lazy_base_query")) return(NULL)
   list(sql = as.character(dbplyr::sql_render(x)), table = x$stream$name)
 }
 
 #' @export
 print.tbl_stream <- function(x, ...) {
+  print_stream(x)
+}
+
+#' @export
+print.tbl_stream_sql <- function(x, ...) {
+  print_stream(x)
+}
+
+stream_connection <- function(x) if (inherits(x, "tbl_lazy")) x$src$con else x$sc
+
+print_stream <- function(x) {
   opts <- x$stream$source$options
   what <- opts$subscribe %||% opts$subscribePattern %||% opts$assign %||% ""
   cat("# Source: ", x$stream$source$kind, " stream `", x$stream$name, "` [", what, " @ ",
       opts$kafka.bootstrap.servers %||% "", "]\n", sep = "")
   if (!is.null(stream_sql(x))) cat("# A pipeline over the stream; show_query() shows its SQL\n")
-  cat("# Columns: ", paste(colnames(x), collapse = ", "), "\n", sep = "")
+  columns <- if (inherits(x, "tbl_lazy")) colnames(x) else x$stream$columns
+  cat("# Columns: ", paste(columns, collapse = ", "), "\n", sep = "")
   cat("# collect() reads what has arrived so far; a stream_write_*() function runs it continuously\n")
   invisible(x)
 }
 
 #' @rdname streamlyr-dplyr
-#' @importFrom dplyr collect
-#' @export
-collect.tbl_stream <- function(x, ...) {
+collect.tbl_stream_sql <- function(x, ...) {
   sc <- x$src$con
   check_connection(sc, arg = "x")
   source <- x$stream$source
@@ -140,7 +194,6 @@ collect.tbl_stream <- function(x, ...) {
   )
   ptr <- engine_result(query_start(sc$engine, to_json(spec), NULL), call = rlang::current_env())
   on.exit(engine_drop_memory(sc$engine, table), add = TRUE)
-  stream <- new_stream(ptr, sc)
   repeat {
     state <- query_wait(ptr, 100, FALSE)
     if (state %in% c("stopped", "failed")) break
@@ -151,6 +204,12 @@ collect.tbl_stream <- function(x, ...) {
 }
 
 #' @export
+print.tbl_streamlyr_memory <- function(x, ...) {
+  cat("# Memory table `", x$stream$name, "` (rows committed so far; first 10 shown)\n", sep = "")
+  print(collect(utils::head(x, 10)))
+  invisible(x)
+}
+
 collect.tbl_streamlyr_memory <- function(x, ...) {
   sc <- x$src$con
   check_connection(sc, arg = "x")
@@ -165,8 +224,6 @@ collect.tbl_streamlyr_memory <- function(x, ...) {
 #' @param src A connection from [spark_connect()].
 #' @param from The `name` given to [stream_write_memory()].
 #' @param ... Unused.
-#' @importFrom dplyr tbl
-#' @export
 tbl.streamlyr_connection <- function(src, from, ...) {
   check_connection(src)
   check_string(from, arg = "from")

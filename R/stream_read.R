@@ -43,7 +43,7 @@ stream_read_kafka <- function(sc, name = NULL, options = list(), ...) {
   options <- options_as_strings(options)
   ignored <- engine_result(kafka_source_check(to_json(options)))
   warn_ignored(ignored)
-  new_lazy_stream(sc, name, kafka_columns(options), source = list(kind = "kafka", options = options), class = "tbl_stream")
+  new_tbl_stream(sc, name, kafka_columns(options), source = list(kind = "kafka", options = options))
 }
 
 kafka_columns <- function(options) {

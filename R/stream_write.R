@@ -195,9 +195,10 @@ stream_write_generic <- function(x, sink, mode, trigger, checkpoint, options,
 }
 
 stream_source <- function(x, call) {
-  if (inherits(x, "tbl_stream")) {
-    check_connection(x$src$con, arg = "x", call = call)
-    return(list(sc = x$src$con, spec = x$stream$source, data = NULL, sql = stream_sql(x)))
+  if (is_stream(x)) {
+    sc <- stream_connection(x)
+    check_connection(sc, arg = "x", call = call)
+    return(list(sc = sc, spec = x$stream$source, data = NULL, sql = stream_sql(x)))
   }
   if (is.data.frame(x)) {
     data <- as.list(x)

@@ -25,5 +25,5 @@
 NULL
 
 .onLoad <- function(libname, pkgname) {
-  register_dbi_class(topenv())
+  register_stream_verbs()
 }

@@ -33,8 +33,9 @@ for i in $(seq 1 "$repeats"); do
   echo "raw $("$raw" passthrough "$servers" "$input" "$(topic p2raw)" "$rows")" >> "$results"
   streamlyr passthrough "$servers" "$input" "$(topic p2)" "$rows"
   streamlyr start "$servers" "$input" "$(topic p4)"
-  streamlyr passthrough "$servers" "$input" "$(topic p6)" "$rows" 1000 at-least-once p6-at-least-once
-  streamlyr passthrough "$servers" "$input" "$(topic p6)" "$rows" 1000 exactly-once p6-exactly-once
+  # P6: batches of about a second each (a trigger every second, 150,000 records at most).
+  streamlyr passthrough "$servers" "$input" "$(topic p6)" "$rows" 1000 at-least-once p6-at-least-once 150000
+  streamlyr passthrough "$servers" "$input" "$(topic p6)" "$rows" 1000 exactly-once p6-exactly-once 150000
 done
 
 # Spark Structured Streaming on P1 and P2 (once: it takes a while to start).

@@ -2,7 +2,7 @@
 #   Rscript bench/streamlyr.R produce-json <servers> <topic> <rows>
 #   Rscript bench/streamlyr.R passthrough  <servers> <from> <to> <n>
 #   Rscript bench/streamlyr.R start        <servers> <from> <to>
-#   Rscript bench/streamlyr.R passthrough  <servers> <from> <to> <n> [<trigger ms> <guarantee> <case>]
+#   Rscript bench/streamlyr.R passthrough  <servers> <from> <to> <n> [<trigger ms> <guarantee> <case> <max per batch>]
 #   Rscript bench/streamlyr.R aggregate    <servers> <from> <to> <n>   # count() over 1,000 groups
 #   Rscript bench/streamlyr.R stream       <servers> <from> <to> <interval0|default|continuous>
 # Prints `<case> <records> <seconds>`, timed like the raw baselines (the
@@ -72,9 +72,11 @@ if (case %in% c("passthrough", "aggregate")) {
   trigger_ms <- as.numeric(if (length(args) >= 6) args[6] else 0)
   guarantee <- if (length(args) >= 7) args[7] else "at-least-once"
   label <- if (length(args) >= 8) args[8] else case
+  read_options <- list(kafka.bootstrap.servers = servers, subscribe = args[3], startingOffsets = "earliest")
+  if (length(args) >= 9) read_options$maxOffsetsPerTrigger <- args[9]
   sc <- spark_connect()
   t0 <- Sys.time()
-  input <- stream_read_kafka(sc, options = list(kafka.bootstrap.servers = servers, subscribe = args[3], startingOffsets = "earliest"))
+  input <- stream_read_kafka(sc, options = read_options)
   mode <- "append"
   if (case == "aggregate") {
     # About 1,000 groups: the first three digits of each record's number.
