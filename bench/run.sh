@@ -56,6 +56,10 @@ streamlyr aggregate "$servers" "$big" "$(topic p5)" "$big_rows" 0 at-least-once 
 
 # P3: latency at a fixed input rate, one run per trigger.
 latency_seconds="${BENCH_LATENCY_SECONDS:-30}"
+echo "P3: the probe alone (its own produce -> visible, one topic): the floor of what it can measure"
+probe="$(topic p3self)"
+bash "$tools/kafka.sh" create-topic --port "$port" --topic "$probe" --partitions 1 2>/dev/null
+"$raw" latency "$servers" "$probe" "$probe" 10000 "$latency_seconds" probe-alone >> "$latencies"
 for trigger in interval0 default continuous; do
   echo "P3: latency with the $trigger trigger ($latency_seconds s at 10,000 msg/s)"
   in="$(topic p3in)"; out="$(topic p3out)"

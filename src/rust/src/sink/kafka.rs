@@ -85,9 +85,16 @@ impl Deliveries {
     /// Wait (at most `timeout`) until a good part of the `in_flight`
     /// records have settled (up to `QUEUE_REFILL` of them).
     fn wait_for_room(&self, in_flight: u64, timeout: Duration) {
+        self.wait_until_settled(self.settled() + (in_flight / 2).clamp(1, QUEUE_REFILL), timeout);
+    }
+
+    /// Wait (at most `timeout`) until `target` records have settled.
+    fn wait_until_settled(&self, target: u64, timeout: Duration) {
         let guard = self.wake.0.lock().unwrap_or_else(|p| p.into_inner());
-        self.wake_at.store(self.settled() + (in_flight / 2).clamp(1, QUEUE_REFILL), Ordering::SeqCst);
-        let _ = self.wake.1.wait_timeout(guard, timeout);
+        self.wake_at.store(target, Ordering::SeqCst);
+        if self.settled() < target {
+            let _ = self.wake.1.wait_timeout(guard, timeout);
+        }
         self.wake_at.store(u64::MAX, Ordering::SeqCst);
     }
 
@@ -389,7 +396,10 @@ impl Sink for KafkaSink {
                     self.enqueued.saturating_sub(done)
                 ));
             }
-            let _ = producer.flush(FLUSH_SLICE);
+            // Send what lingers now, then sleep until the last acknowledgement
+            // (librdkafka's own flush wakes late when another thread polls).
+            let _ = producer.flush(Duration::ZERO);
+            self.deliveries.wait_until_settled(self.enqueued, FLUSH_SLICE);
         }
         self.rows_in_batch = 0;
         let failed = self.deliveries.failed.swap(0, Ordering::Relaxed);
@@ -449,7 +459,10 @@ impl Sink for KafkaSink {
         while self.deliveries.settled() < self.enqueued
             && Instant::now() < deadline
         {
-            let _ = producer.flush(FLUSH_SLICE);
+            // Send what lingers now, then sleep until the last acknowledgement
+            // (librdkafka's own flush wakes late when another thread polls).
+            let _ = producer.flush(Duration::ZERO);
+            self.deliveries.wait_until_settled(self.enqueued, FLUSH_SLICE);
         }
         let failed = self.deliveries.failed.swap(0, Ordering::Relaxed);
         self.enqueued = self.enqueued.saturating_sub(failed);
