@@ -94,6 +94,16 @@ test_that("a pipeline written into Kafka arrives as the oracle says (read with k
   got <- kcat_read(out, n = length(expected))
   stream_stop(stream)
   expect_setequal(got$value, expected)
+
+  # Text back to bytes: a raw `value`, written as is.
+  raw_out <- new_topic("dplyr-raw")
+  stream <- input$stream %>%
+    filter(v > 50) %>%
+    transmute(value = as.raw(paste0(k, "!"))) %>%
+    stream_write_kafka(checkpoint = new_checkpoint(), options = list(kafka.bootstrap.servers = kafka_bootstrap(), topic = raw_out))
+  got <- kcat_read(raw_out, n = length(expected))
+  stream_stop(stream)
+  expect_setequal(got$value, paste0(subset(oracle_rows(), v > 50)$k, "!"))
 })
 
 # A running word count: words arrive in rounds; after each round the

@@ -103,7 +103,7 @@ impl Query {
 
     /// Back to the aggregation state of the last committed batch.
     fn restore_state(&mut self, log: &CheckpointLog) -> Result<()> {
-        let Some(transform) = self.transform.as_mut().filter(|t| t.needs_state()) else { return Ok(()) };
+        let Some(transform) = self.transform.as_mut().filter(|t| t.is_aggregation()) else { return Ok(()) };
         match log.latest_commit::<BatchCommit>()? {
             None => transform.restore_state(None),
             Some((n, _)) => transform.restore_state(Some(&log.state(n)?)),

@@ -265,10 +265,6 @@ impl Transform {
         }
         Ok(())
     }
-
-    pub fn needs_state(&self) -> bool {
-        self.is_aggregation()
-    }
 }
 
 /// One SQL query over named tables of rows (the memory tables), at once.
