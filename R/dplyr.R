@@ -184,6 +184,8 @@ collect.tbl_stream_sql <- function(x, ...) {
   if (identical(source$kind, "kafka") && is.null(source$options$startingOffsets)) {
     source$options$startingOffsets <- "earliest"
   }
+  # One batch reads everything there is, whatever the stream's batch limit.
+  source$options$maxOffsetsPerTrigger <- NULL
   table <- random_string("streamlyr_collect")
   checkpoint <- tempfile("streamlyr-collect-")
   on.exit(unlink(checkpoint, recursive = TRUE), add = TRUE)

@@ -75,6 +75,16 @@ test_that("each verb family on a stream gives what dplyr gives on a data frame",
   }
 })
 
+test_that("collect() reads everything so far, whatever the stream's batch limit", {
+  input <- setup_input()
+  on.exit(spark_disconnect(input$sc))
+  limited <- stream_read_kafka(input$sc, options = list(
+    kafka.bootstrap.servers = kafka_bootstrap(), subscribe = input$topic, maxOffsetsPerTrigger = 10
+  ))
+  expect_equal(nrow(collect(limited)), nrow(input_rows))
+  expect_equal(sum(collect(count(limited, topic))$n), nrow(input_rows))
+})
+
 test_that("show_query() shows the SQL the engine runs", {
   input <- setup_input()
   on.exit(spark_disconnect(input$sc))
