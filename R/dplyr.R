@@ -34,9 +34,6 @@
 #' }
 NULL
 
-# dplyr, dbplyr, DBI and tibble load only when a pipeline is built (they
-# would triple the time from library(streamlyr) to a running stream): the
-# methods below are registered when those packages load.
 # dbplyr quotes through DBI's S4 methods by default; our connection is an S3
 # object, so it quotes itself (standard SQL, as DataFusion reads it).
 quote_identifier <- function(con, x) {
@@ -49,8 +46,10 @@ quote_string <- function(con, x) {
   dbplyr::sql(out)
 }
 
-# dplyr verbs on a bare stream (from stream_read_kafka()) turn it into
-# dbplyr's lazy table first.
+# dplyr, dbplyr and tibble load only when a pipeline is built (they would
+# triple the time from library(streamlyr) to a running stream): our methods
+# for their generics are registered when they load. dplyr verbs on a bare
+# stream (from stream_read_kafka()) turn it into dbplyr's lazy table first.
 stream_verbs <- c(
   "filter", "mutate", "transmute", "select", "rename", "rename_with", "relocate",
   "group_by", "ungroup", "summarise", "count", "tally", "add_count", "distinct",

@@ -139,8 +139,10 @@ stream_write_console <- function(x,
 # loop (so it works in RStudio too) and once more when the stream stops.
 print_console_later <- function(stream) {
   poll <- function() {
+    # Look before printing, so the batches of a stream that just ended still print.
+    active <- !query_wait(stream$ptr, 0, FALSE) %in% c("stopped", "failed")
     print_console(stream)
-    if (!query_wait(stream$ptr, 0, FALSE) %in% c("stopped", "failed")) later::later(poll, 0.2)
+    if (active) later::later(poll, 0.2)
   }
   later::later(poll, 0.2)
 }
