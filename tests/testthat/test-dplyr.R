@@ -133,15 +133,21 @@ test_that("complete mode writes the whole result after each trigger", {
   counts <- word_counts(sc, topic)
   stream <- stream_write_memory(counts, name = "wc_complete", mode = "complete",
                                 trigger = stream_trigger_interval(100), checkpoint = new_checkpoint())
+  # In update mode the memory table replaces the changed groups' rows.
+  updates <- stream_write_memory(counts, name = "wc_update", mode = "update",
+                                 trigger = stream_trigger_interval(100), checkpoint = new_checkpoint())
   seen <- character()
   for (round in word_rounds) {
     kcat_produce(topic, round)
     seen <- c(seen, round)
     expected <- count(data.frame(word = seen), word)
-    wait_for(function() isTRUE(sum(collect(tbl(sc, "wc_complete"))$n) == length(seen)))
-    expect_same_rows(collect(tbl(sc, "wc_complete")), expected)
+    for (table in c("wc_complete", "wc_update")) {
+      wait_for(function() isTRUE(sum(collect(tbl(sc, table))$n) == length(seen)))
+      expect_same_rows(collect(tbl(sc, table)), expected)
+    }
   }
   stream_stop(stream)
+  stream_stop(updates)
 })
 
 test_that("update mode writes only the groups a trigger changed, keyed by group", {
