@@ -27,7 +27,7 @@ use arrow::record_batch::RecordBatch;
 use crate::sink::encode::RecordLayout;
 use crate::sink::kafka::KafkaSink;
 use crate::sink::memory::{ConsoleQueue, MemorySink, MemoryTable, Target};
-use crate::transform::{OutputMode, Transform};
+use crate::transform::{needs_aggregation, OutputMode, Transform};
 use crate::sink::Sink;
 use crate::source::kafka::KafkaSource;
 use crate::source::memory::MemorySource;
@@ -183,14 +183,10 @@ impl Engine {
         let continuous = matches!(trigger, Trigger::Continuous(_));
         let transform = match &spec.sql {
             Some(sql) => Some(Transform::plan(&sql.sql, &sql.table, source.schema(), requested, continuous)?),
-            None if requested.is_some_and(|m| m != OutputMode::Append) => {
-                return Err(Error::config(
-                    "mode",
-                    format!("`mode = \"{}\"` needs an aggregation (group_by() + summarise()) in `x`", spec.mode),
-                )
-                .with_hint("use `mode = \"append\"` to write rows as they are"))
-            }
-            None => None,
+            None => match requested {
+                Some(m) if m != OutputMode::Append => return Err(needs_aggregation(m)),
+                _ => None,
+            },
         };
         let mode = transform.as_ref().map_or(OutputMode::Append, |t| t.mode());
         let key_columns = transform.as_ref().map(|t| t.key_columns().to_vec()).unwrap_or_default();
@@ -258,17 +254,16 @@ impl Engine {
 
     /// Run `sql` over the memory tables (`stream_write_memory()`) as they are now.
     pub fn query_memory(&self, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>)> {
-        let tables: Vec<(String, Arc<MemoryTable>)> = {
+        let snapshots = {
             let tables = self.memory_tables.lock().unwrap_or_else(|p| p.into_inner());
-            tables.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+            tables
+                .iter()
+                .filter_map(|(name, t)| match t.snapshot() {
+                    (Some(schema), rows) => Some((name.clone(), schema, rows)),
+                    (None, _) => None,
+                })
+                .collect::<Vec<_>>()
         };
-        let snapshots = tables
-            .iter()
-            .filter_map(|(name, t)| match t.snapshot() {
-                (Some(schema), rows) => Some((name.clone(), schema, rows)),
-                (None, _) => None,
-            })
-            .collect::<Vec<_>>();
         crate::transform::run_sql(sql, snapshots)
     }
 

@@ -98,6 +98,14 @@ impl Deliveries {
         self.wake_at.store(u64::MAX, Ordering::SeqCst);
     }
 
+    /// Send what lingers now, then sleep (one slice at most) until `target`
+    /// records have settled: librdkafka's own flush wakes late when another
+    /// thread serves the delivery reports.
+    fn flush_slice(&self, producer: &ThreadedProducer<DeliveryCounter>, target: u64) {
+        let _ = producer.flush(Duration::ZERO);
+        self.wait_until_settled(target, FLUSH_SLICE);
+    }
+
     fn on_settled(&self) {
         if self.settled() >= self.wake_at.load(Ordering::SeqCst) {
             let _guard = self.wake.0.lock().unwrap_or_else(|p| p.into_inner());
@@ -396,10 +404,7 @@ impl Sink for KafkaSink {
                     self.enqueued.saturating_sub(done)
                 ));
             }
-            // Send what lingers now, then sleep until the last acknowledgement
-            // (librdkafka's own flush wakes late when another thread polls).
-            let _ = producer.flush(Duration::ZERO);
-            self.deliveries.wait_until_settled(self.enqueued, FLUSH_SLICE);
+            self.deliveries.flush_slice(producer, self.enqueued);
         }
         self.rows_in_batch = 0;
         let failed = self.deliveries.failed.swap(0, Ordering::Relaxed);
@@ -459,10 +464,7 @@ impl Sink for KafkaSink {
         while self.deliveries.settled() < self.enqueued
             && Instant::now() < deadline
         {
-            // Send what lingers now, then sleep until the last acknowledgement
-            // (librdkafka's own flush wakes late when another thread polls).
-            let _ = producer.flush(Duration::ZERO);
-            self.deliveries.wait_until_settled(self.enqueued, FLUSH_SLICE);
+            self.deliveries.flush_slice(producer, self.enqueued);
         }
         let failed = self.deliveries.failed.swap(0, Ordering::Relaxed);
         self.enqueued = self.enqueued.saturating_sub(failed);

@@ -155,11 +155,7 @@ impl Transform {
         let shape = match aggregate {
             None => {
                 if mode != OutputMode::Append {
-                    return Err(Error::config(
-                        "mode",
-                        format!("`mode = \"{}\"` needs an aggregation (group_by() + summarise()) in `x`", mode_name(mode)),
-                    )
-                    .with_hint("use `mode = \"append\"` to write rows as they are"));
+                    return Err(needs_aggregation(mode));
                 }
                 check_row_by_row(&plan)?;
                 Shape::Rows(state.optimize(&plan).map_err(df_error)?)
@@ -280,6 +276,12 @@ pub fn run_sql(sql: &str, tables: Vec<(String, SchemaRef, Vec<RecordBatch>)>) ->
         Ok((schema, frame.collect().await?))
     })
     .map_err(df_error)
+}
+
+/// `complete` or `update` asked of rows without an aggregation.
+pub fn needs_aggregation(mode: OutputMode) -> Error {
+    Error::config("mode", format!("`mode = \"{}\"` needs an aggregation (group_by() + summarise()) in `x`", mode_name(mode)))
+        .with_hint("use `mode = \"append\"` to write rows as they are")
 }
 
 fn mode_name(mode: OutputMode) -> &'static str {
