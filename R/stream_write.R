@@ -206,6 +206,7 @@ stream_source <- function(x, call) {
     data <- as.list(x)
     for (i in seq_along(data)) {
       if (is.character(data[[i]])) data[[i]] <- enc2utf8(data[[i]])
+      if (is.factor(data[[i]])) attr(data[[i]], "levels") <- enc2utf8(levels(data[[i]]))
     }
     attr(data, "row.names") <- .set_row_names(nrow(x))
     return(list(sc = default_connection(), spec = list(kind = "data_frame"), data = data, sql = NULL))

@@ -23,9 +23,39 @@ fn col_error(name: &str, what: &str) -> Error {
     Error::config("x", format!("column `{name}` {what}"))
 }
 
+/// A character vector as UTF-8 text. R already made it UTF-8 (`enc2utf8()`
+/// in `stream_source()`); strings marked "bytes" are checked, not trusted.
 fn strings(name: &str, robj: &Robj) -> std::result::Result<StringArray, Error> {
-    let s = Strings::try_from(robj.clone()).map_err(|_| col_error(name, "is not a character vector"))?;
-    Ok(s.iter().map(|r| if r.is_na() { None } else { Some(AsRef::<str>::as_ref(r)) }).collect())
+    use extendr_ffi::{R_NaString, LENGTH, R_CHAR, STRING_PTR_RO};
+    if robj.rtype() != Rtype::Strings {
+        return Err(col_error(name, "is not a character vector"));
+    }
+    const CE_BYTES: i32 = 3;
+    #[allow(improper_ctypes)] // SEXP is an opaque pointer to C.
+    extern "C" {
+        fn Rf_getCharCE(x: extendr_ffi::SEXP) -> i32;
+    }
+    let n = robj.len();
+    let mut out = arrow::array::StringBuilder::with_capacity(n, n * 8);
+    // SAFETY: on R's main thread, reading a character vector R keeps alive
+    // (it is an argument of the running .Call).
+    unsafe {
+        let elements = std::slice::from_raw_parts(STRING_PTR_RO(robj.get()), n);
+        for &charsxp in elements {
+            if charsxp == R_NaString {
+                out.append_null();
+                continue;
+            }
+            let bytes = std::slice::from_raw_parts(R_CHAR(charsxp).cast::<u8>(), LENGTH(charsxp) as usize);
+            let text = if Rf_getCharCE(charsxp) == CE_BYTES {
+                std::str::from_utf8(bytes).map_err(|_| col_error(name, "has strings marked \"bytes\" that are not UTF-8"))?
+            } else {
+                std::str::from_utf8_unchecked(bytes)
+            };
+            out.append_value(text);
+        }
+    }
+    Ok(out.finish())
 }
 
 fn column_to_arrow(name: &str, col: &Robj) -> std::result::Result<ArrayRef, Error> {

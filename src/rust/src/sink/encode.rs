@@ -4,16 +4,14 @@
 //! Spark users write by hand as `to_json(struct(*))`), nulls left out as
 //! Spark does.
 
-use std::sync::Arc;
-
 use arrow::array::{
     Array, ArrayRef, AsArray, BinaryArray, BinaryViewArray, GenericListArray, LargeBinaryArray, LargeStringArray,
-    StringArray, StringViewArray, StructArray,
+    StringArray, StringViewArray,
 };
-use arrow::datatypes::{DataType, Field, Fields, Float64Type, Int32Type, Int64Type, Schema};
+use arrow::datatypes::{DataType, FieldRef, Float64Type, Int32Type, Int64Type, Schema};
 use arrow::record_batch::RecordBatch;
-use arrow::json::writer::{make_encoder, EncoderOptions, NullableEncoder};
 
+use super::json::JsonRows;
 use crate::error::{Error, Result};
 
 /// Columns the Kafka sink treats as record metadata rather than data.
@@ -240,100 +238,109 @@ pub struct Record<'a> {
     pub headers: Option<Vec<(String, Option<Vec<u8>>)>>,
 }
 
-/// Calls `send` for each row of `batch`, in order. `first_row` numbers rows
-/// in error messages (1-based across the micro-batch).
-pub fn for_each_record(
-    layout: &RecordLayout,
-    batch: &RecordBatch,
+/// A chunk's records, ready to send: JSON rows and derived keys are made
+/// once for the whole chunk, so every record can borrow from them at once
+/// (the Kafka sink hands a whole run of records to librdkafka in one call).
+pub struct ChunkRecords<'a> {
+    layout: &'a RecordLayout,
+    rows: usize,
+    /// Numbers rows in error messages (0-based position of row 0 in the micro-batch).
     first_row: u64,
-    send: &mut dyn FnMut(Record<'_>) -> Result<()>,
-) -> Result<()> {
-    let col = |i: Option<usize>| i.map(|i| batch.column(i).as_ref());
-    let value = col(layout.value).map(Bytes::new);
-    let key = col(layout.key).map(Bytes::new);
-    let topic = col(layout.topic).map(Bytes::new);
-    let partition = col(layout.partition).map(|a| match a.data_type() {
-        DataType::Int32 => Partition::I32(a.as_primitive()),
-        DataType::Int64 => Partition::I64(a.as_primitive()),
-        DataType::Float64 => Partition::F64(a.as_primitive()),
-        _ => Partition::Null,
-    });
-    let headers: Option<&GenericListArray<i32>> = col(layout.headers).and_then(|a| a.as_list_opt::<i32>());
+    value: Option<Bytes<'a>>,
+    key: Option<Bytes<'a>>,
+    topic: Option<Bytes<'a>>,
+    partition: Option<Partition<'a>>,
+    headers: Option<&'a GenericListArray<i32>>,
+    json: Option<JsonRows>,
+    derived_key: Option<BinaryArray>,
+    partition_keys: Option<BinaryArray>,
+}
 
-    // JSON rows: one encoder over a struct of the data columns.
-    let json_struct;
-    let json_field;
-    let options = EncoderOptions::default();
-    let mut json_encoder: Option<NullableEncoder<'_>> = None;
-    if layout.writes_json() {
-        let fields: Fields = layout.json_columns.iter().map(|i| batch.schema_ref().field(*i).clone()).collect();
-        let arrays: Vec<ArrayRef> = layout.json_columns.iter().map(|i| batch.column(*i).clone()).collect();
-        json_struct = StructArray::try_new(fields.clone(), arrays, None)?;
-        json_field = Arc::new(Field::new("row", DataType::Struct(fields), false));
-        json_encoder = Some(make_encoder(&json_field, &json_struct, &options)?);
-    }
-    let mut json_buf: Vec<u8> = Vec::with_capacity(256);
-    let derived_key = if layout.key_from.is_empty() { None } else { Some(key_bytes(batch, &layout.key_from)?) };
-    let partition_keys = if layout.partition_by.is_empty() { None } else { Some(key_bytes(batch, &layout.partition_by)?) };
-
-    for row in 0..batch.num_rows() {
-        let topic_name = match &layout.fixed_topic {
-            Some(t) => t.as_str(),
-            None => {
-                let bytes = topic.as_ref().and_then(|t| t.get(row)).filter(|b| !b.is_empty());
-                match bytes {
-                    // Topic columns are text columns, so this is valid UTF-8.
-                    Some(b) => std::str::from_utf8(b).map_err(|_| Error::config("x", "`topic` is not valid UTF-8"))?,
-                    None => {
-                        return Err(Error::config(
-                            "x",
-                            format!("row {} has no topic: its `topic` is NA and there is no `topic` option", first_row + row as u64 + 1),
-                        ))
-                    }
-                }
-            }
+impl<'a> ChunkRecords<'a> {
+    pub fn new(layout: &'a RecordLayout, batch: &'a RecordBatch, first_row: u64) -> Result<Self> {
+        let col = |i: Option<usize>| i.map(|i| batch.column(i).as_ref());
+        let json = if layout.writes_json() {
+            let fields: Vec<FieldRef> = layout.json_columns.iter().map(|i| batch.schema_ref().fields()[*i].clone()).collect();
+            let arrays: Vec<ArrayRef> = layout.json_columns.iter().map(|i| batch.column(*i).clone()).collect();
+            Some(JsonRows::encode(&fields, &arrays, batch.num_rows())?)
+        } else {
+            None
         };
-        let header_list = match headers {
+        Ok(ChunkRecords {
+            layout,
+            rows: batch.num_rows(),
+            first_row,
+            value: col(layout.value).map(Bytes::new),
+            key: col(layout.key).map(Bytes::new),
+            topic: col(layout.topic).map(Bytes::new),
+            partition: col(layout.partition).map(|a| match a.data_type() {
+                DataType::Int32 => Partition::I32(a.as_primitive()),
+                DataType::Int64 => Partition::I64(a.as_primitive()),
+                DataType::Float64 => Partition::F64(a.as_primitive()),
+                _ => Partition::Null,
+            }),
+            headers: col(layout.headers).and_then(|a| a.as_list_opt::<i32>()),
+            json,
+            derived_key: if layout.key_from.is_empty() { None } else { Some(key_bytes(batch, &layout.key_from)?) },
+            partition_keys: if layout.partition_by.is_empty() { None } else { Some(key_bytes(batch, &layout.partition_by)?) },
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows
+    }
+
+    pub fn record(&self, row: usize) -> Result<Record<'_>> {
+        let topic = match &self.layout.fixed_topic {
+            Some(t) => t.as_str(),
+            None => match self.topic.as_ref().and_then(|t| t.get(row)).filter(|b| !b.is_empty()) {
+                // Topic columns are text columns, so this is valid UTF-8.
+                Some(b) => std::str::from_utf8(b).map_err(|_| Error::config("x", "`topic` is not valid UTF-8"))?,
+                None => {
+                    return Err(Error::config(
+                        "x",
+                        format!("row {} has no topic: its `topic` is NA and there is no `topic` option", self.first_row + row as u64 + 1),
+                    ))
+                }
+            },
+        };
+        let headers = match self.headers {
             Some(h) if !h.is_null(row) => {
                 let entries = h.value(row);
                 let entries = entries.as_struct();
                 let keys = Bytes::new(entries.column(0).as_ref());
                 let values = Bytes::new(entries.column(1).as_ref());
-                let mut list = Vec::with_capacity(entries.len());
-                for j in 0..entries.len() {
-                    let k = keys.get(j).map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
-                    list.push((k, values.get(j).map(<[u8]>::to_vec)));
-                }
-                Some(list)
+                Some(
+                    (0..entries.len())
+                        .map(|j| {
+                            let k = keys.get(j).map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
+                            (k, values.get(j).map(<[u8]>::to_vec))
+                        })
+                        .collect(),
+                )
             }
             _ => None,
         };
-        let payload = match json_encoder.as_mut() {
-            Some(enc) => {
-                json_buf.clear();
-                enc.encode(row, &mut json_buf);
-                Some(json_buf.as_slice())
-            }
-            None => value.as_ref().and_then(|v| v.get(row)),
-        };
-        send(Record {
-            topic: topic_name,
-            key: match (&key, &derived_key) {
+        Ok(Record {
+            topic,
+            key: match (&self.key, &self.derived_key) {
                 (Some(k), _) => k.get(row),
                 (None, Some(d)) => Some(d.value(row)),
                 (None, None) => None,
             },
-            value: payload,
-            partition: match &partition {
+            value: match &self.json {
+                Some(rows) => Some(rows.row(row)),
+                None => self.value.as_ref().and_then(|v| v.get(row)),
+            },
+            partition: match &self.partition {
                 Some(p) => p.get(row)?,
                 None => None,
             },
-            partition_key: partition_keys.as_ref().map(|p| p.value(row)),
+            partition_key: self.partition_keys.as_ref().map(|p| p.value(row)),
             // Headers are part of the record only with includeHeaders = "true" (checked by the sink).
-            headers: header_list,
-        })?;
+            headers,
+        })
     }
-    Ok(())
 }
 
 /// The key made of some columns of each row: one column's value as text
@@ -350,40 +357,32 @@ pub fn key_bytes(batch: &RecordBatch, columns: &[usize]) -> Result<BinaryArray> 
         .map_err(fail)?;
         return Ok(as_binary.as_binary::<i32>().clone());
     }
-    let fields: Fields = columns.iter().map(|i| batch.schema_ref().field(*i).clone()).collect();
+    let fields: Vec<FieldRef> = columns.iter().map(|i| batch.schema_ref().fields()[*i].clone()).collect();
     let arrays: Vec<ArrayRef> = columns.iter().map(|i| batch.column(*i).clone()).collect();
-    let keys = StructArray::try_new(fields.clone(), arrays, None).map_err(fail)?;
-    let field = Arc::new(Field::new("key", DataType::Struct(fields), false));
-    let options = EncoderOptions::default();
-    let mut encoder = make_encoder(&field, &keys, &options).map_err(fail)?;
-    let mut out = arrow::array::BinaryBuilder::with_capacity(batch.num_rows(), batch.num_rows() * 16);
-    let mut buf = Vec::new();
-    for row in 0..batch.num_rows() {
-        buf.clear();
-        encoder.encode(row, &mut buf);
-        out.append_value(&buf);
-    }
-    Ok(out.finish())
+    let rows = JsonRows::encode(&fields, &arrays, batch.num_rows())?;
+    Ok((0..batch.num_rows()).map(|i| Some(rows.row(i))).collect())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
     use arrow::array::{BooleanArray, Float64Array, Int32Array, StringArray, TimestampMicrosecondArray};
     use arrow::datatypes::TimeUnit;
 
     fn collect(layout: &RecordLayout, batch: &RecordBatch) -> Result<Vec<(String, Option<String>, Option<String>, Option<i32>)>> {
-        let mut out = Vec::new();
-        for_each_record(layout, batch, 0, &mut |r| {
-            out.push((
-                r.topic.to_string(),
-                r.key.map(|k| String::from_utf8(k.to_vec()).unwrap()),
-                r.value.map(|v| String::from_utf8(v.to_vec()).unwrap()),
-                r.partition,
-            ));
-            Ok(())
-        })?;
-        Ok(out)
+        let records = ChunkRecords::new(layout, batch, 0)?;
+        (0..records.len())
+            .map(|row| {
+                let r = records.record(row)?;
+                Ok((
+                    r.topic.to_string(),
+                    r.key.map(|k| String::from_utf8(k.to_vec()).unwrap()),
+                    r.value.map(|v| String::from_utf8(v.to_vec()).unwrap()),
+                    r.partition,
+                ))
+            })
+            .collect()
     }
 
     #[test]

@@ -36,7 +36,8 @@ use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer}
 use rdkafka::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
-use super::encode::{for_each_record, RecordLayout};
+use super::batch_produce::{PendingRecords, Produced, TopicHandle};
+use super::encode::{ChunkRecords, RecordLayout};
 use super::partition::partition_for_key;
 use super::Sink;
 use crate::engine::status::SharedStatus;
@@ -149,6 +150,8 @@ pub struct KafkaSink {
     linger_ms: &'static str,
     client_id: String,
     layout: Option<RecordLayout>,
+    /// Declared before `producer`: topic handles must go before their producer does.
+    topics: HashMap<String, TopicHandle>,
     producer: Option<ThreadedProducer<DeliveryCounter>>,
     deliveries: Arc<Deliveries>,
     enqueued: u64,
@@ -197,6 +200,7 @@ impl KafkaSink {
             options,
             client_id: format!("streamlyr-{query_name}"),
             layout: None,
+            topics: HashMap::new(),
             producer: None,
             deliveries: Arc::new(Deliveries::default()),
             enqueued: 0,
@@ -227,16 +231,99 @@ impl KafkaSink {
         self.producer.as_ref().ok_or_else(|| Error::internal("Kafka sink used before connect()"))
     }
 
-}
+    /// Partitions of `topic` (for `partition_by`), asked once.
+    fn partition_count(&mut self, topic: &str) -> Result<i32> {
+        if let Some(n) = self.partition_counts.get(topic) {
+            return Ok(*n);
+        }
+        let metadata = self
+            .producer()?
+            .client()
+            .fetch_metadata(Some(topic), CONNECT_TIMEOUT)
+            .map_err(|e| Error::kafka(format!("can't find the partitions of topic `{topic}`: {e}")).retriable())?;
+        match metadata.topics().first().map(|t| t.partitions().len()) {
+            Some(n) if n > 0 => {
+                self.partition_counts.insert(topic.to_string(), n as i32);
+                Ok(n as i32)
+            }
+            _ => Err(Error::kafka(format!("topic `{topic}` has no partitions yet")).retriable()),
+        }
+    }
 
-fn partition_count(producer: &ThreadedProducer<DeliveryCounter>, topic: &str) -> Result<i32> {
-    let metadata = producer
-        .client()
-        .fetch_metadata(Some(topic), CONNECT_TIMEOUT)
-        .map_err(|e| Error::kafka(format!("can't find the partitions of topic `{topic}`: {e}")).retriable())?;
-    match metadata.topics().first().map(|t| t.partitions().len()) {
-        Some(n) if n > 0 => Ok(n as i32),
-        _ => Err(Error::kafka(format!("topic `{topic}` has no partitions yet")).retriable()),
+    /// Backpressure: librdkafka's queue is full, so wait until acknowledgements free room.
+    fn wait_for_room(&self, stop: &StopSignal) -> Result<()> {
+        stop.check_abort()?;
+        let waited = Instant::now();
+        let in_flight = self.enqueued.saturating_sub(self.deliveries.settled());
+        self.deliveries.wait_for_room(in_flight, Duration::from_millis(50));
+        if waited.elapsed() >= Duration::from_millis(50) {
+            if let Some(status) = &self.status {
+                status.set_message(format!(
+                    "Kafka is not keeping up: the producer queue is full ({in_flight} records waiting for acknowledgement)"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Queues `pending` (all for `topic`) in librdkafka, waiting for room when it is full; empties it.
+    fn produce(&mut self, pending: &mut PendingRecords<'_>, topic: &str, stop: &StopSignal) -> Result<()> {
+        if !self.topics.contains_key(topic) {
+            let client = self.producer()?.client().native_ptr();
+            // SAFETY: the producer outlives its topic handles (see the field order of `KafkaSink`).
+            let handle = unsafe { TopicHandle::new(client, topic)? };
+            self.topics.insert(topic.to_string(), handle);
+        }
+        let mut from = 0;
+        let result = loop {
+            let (queued, outcome) = pending.produce(&self.topics[topic], from, topic);
+            self.enqueued += queued as u64;
+            match outcome {
+                Produced::All => break Ok(()),
+                Produced::QueueFull(next) => {
+                    from = next;
+                    if let Err(e) = self.wait_for_room(stop) {
+                        break Err(e);
+                    }
+                }
+                Produced::Failed(e) => break Err(e),
+            }
+        };
+        pending.clear();
+        result
+    }
+
+    /// One record with headers (librdkafka's batch call can't carry them).
+    fn send_with_headers(
+        &mut self,
+        topic: &str,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        partition: Option<i32>,
+        headers: &[(String, Option<Vec<u8>>)],
+        stop: &StopSignal,
+    ) -> Result<()> {
+        let mut record: BaseRecord<'_, [u8], [u8], ()> = BaseRecord::to(topic);
+        record.key = key;
+        record.payload = value;
+        record.partition = partition;
+        let mut owned = OwnedHeaders::new_with_capacity(headers.len());
+        for (k, v) in headers {
+            owned = owned.insert(Header { key: k.as_str(), value: v.as_deref() });
+        }
+        record = record.headers(owned);
+        loop {
+            match self.producer()?.send(record) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    self.wait_for_room(stop)?;
+                }
+                Err((e, _)) => return Err(Error::kafka(format!("can't send a record to topic `{topic}`: {e}"))),
+            }
+        }
+        self.enqueued += 1;
+        Ok(())
     }
 }
 
@@ -294,6 +381,7 @@ impl Sink for KafkaSink {
             self.marker_group = Some(consumer);
         }
         self.layout = Some(layout);
+        self.topics.clear();
         self.producer = Some(producer);
         self.status = Some(status.clone());
         Ok(())
@@ -309,78 +397,39 @@ impl Sink for KafkaSink {
     }
 
     fn write(&mut self, chunk: &RecordBatch, stop: &StopSignal) -> Result<u64> {
-        let layout = self.layout.as_ref().ok_or_else(|| Error::internal("Kafka sink used before connect()"))?;
-        let producer = self.producer.as_ref().expect("connected with the layout");
-        let deliveries = &self.deliveries;
-        let include_headers = self.options.include_headers;
-        let batch_topic = &mut self.batch_topic;
-        let status = self.status.as_ref();
-        let enqueued = self.enqueued;
-        let partition_counts = &mut self.partition_counts;
-        let mut sent = 0u64;
-        for_each_record(layout, chunk, self.rows_in_batch, &mut |r| {
-            if batch_topic.is_none() {
-                *batch_topic = Some(r.topic.to_string());
+        // A copy, so records can borrow it while the sink sends them.
+        let layout = self.layout.clone().ok_or_else(|| Error::internal("Kafka sink used before connect()"))?;
+        let records = ChunkRecords::new(&layout, chunk, self.rows_in_batch)?;
+        let before = self.enqueued;
+        // Runs of records for one topic go to librdkafka in one call.
+        let mut pending = PendingRecords::with_capacity(records.len());
+        let mut pending_topic: Option<&str> = None;
+        for row in 0..records.len() {
+            let r = records.record(row)?;
+            if self.batch_topic.is_none() {
+                self.batch_topic = Some(r.topic.to_string());
             }
-            let mut record: BaseRecord<'_, [u8], [u8], ()> = BaseRecord::to(r.topic);
-            if let Some(k) = r.key {
-                record = record.key(k);
+            let partition = match r.partition_key {
+                Some(key) => Some(partition_for_key(key, self.partition_count(r.topic)?)),
+                None => r.partition,
+            };
+            let headers = if self.options.include_headers { r.headers } else { None };
+            if pending_topic.is_some_and(|t| t != r.topic || headers.is_some()) {
+                self.produce(&mut pending, pending_topic.take().expect("checked"), stop)?;
             }
-            if let Some(v) = r.value {
-                record = record.payload(v);
-            }
-            if let Some(p) = r.partition {
-                record = record.partition(p);
-            }
-            if let Some(key) = r.partition_key {
-                let count = match partition_counts.get(r.topic) {
-                    Some(n) => *n,
-                    None => {
-                        let n = partition_count(producer, r.topic)?;
-                        partition_counts.insert(r.topic.to_string(), n);
-                        n
-                    }
-                };
-                record = record.partition(partition_for_key(key, count));
-            }
-            if include_headers {
-                if let Some(hs) = &r.headers {
-                    let mut headers = OwnedHeaders::new_with_capacity(hs.len());
-                    for (k, v) in hs {
-                        headers = headers.insert(Header { key: k.as_str(), value: v.as_deref() });
-                    }
-                    record = record.headers(headers);
+            match headers {
+                Some(headers) => self.send_with_headers(r.topic, r.key, r.value, partition, &headers, stop)?,
+                None => {
+                    pending.push(r.key, r.value, partition);
+                    pending_topic = Some(r.topic);
                 }
             }
-            loop {
-                match producer.send(record) {
-                    Ok(()) => break,
-                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                        // Backpressure: wait for acknowledgements to free room.
-                        stop.check_abort()?;
-                        record = back;
-                        let waited = Instant::now();
-                        let in_flight = (enqueued + sent).saturating_sub(deliveries.settled());
-                        deliveries.wait_for_room(in_flight, Duration::from_millis(50));
-                        if waited.elapsed() >= Duration::from_millis(50) {
-                            if let Some(status) = status {
-                                status.set_message(format!(
-                                    "Kafka is not keeping up: the producer queue is full ({in_flight} records waiting for acknowledgement)"
-                                ));
-                            }
-                        }
-                    }
-                    Err((e, back)) => {
-                        return Err(Error::kafka(format!("can't send a record to topic `{}`: {e}", back.topic)))
-                    }
-                }
-            }
-            sent += 1;
-            Ok(())
-        })?;
-        self.enqueued += sent;
+        }
+        if let Some(topic) = pending_topic {
+            self.produce(&mut pending, topic, stop)?;
+        }
         self.rows_in_batch += chunk.num_rows() as u64;
-        Ok(sent)
+        Ok(self.enqueued - before)
     }
 
     fn flush(&mut self, stop: &StopSignal, status: &SharedStatus) -> Result<()> {

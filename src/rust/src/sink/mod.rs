@@ -1,7 +1,9 @@
 //! Sinks: where a micro-batch's rows go. The engine commits a batch only
 //! after `flush` says every row written since the last flush is durable.
 
+mod batch_produce;
 pub mod encode;
+mod json;
 pub mod kafka;
 pub mod memory;
 pub mod partition;
