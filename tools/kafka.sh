@@ -84,7 +84,7 @@ EOF
 start_node() { # node
   local n="$1"
   local dir="$state/node$n"
-  nohup bash -c "exec java -Xms256m -Xmx768m -XX:+UseG1GC -Djava.awt.headless=true \
+  nohup bash -c "exec java ${KAFKA_JVM_OPTS:--Xms256m -Xmx768m -XX:+UseG1GC} -Djava.awt.headless=true \
       -Dlog4j2.level=WARN -cp '$libs/*' kafka.Kafka '$dir/server.properties'" \
       > "$dir/broker.log" 2>&1 < /dev/null &
   echo $! > "$dir/pid"

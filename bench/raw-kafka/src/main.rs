@@ -122,12 +122,19 @@ fn latency(brokers: &str, input: &str, output: &str, rate: u64, seconds: u64, la
     let warm_up = micros_now() + 2_000_000;
     let deadline = Instant::now() + Duration::from_secs(seconds + 10);
     let mut latencies_us = Vec::new();
+    // LATENCY_DUMP=<file>: one line per record, `sent_us seen_us output_create_time_ms`.
+    let mut dump = std::env::var("LATENCY_DUMP").ok().filter(|f| !f.is_empty()).map(|f| std::io::BufWriter::new(std::fs::File::create(f).expect("dump file")));
     while Instant::now() < deadline {
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
             let seen = micros_now();
             let sent: u64 = std::str::from_utf8(m.payload().unwrap_or_default()).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0);
             if sent >= warm_up {
                 latencies_us.push(seen.saturating_sub(sent));
+                if let Some(d) = dump.as_mut() {
+                    use std::io::Write;
+                    let created_ms = m.timestamp().to_millis().unwrap_or(0);
+                    let _ = writeln!(d, "{sent} {seen} {created_ms}");
+                }
             }
         }
         if producing.is_finished() && latencies_us.len() as u64 >= rate * seconds.saturating_sub(3) {

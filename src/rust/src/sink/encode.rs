@@ -11,7 +11,7 @@ use arrow::array::{
 use arrow::datatypes::{DataType, FieldRef, Float64Type, Int32Type, Int64Type, Schema};
 use arrow::record_batch::RecordBatch;
 
-use super::json::JsonRows;
+pub use super::json::JsonRows;
 use crate::error::{Error, Result};
 
 /// Columns the Kafka sink treats as record metadata rather than data.
@@ -156,6 +156,16 @@ impl RecordLayout {
     pub fn writes_json(&self) -> bool {
         self.value.is_none()
     }
+
+    /// Without a `value` column: each row of `batch` as a JSON object.
+    pub fn json_rows(&self, batch: &RecordBatch) -> Result<Option<JsonRows>> {
+        if !self.writes_json() {
+            return Ok(None);
+        }
+        let fields: Vec<FieldRef> = self.json_columns.iter().map(|i| batch.schema_ref().fields()[*i].clone()).collect();
+        let arrays: Vec<ArrayRef> = self.json_columns.iter().map(|i| batch.column(*i).clone()).collect();
+        JsonRows::encode(&fields, &arrays, batch.num_rows()).map(Some)
+    }
 }
 
 /// A text or binary column, read as bytes.
@@ -258,14 +268,12 @@ pub struct ChunkRecords<'a> {
 
 impl<'a> ChunkRecords<'a> {
     pub fn new(layout: &'a RecordLayout, batch: &'a RecordBatch, first_row: u64) -> Result<Self> {
+        Self::with_json(layout, batch, first_row, layout.json_rows(batch)?)
+    }
+
+    /// With the JSON rows already made by [`RecordLayout::json_rows`].
+    pub fn with_json(layout: &'a RecordLayout, batch: &'a RecordBatch, first_row: u64, json: Option<JsonRows>) -> Result<Self> {
         let col = |i: Option<usize>| i.map(|i| batch.column(i).as_ref());
-        let json = if layout.writes_json() {
-            let fields: Vec<FieldRef> = layout.json_columns.iter().map(|i| batch.schema_ref().fields()[*i].clone()).collect();
-            let arrays: Vec<ArrayRef> = layout.json_columns.iter().map(|i| batch.column(*i).clone()).collect();
-            Some(JsonRows::encode(&fields, &arrays, batch.num_rows())?)
-        } else {
-            None
-        };
         Ok(ChunkRecords {
             layout,
             rows: batch.num_rows(),

@@ -55,6 +55,9 @@ const FLUSH_SLICE: Duration = Duration::from_millis(100);
 /// every single acknowledgement would cost a context switch per record.
 const QUEUE_REFILL: u64 = 4096;
 
+/// Rows of JSON made ahead on a second thread while the rows before them are sent.
+const JSON_PIPELINE_ROWS: usize = 4096;
+
 /// Counts acknowledgements; wakes a writer waiting for queue room.
 pub struct Deliveries {
     delivered: AtomicU64,
@@ -266,6 +269,37 @@ impl KafkaSink {
         Ok(())
     }
 
+    /// Sends `records` in order: runs of records for one topic go to librdkafka in one call.
+    fn send_records(&mut self, records: &ChunkRecords<'_>, stop: &StopSignal) -> Result<()> {
+        let mut pending = PendingRecords::with_capacity(records.len());
+        let mut pending_topic: Option<&str> = None;
+        for row in 0..records.len() {
+            let r = records.record(row)?;
+            if self.batch_topic.is_none() {
+                self.batch_topic = Some(r.topic.to_string());
+            }
+            let partition = match r.partition_key {
+                Some(key) => Some(partition_for_key(key, self.partition_count(r.topic)?)),
+                None => r.partition,
+            };
+            let headers = if self.options.include_headers { r.headers } else { None };
+            if pending_topic.is_some_and(|t| t != r.topic || headers.is_some()) {
+                self.produce(&mut pending, pending_topic.take().expect("checked"), stop)?;
+            }
+            match headers {
+                Some(headers) => self.send_with_headers(r.topic, r.key, r.value, partition, &headers, stop)?,
+                None => {
+                    pending.push(r.key, r.value, partition);
+                    pending_topic = Some(r.topic);
+                }
+            }
+        }
+        match pending_topic {
+            Some(topic) => self.produce(&mut pending, topic, stop),
+            None => Ok(()),
+        }
+    }
+
     /// Queues `pending` (all for `topic`) in librdkafka, waiting for room when it is full; empties it.
     fn produce(&mut self, pending: &mut PendingRecords<'_>, topic: &str, stop: &StopSignal) -> Result<()> {
         if !self.topics.contains_key(topic) {
@@ -399,34 +433,32 @@ impl Sink for KafkaSink {
     fn write(&mut self, chunk: &RecordBatch, stop: &StopSignal) -> Result<u64> {
         // A copy, so records can borrow it while the sink sends them.
         let layout = self.layout.clone().ok_or_else(|| Error::internal("Kafka sink used before connect()"))?;
-        let records = ChunkRecords::new(&layout, chunk, self.rows_in_batch)?;
         let before = self.enqueued;
-        // Runs of records for one topic go to librdkafka in one call.
-        let mut pending = PendingRecords::with_capacity(records.len());
-        let mut pending_topic: Option<&str> = None;
-        for row in 0..records.len() {
-            let r = records.record(row)?;
-            if self.batch_topic.is_none() {
-                self.batch_topic = Some(r.topic.to_string());
-            }
-            let partition = match r.partition_key {
-                Some(key) => Some(partition_for_key(key, self.partition_count(r.topic)?)),
-                None => r.partition,
-            };
-            let headers = if self.options.include_headers { r.headers } else { None };
-            if pending_topic.is_some_and(|t| t != r.topic || headers.is_some()) {
-                self.produce(&mut pending, pending_topic.take().expect("checked"), stop)?;
-            }
-            match headers {
-                Some(headers) => self.send_with_headers(r.topic, r.key, r.value, partition, &headers, stop)?,
-                None => {
-                    pending.push(r.key, r.value, partition);
-                    pending_topic = Some(r.topic);
+        if !layout.writes_json() || chunk.num_rows() <= JSON_PIPELINE_ROWS {
+            let records = ChunkRecords::new(&layout, chunk, self.rows_in_batch)?;
+            self.send_records(&records, stop)?;
+        } else {
+            // JSON is made on a second thread, a slice ahead of the records being sent.
+            std::thread::scope(|scope| {
+                let (ready, slices) = std::sync::mpsc::sync_channel(1);
+                let layout = &layout;
+                scope.spawn(move || {
+                    for start in (0..chunk.num_rows()).step_by(JSON_PIPELINE_ROWS) {
+                        let slice = chunk.slice(start, JSON_PIPELINE_ROWS.min(chunk.num_rows() - start));
+                        let json = layout.json_rows(&slice);
+                        if ready.send((slice, json)).is_err() {
+                            return; // the sender stopped on an error
+                        }
+                    }
+                });
+                let mut first_row = self.rows_in_batch;
+                for (slice, json) in slices {
+                    let records = ChunkRecords::with_json(layout, &slice, first_row, json?)?;
+                    self.send_records(&records, stop)?;
+                    first_row += slice.num_rows() as u64;
                 }
-            }
-        }
-        if let Some(topic) = pending_topic {
-            self.produce(&mut pending, topic, stop)?;
+                Ok::<_, Error>(())
+            })?;
         }
         self.rows_in_batch += chunk.num_rows() as u64;
         Ok(self.enqueued - before)
