@@ -63,6 +63,24 @@ test_that("a data frame of every column type is written as JSON and reads back e
   expect_false("num" %in% names(rows[[3]]))
 })
 
+test_that("a data frame of many chunks is written as JSON whole and in order", {
+  # More rows than one source chunk (32,768) and than one slice of JSON made ahead (4,096).
+  servers <- kafka_bootstrap()
+  topic <- new_topic("dfbig")
+  n <- 70000
+  df <- data.frame(id = seq_len(n), x = seq_len(n) / 3, label = sprintf("row-%06d", seq_len(n)))
+  stream <- stream_write_kafka(df, checkpoint = new_checkpoint(), options = list(kafka.bootstrap.servers = servers, topic = topic))
+  expect_true(wait_for(function() stream_state(stream) == "stopped", 60))
+  stream_stop(stream)
+
+  out <- kcat_read(topic, n)
+  expect_equal(nrow(out), n)
+  back <- jsonlite::stream_in(textConnection(out$value[order(out$offset)]), verbose = FALSE)
+  expect_equal(back$id, df$id)
+  expect_equal(back$x, df$x)
+  expect_equal(back$label, df$label)
+})
+
 test_that("key, topic and partition columns route each record", {
   servers <- kafka_bootstrap()
   a <- new_topic("a")
