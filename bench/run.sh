@@ -72,6 +72,9 @@ latency_repeats="${BENCH_LATENCY_REPEATS:-3}"
 for i in $(seq 1 "$latency_repeats"); do
   echo "P3 ($i of $latency_repeats): the probe alone (its own produce -> visible, one topic): the floor of what it can measure"
   probe="$(made_topic p3self)"
+  # Each P3 run starts just after a broker GC, so that no collection (about
+  # every 75 s at this load with a 3 GB young generation) falls inside it.
+  bash "$tools/kafka.sh" gc --port "$port"
   "$raw" latency "$servers" "$probe" "$probe" 10000 "$latency_seconds" probe-alone >> "$latencies"
   for trigger in interval0 default continuous; do
     echo "P3 ($i of $latency_repeats): latency with the $trigger trigger ($latency_seconds s at 10,000 msg/s)"
@@ -80,6 +83,7 @@ for i in $(seq 1 "$latency_repeats"); do
     Rscript "$here/streamlyr.R" stream "$servers" "$in" "$out" "$trigger" > "$ready" &
     stream_pid=$!
     until grep -q ready "$ready"; do sleep 0.2; done
+    bash "$tools/kafka.sh" gc --port "$port"
     "$raw" latency "$servers" "$in" "$out" 10000 "$latency_seconds" "$trigger" >> "$latencies"
     kill "$stream_pid"; wait "$stream_pid" 2>/dev/null || true
   done

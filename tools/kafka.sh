@@ -9,6 +9,10 @@
 #   tools/kafka.sh pause-node|resume-node [--port 9092] [--node N]  # SIGSTOP/SIGCONT: a stalled broker
 #   tools/kafka.sh restart-node [--port 9092] [--node N]
 #   tools/kafka.sh create-topic [--port 9092] --topic NAME --partitions N
+#   tools/kafka.sh gc [--port 9092]                    # a full GC in every broker now (jcmd)
+#
+# KAFKA_JVM_OPTS replaces the brokers' heap and GC flags (default
+# `-Xms256m -Xmx768m -XX:+UseG1GC`).
 #
 # With --brokers 3 the brokers listen on port, port+1, port+2 (each is also a
 # controller, so the quorum survives one of them dying). Each broker also has
@@ -160,6 +164,10 @@ case "$cmd" in
     brokers="$(cat "$state/brokers")"
     start_node "$node"
     wait_ready "$node"
+    ;;
+  gc)
+    brokers="$(cat "$state/brokers")"
+    for n in $(seq 0 $((brokers - 1))); do jcmd "$(cat "$state/node$n/pid")" GC.run >/dev/null; done
     ;;
   create-topic)
     java -Xmx256m -cp "$libs/*" "$here/CreateTopic.java" "127.0.0.1:$port" "$topic" "$partitions" ;;
