@@ -9,6 +9,7 @@
 #   tools/kafka.sh pause-node|resume-node [--port 9092] [--node N]  # SIGSTOP/SIGCONT: a stalled broker
 #   tools/kafka.sh restart-node [--port 9092] [--node N]
 #   tools/kafka.sh create-topic [--port 9092] --topic NAME --partitions N
+#   tools/kafka.sh transaction-state [--port 9092] --id TRANSACTIONAL_ID  # Empty, Ongoing, CompleteCommit, ...
 #   tools/kafka.sh gc [--port 9092]                    # a full GC in every broker now (jcmd)
 #
 # KAFKA_JVM_OPTS replaces the brokers' heap and GC flags (default
@@ -26,7 +27,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 . "$here/versions.sh"
 
 cmd="${1:-}"; shift || true
-port=9092; brokers=1; node=0; topic=""; partitions=1
+port=9092; brokers=1; node=0; topic=""; partitions=1; transactional_id=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --port) port="$2"; shift 2 ;;
@@ -34,6 +35,7 @@ while [ $# -gt 0 ]; do
     --node) node="$2"; shift 2 ;;
     --topic) topic="$2"; shift 2 ;;
     --partitions) partitions="$2"; shift 2 ;;
+    --id) transactional_id="$2"; shift 2 ;;
     *) echo "kafka.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
@@ -169,6 +171,8 @@ case "$cmd" in
     brokers="$(cat "$state/brokers")"
     for n in $(seq 0 $((brokers - 1))); do jcmd "$(cat "$state/node$n/pid")" GC.run >/dev/null; done
     ;;
+  transaction-state)
+    java -Xmx256m -cp "$libs/*" "$here/TransactionState.java" "127.0.0.1:$port" "$transactional_id" 2>/dev/null ;;
   create-topic)
     java -Xmx256m -cp "$libs/*" "$here/CreateTopic.java" "127.0.0.1:$port" "$topic" "$partitions" ;;
   status)

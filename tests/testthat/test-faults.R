@@ -170,6 +170,36 @@ test_that("a damaged checkpoint, another query's checkpoint, or an unwritable on
   expect_equal(nrow(kcat_read(topic, 2, timeout = 2)), 1)
 })
 
+test_that("a checkpoint in use by a running stream is refused, in this session or from another process", {
+  servers <- kafka_bootstrap()
+  input <- new_topic("in")
+  output <- new_topic("out")
+  kcat_produce(input, sprintf("record-%03d", 1:100))
+  checkpoint <- new_checkpoint()
+  sc <- spark_connect()
+  start <- function() {
+    stream_read_kafka(sc, options = list(kafka.bootstrap.servers = servers, subscribe = input, startingOffsets = "earliest",
+                                         maxOffsetsPerTrigger = 1000)) %>%
+      stream_write_kafka(checkpoint = checkpoint, options = list(kafka.bootstrap.servers = servers, topic = output))
+  }
+  first <- start()
+  expect_error(start(), "in use by another running query", class = "streamlyr_error_checkpoint")
+  stream_stop(first)
+  # Free again once the stream has stopped.
+  stream_stop(start())
+
+  # A stream in another process holds it until that process is gone, however it goes.
+  p <- run_stream_process(c(STREAM_SERVERS = servers, STREAM_INPUT = input, STREAM_OUTPUT = output, STREAM_CHECKPOINT = checkpoint))
+  on.exit(p$kill())
+  wait_started(p)
+  expect_error(start(), "in use by another running query", class = "streamlyr_error_checkpoint")
+  p$kill() # SIGKILL
+  p$wait()
+  stream_stop(start())
+  # Every record went through, whichever stream wrote it.
+  expect_setequal(kcat_read(output, 100)$value, sprintf("record-%03d", 1:100))
+})
+
 test_that("a stalled broker: the stream slows down within the producer queue's limit and says so", {
   servers <- kafka_bootstrap()
   port <- sub(".*:", "", servers)

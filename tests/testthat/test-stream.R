@@ -143,3 +143,31 @@ test_that("continuous processing sends records before the epoch ends, and commit
   expect_setequal(unique(out), c("first", sprintf("m%d", 1:300), sprintf("later%d", 1:100)))
   expect_equal(sum(duplicated(out)), 0)
 })
+
+test_that("exactly-once: a batch that writes nothing opens no transaction; one that writes commits it", {
+  servers <- kafka_bootstrap()
+  input <- new_topic("in")
+  output <- new_topic("out")
+  checkpoint <- new_checkpoint()
+  sc <- spark_connect()
+  on.exit(spark_disconnect(sc))
+  stream <- stream_read_kafka(sc, options = list(kafka.bootstrap.servers = servers, subscribe = input)) %>%
+    dplyr::filter(as.character(value) == "keep") %>%
+    stream_write_kafka(trigger = stream_trigger_interval(100), checkpoint = checkpoint,
+                       options = list(kafka.bootstrap.servers = servers, topic = output, guarantee = "exactly-once"))
+  metadata <- jsonlite::fromJSON(paste(readLines(file.path(checkpoint, "metadata"))[-1], collapse = ""))
+  transaction_state <- function() {
+    system2("bash", c(file.path(Sys.getenv("STREAMLYR_KAFKA_TOOLS"), "kafka.sh"), "transaction-state",
+                      "--port", sub(".*:", "", servers), "--id", paste0("streamlyr-", metadata$id)), stdout = TRUE)
+  }
+  kcat_produce(input, sprintf("drop-%d", 1:50))
+  expect_true(wait_for_rows(stream, 50))
+  expect_gte(length(list.files(file.path(checkpoint, "commits"))), 1)
+  # The batches were committed in the checkpoint without a round trip to the transaction coordinator.
+  expect_equal(transaction_state(), "Empty")
+  kcat_produce(input, "keep")
+  expect_identical(kcat_read(output, 1, timeout = 10)$value, "keep")
+  expect_true(wait_for(function() identical(transaction_state(), "CompleteCommit"), 20, 1))
+  stream_stop(stream)
+})
+

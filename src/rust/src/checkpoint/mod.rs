@@ -41,18 +41,42 @@ pub struct QueryMetadata {
 
 pub struct CheckpointLog {
     dir: PathBuf,
+    /// `<dir>/.lock`, locked while the query runs: two live queries on one
+    /// checkpoint would overwrite each other's batches. The operating system
+    /// lets go of it when the process dies, however it dies.
+    _lock: Option<fs::File>,
+}
+
+/// Take the checkpoint's lock, or say that another query holds it.
+fn lock(dir: &Path) -> Result<fs::File> {
+    let path = dir.join(".lock");
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::checkpoint(format!("can't create `{}`: {e}", path.display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(fs::TryLockError::WouldBlock) => Err(Error::checkpoint(format!(
+            "checkpoint `{}` is in use by another running query",
+            dir.display()
+        ))
+        .with_hint("stop the other stream first (in this R session or another process), or give this one its own checkpoint")),
+        Err(fs::TryLockError::Error(e)) => Err(Error::checkpoint(format!("can't lock `{}`: {e}", path.display()))),
+    }
 }
 
 impl CheckpointLog {
     /// Open (or create) the checkpoint of a query. A directory that already
     /// belongs to a query with another source or sink is an error.
     pub fn open(dir: &Path, source: &str, sink: &str) -> Result<(CheckpointLog, QueryMetadata)> {
-        let log = CheckpointLog { dir: dir.to_path_buf() };
         for sub in ["", "offsets", "commits", "sources", "pending", "state"] {
             fs::create_dir_all(dir.join(sub)).map_err(|e| {
                 Error::checkpoint(format!("can't create checkpoint directory `{}`: {e}", dir.join(sub).display()))
             })?;
         }
+        let log = CheckpointLog { dir: dir.to_path_buf(), _lock: Some(lock(dir)?) };
         let metadata_path = dir.join("metadata");
         let metadata = if metadata_path.exists() {
             let found: QueryMetadata = log.read_json(&metadata_path)?;
@@ -278,6 +302,17 @@ mod tests {
     }
 
     #[test]
+    fn a_checkpoint_in_use_is_refused_until_its_query_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let (running, _) = CheckpointLog::open(dir.path(), "s", "k").unwrap();
+        let e = CheckpointLog::open(dir.path(), "s", "k").err().unwrap();
+        assert!(e.message.contains("in use by another running query"), "{e}");
+        assert_eq!(e.arg.as_deref(), Some("checkpoint"));
+        drop(running);
+        assert!(CheckpointLog::open(dir.path(), "s", "k").is_ok());
+    }
+
+    #[test]
     fn offsets_and_commits_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let (log, _) = CheckpointLog::open(dir.path(), "s", "k").unwrap();
@@ -303,10 +338,12 @@ mod tests {
         assert!(e.message.contains("damaged"), "{e}");
         fs::write(dir.path().join("offsets/0"), "v7\n{}").unwrap();
         assert!(log.latest_offsets::<serde_json::Value>().is_err());
+        drop(log);
         fs::write(dir.path().join("metadata"), "garbage").unwrap();
-        assert!(CheckpointLog::open(dir.path(), "s", "k").is_err());
+        let e = CheckpointLog::open(dir.path(), "s", "k").err().unwrap();
+        assert!(e.message.contains("damaged"), "{e}");
         fs::write(dir.path().join("commits/x"), "").unwrap();
-        let log = CheckpointLog { dir: dir.path().to_path_buf() };
+        let log = CheckpointLog { dir: dir.path().to_path_buf(), _lock: None };
         assert!(log.latest_commit::<serde_json::Value>().is_err());
     }
 

@@ -300,8 +300,18 @@ impl KafkaSink {
         }
     }
 
+    /// Exactly-once: the batch's transaction, begun before its first record.
+    fn open_transaction(&mut self) -> Result<()> {
+        if self.exactly_once() && !self.in_transaction {
+            self.producer()?.begin_transaction().map_err(|e| transaction_error("begin", e))?;
+            self.in_transaction = true;
+        }
+        Ok(())
+    }
+
     /// Queues `pending` (all for `topic`) in librdkafka, waiting for room when it is full; empties it.
     fn produce(&mut self, pending: &mut PendingRecords<'_>, topic: &str, stop: &StopSignal) -> Result<()> {
+        self.open_transaction()?;
         if !self.topics.contains_key(topic) {
             let client = self.producer()?.client().native_ptr();
             // SAFETY: the producer outlives its topic handles (see the field order of `KafkaSink`).
@@ -337,6 +347,7 @@ impl KafkaSink {
         headers: &[(String, Option<Vec<u8>>)],
         stop: &StopSignal,
     ) -> Result<()> {
+        self.open_transaction()?;
         let mut record: BaseRecord<'_, [u8], [u8], ()> = BaseRecord::to(topic);
         record.key = key;
         record.payload = value;
@@ -422,11 +433,10 @@ impl Sink for KafkaSink {
     }
 
     fn begin(&mut self, _batch: u64) -> Result<()> {
+        // With exactly-once the transaction begins with the first record
+        // (`open_transaction`): an epoch or batch that writes nothing costs
+        // Kafka nothing.
         self.batch_topic = self.options.topic.clone();
-        if self.exactly_once() {
-            self.producer()?.begin_transaction().map_err(|e| transaction_error("begin", e))?;
-            self.in_transaction = true;
-        }
         Ok(())
     }
 
