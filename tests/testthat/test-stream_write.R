@@ -81,6 +81,17 @@ test_that("a data frame of many chunks is written as JSON whole and in order", {
   expect_equal(back$label, df$label)
 })
 
+test_that("a record Kafka can't take fails the stream with an error that says why", {
+  servers <- kafka_bootstrap()
+  topic <- new_topic("big")
+  # librdkafka refuses records over message.max.bytes (1,000,000) when they are handed to it.
+  df <- data.frame(value = c("small", strrep("x", 2e6)))
+  stream <- stream_write_kafka(df, checkpoint = new_checkpoint(), options = list(kafka.bootstrap.servers = servers, topic = topic))
+  expect_true(wait_for(function() stream_state(stream) %in% c("failed", "stopped"), 30))
+  expect_equal(stream_state(stream), "failed")
+  expect_error(stream_stop(stream), "can't send a record to topic `[^`]+`.*[Tt]oo ?[Ll]arge")
+})
+
 test_that("key, topic and partition columns route each record", {
   servers <- kafka_bootstrap()
   a <- new_topic("a")

@@ -17,7 +17,7 @@ use std::os::raw::c_void;
 use std::ptr;
 
 use rdkafka::bindings as rd;
-use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
 use crate::error::{Error, Result};
 
@@ -114,7 +114,8 @@ impl<'a> PendingRecords<'a> {
             }
             Some(i) => {
                 let code: RDKafkaErrorCode = messages[i].err.into();
-                Produced::Failed(Error::kafka(format!("can't send a record to topic `{topic_name}`: {code}")))
+                // Retriable when a broker coming back could cure it, as for `send`.
+                Produced::Failed(Error::from(KafkaError::MessageProduction(code)).context(format!("can't send a record to topic `{topic_name}`")))
             }
             None => Produced::Failed(Error::internal(format!(
                 "librdkafka queued {queued} of {} records without saying why",

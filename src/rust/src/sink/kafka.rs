@@ -364,7 +364,7 @@ impl KafkaSink {
                     record = back;
                     self.wait_for_room(stop)?;
                 }
-                Err((e, _)) => return Err(Error::kafka(format!("can't send a record to topic `{topic}`: {e}"))),
+                Err((e, _)) => return Err(Error::from(e).context(format!("can't send a record to topic `{topic}`"))),
             }
         }
         self.enqueued += 1;
