@@ -44,7 +44,7 @@ pub struct CheckpointLog {
     /// `<dir>/.lock`, locked while the query runs: two live queries on one
     /// checkpoint would overwrite each other's batches. The operating system
     /// lets go of it when the process dies, however it dies.
-    _lock: Option<fs::File>,
+    _lock: fs::File,
 }
 
 /// Take the checkpoint's lock, or say that another query holds it.
@@ -76,7 +76,7 @@ impl CheckpointLog {
                 Error::checkpoint(format!("can't create checkpoint directory `{}`: {e}", dir.join(sub).display()))
             })?;
         }
-        let log = CheckpointLog { dir: dir.to_path_buf(), _lock: Some(lock(dir)?) };
+        let log = CheckpointLog { dir: dir.to_path_buf(), _lock: lock(dir)? };
         let metadata_path = dir.join("metadata");
         let metadata = if metadata_path.exists() {
             let found: QueryMetadata = log.read_json(&metadata_path)?;
@@ -338,13 +338,12 @@ mod tests {
         assert!(e.message.contains("damaged"), "{e}");
         fs::write(dir.path().join("offsets/0"), "v7\n{}").unwrap();
         assert!(log.latest_offsets::<serde_json::Value>().is_err());
+        fs::write(dir.path().join("commits/x"), "").unwrap();
+        assert!(log.latest_commit::<serde_json::Value>().is_err());
         drop(log);
         fs::write(dir.path().join("metadata"), "garbage").unwrap();
         let e = CheckpointLog::open(dir.path(), "s", "k").err().unwrap();
         assert!(e.message.contains("damaged"), "{e}");
-        fs::write(dir.path().join("commits/x"), "").unwrap();
-        let log = CheckpointLog { dir: dir.path().to_path_buf(), _lock: None };
-        assert!(log.latest_commit::<serde_json::Value>().is_err());
     }
 
     #[test]

@@ -65,9 +65,10 @@ pub enum Produced {
     All,
     /// The queue filled up: records from this index on are not in it.
     QueueFull(usize),
-    /// A record was refused for a reason waiting won't fix.
+    /// A record was refused (the error says whether a retry can help).
     Failed(Error),
 }
+
 impl<'a> PendingRecords<'a> {
     pub fn with_capacity(n: usize) -> Self {
         PendingRecords { messages: Vec::with_capacity(n), _bytes: std::marker::PhantomData }

@@ -11,7 +11,7 @@ use arrow::array::{
 use arrow::datatypes::{DataType, FieldRef, Float64Type, Int32Type, Int64Type, Schema};
 use arrow::record_batch::RecordBatch;
 
-pub use super::json::JsonRows;
+use super::json::JsonRows;
 use crate::error::{Error, Result};
 
 /// Columns the Kafka sink treats as record metadata rather than data.
