@@ -18,6 +18,9 @@ debian_packages=(
   r-cran-processx r-cran-roxygen2 r-cran-knitr r-cran-rmarkdown
   kcat cmake pkg-config libssl-dev libsasl2-dev libzstd-dev zlib1g-dev libcurl4-openssl-dev
   maven
+  # The JDK, not just the runtime: tools/*.java run as single-file programs
+  # (they need its compiler) and the benchmark calls jcmd.
+  openjdk-17-jdk-headless
 )
 missing=()
 for p in "${debian_packages[@]}"; do
@@ -34,12 +37,8 @@ if ! command -v cargo >/dev/null 2>&1; then
   [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
 fi
 command -v cargo >/dev/null 2>&1 || {
-  echo "setup.sh: Rust's cargo (>= 1.85, from rustup) is required and was not found" >&2
+  echo "setup.sh: Rust's cargo (>= 1.94, from rustup) is required and was not found" >&2
   exit 1
-}
-command -v java >/dev/null 2>&1 || {
-  log "Installing Java 17"
-  apt-get install -y -q --no-install-recommends openjdk-17-jre-headless
 }
 
 if [ ! -f "$KAFKA_HOME/libs/kafka_2.13-$KAFKA_VERSION.jar" ]; then
