@@ -5,8 +5,11 @@
 #' streams inside this R process. Kafka support is built in, so
 #' `packages = "kafka"` is accepted and needs nothing.
 #'
-#' @param master `"local"` (one worker thread), `"local[N]"` (N worker
-#'   threads) or `"local[*]"` (one per core).
+#' @param master `"local"`, `"local[N]"` or `"local[*]"`, as in sparklyr;
+#'   anything else is an error. It sizes nothing: each stream runs on a
+#'   thread of its own (the Kafka writer encodes JSON ahead on a second one,
+#'   and librdkafka has its own), whatever `N` says, so the number of
+#'   streams, not `N`, sets how many cores are busy.
 #' @param version Accepted for compatibility with sparklyr; ignored.
 #' @param packages Accepted for compatibility with sparklyr (e.g. `"kafka"`);
 #'   nothing needs installing.
@@ -19,20 +22,19 @@
 #' sc <- spark_connect(master = "local")
 #' spark_disconnect(sc)
 spark_connect <- function(master = "local", version = NULL, packages = NULL, ...) {
-  threads <- master_threads(master)
-  engine <- engine_result(engine_new(threads))
+  check_master(master)
+  engine <- engine_result(engine_new())
   sc <- structure(
-    list(master = master, threads = threads, engine = engine, state = new.env(parent = emptyenv())),
+    list(master = master, engine = engine, state = new.env(parent = emptyenv())),
     class = c("streamlyr_connection", "spark_connection", "DBIConnection")
   )
   streamlyr_env$default_connection <- sc
   sc
 }
 
-master_threads <- function(master, call = rlang::caller_env()) {
+check_master <- function(master, call = rlang::caller_env()) {
   check_string(master, call = call)
-  if (identical(master, "local")) return(1L)
-  m <- regmatches(master, regexec("^local\\[([0-9]+|\\*)\\]$", master))[[1]]
+  m <- regmatches(master, regexec("^local(\\[([0-9]+|\\*)\\])?$", master))[[1]]
   if (length(m) == 0) {
     abort_streamlyr(
       paste0("`master` must be \"local\", \"local[N]\" or \"local[*]\", not \"", master, "\"."),
@@ -40,10 +42,8 @@ master_threads <- function(master, call = rlang::caller_env()) {
       arg = "master", call = call
     )
   }
-  if (m[2] == "*") return(max(1L, as.integer(parallel::detectCores(logical = TRUE))))
-  n <- as.integer(m[2])
-  if (n < 1) abort_streamlyr("`master` must ask for at least one thread.", arg = "master", call = call)
-  n
+  if (identical(m[3], "0")) abort_streamlyr("`master` must ask for at least one thread.", arg = "master", call = call)
+  invisible(master)
 }
 
 #' Disconnect and stop every stream of a connection
@@ -64,8 +64,8 @@ print.streamlyr_connection <- function(x, ...) {
   open <- !engine_is_closed(x$engine)
   streams <- if (open) length(engine_queries(x$engine)) else 0L
   cat(
-    "<streamlyr connection> master: ", x$master, " (", x$threads, " worker thread",
-    if (x$threads != 1) "s", "); ", if (open) paste0(streams, " stream", if (streams != 1) "s") else "closed",
+    "<streamlyr connection> master: ", x$master, "; ",
+    if (open) paste0(streams, " stream", if (streams != 1) "s") else "closed",
     "\n",
     sep = ""
   )

@@ -191,7 +191,7 @@ collect.tbl_stream_sql <- function(x, ...) {
   spec <- list(
     name = table, source = source, sink = list(kind = "memory", table = table),
     trigger = list(kind = "once"), checkpoint = checkpoint,
-    mode = "auto", sql = stream_sql(x)
+    sql = stream_sql(x)
   )
   ptr <- engine_result(query_start(sc$engine, to_json(spec), NULL), call = rlang::current_env())
   on.exit(engine_drop_memory(sc$engine, table), add = TRUE)

@@ -2,7 +2,7 @@
 # the argument at fault, raised with the user's call.
 
 abort_streamlyr <- function(message, kind = "config", hint = NULL, arg = NULL,
-                            call = rlang::caller_env(), parent = NULL) {
+                            call = rlang::caller_env(), parent = NULL, option = NULL) {
   bullets <- c("{message}")
   if (!is.null(hint) && nzchar(hint)) bullets <- c(bullets, i = "{hint}")
   cli::cli_abort(
@@ -11,6 +11,7 @@ abort_streamlyr <- function(message, kind = "config", hint = NULL, arg = NULL,
     call = call,
     parent = parent,
     arg = arg,
+    option = option,
     .envir = rlang::env(message = message, hint = hint)
   )
 }
@@ -27,10 +28,11 @@ engine_result <- function(result, call = rlang::caller_env()) {
 
 raise_engine_error <- function(e, call = rlang::caller_env(), prefix = NULL) {
   arg <- if (nzchar(e$arg)) e$arg else NULL
+  option <- if (nzchar(e$option %||% "")) e$option else NULL
   message <- e$message
   if (!is.null(arg) && e$kind == "config") message <- paste0("`", arg, "`: ", message)
   if (!is.null(prefix)) message <- paste0(prefix, message)
-  abort_streamlyr(message, kind = e$kind, hint = e$hint, arg = arg, call = call)
+  abort_streamlyr(message, kind = e$kind, hint = e$hint, arg = arg, option = option, call = call)
 }
 
 check_string <- function(x, arg = rlang::caller_arg(x), call = rlang::caller_env()) {

@@ -2,7 +2,7 @@
 # what Rust returned; `engine_result()` turns `list(error = ...)` into an R
 # error. Nothing else happens here.
 
-engine_new <- function(worker_threads) .Call(wrap__engine_new, worker_threads)
+engine_new <- function() .Call(wrap__engine_new)
 engine_close <- function(engine) .Call(wrap__engine_close, engine)
 engine_is_closed <- function(engine) .Call(wrap__engine_is_closed, engine)
 engine_queries <- function(engine) .Call(wrap__engine_queries, engine)

@@ -141,6 +141,10 @@ print.streamlyr_stream <- function(x, ...) {
       ", rows out: ", fmt_count(s$rows_out), sep = "")
   if (n > 0) cat("; last batch: ", fmt_count(p$processed_rows_per_second[n]), " rows/s", sep = "")
   cat("\n")
+  if (!is.null(s$retrying)) {
+    since <- (as.numeric(Sys.time()) * 1000 - s$retrying$since_ms) / 1000
+    cat("retrying: for ", format(round(since)), " s (try ", s$retrying$tries, "), without progress\n", sep = "")
+  }
   if (length(s$warnings) > 0) cat("last warning: ", s$warnings[length(s$warnings)], "\n", sep = "")
   if (!is.null(s$error)) cat("error: ", s$error$error$message, "\n", sep = "")
   invisible(x)

@@ -44,7 +44,18 @@
 #'   killed process), and any librdkafka producer setting prefixed with
 #'   `kafka.` (e.g. `kafka.linger.ms`, `kafka.sasl.password`). Values are
 #'   passed as strings. The producer is idempotent with `acks=all` unless you
-#'   say otherwise. Secrets are never printed or written to the checkpoint.
+#'   say otherwise (with exactly-once it must be, and other values of
+#'   `kafka.enable.idempotence` or `kafka.acks` are errors). Settings
+#'   streamlyr manages itself (`kafka.transactional.id`, the consumer group
+#'   it keeps exactly-once markers in) can't be replaced; `kafka.group.id`
+#'   is accepted, as in sparklyr scripts, and ignored. `retryTimeoutMs`
+#'   (any writer): how long the stream keeps trying while Kafka is
+#'   unreachable or failing in a way that waiting can cure, without a batch
+#'   committed, before it fails with the last error (default 300000, five
+#'   minutes, as Kafka Streams' `task.timeout.ms`); errors that waiting
+#'   can't cure (a missing topic, a record too large, bad credentials) fail
+#'   the stream at once. Secrets are never printed or written to the
+#'   checkpoint.
 #' @param partition_by Column names: rows with equal values in them go to
 #'   one partition, the one Kafka's default partitioner (murmur2, as in the
 #'   Java client) picks for the key made of those values (one column: its
@@ -181,10 +192,11 @@ stream_write_generic <- function(x, sink, mode, trigger, checkpoint, options,
   spec <- list(
     name = name,
     source = source$spec,
-    sink = c(list(kind = sink), sink_spec %||% list(options = options)),
+    sink = c(list(kind = sink), sink_spec),
     trigger = trigger,
     checkpoint = path.expand(checkpoint),
     mode = mode,
+    options = options,
     sql = source$sql,
     partition_by = I(as.character(partition_by))
   )

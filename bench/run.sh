@@ -12,7 +12,7 @@ repeats="${BENCH_REPEATS:-3}"
 port="${BENCH_PORT:-39092}"
 
 bash "$tools/setup.sh" >/dev/null
-cargo build --release -p raw-kafka 2>&1 | grep -v "^\s*Compiling " || true
+cargo build --release --locked --manifest-path "$here/raw-kafka/Cargo.toml" 2>&1 | grep -v "^\s*Compiling " || true
 raw="$CARGO_TARGET_DIR/release/raw-kafka"
 # The broker gets room enough that its young generation is not collected
 # every two seconds (with the tests' 768 MB G1 heap it pauses 10-25 ms about

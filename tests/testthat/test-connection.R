@@ -2,14 +2,13 @@ test_that("spark_connect() accepts sparklyr's arguments and local masters", {
   sc <- spark_connect(master = "local", version = "2.3", packages = "kafka")
   on.exit(spark_disconnect(sc))
   expect_s3_class(sc, "spark_connection")
-  expect_identical(sc$threads, 1L)
-  expect_output(print(sc), "master: local \\(1 worker thread\\); 0 streams")
+  expect_output(print(sc), "master: local; 0 streams")
 
   sc4 <- spark_connect(master = "local[4]")
-  expect_identical(sc4$threads, 4L)
   spark_disconnect(sc4)
-  expect_output(print(sc4), "closed")
-  expect_gte(spark_connect(master = "local[*]")$threads, 1L)
+  expect_output(print(sc4), "master: local\\[4\\]; closed")
+  spark_disconnect(spark_connect(master = "local[*]"))
+  expect_error(spark_connect(master = "local[0]"), "at least one thread", class = "streamlyr_error_config")
 })
 
 test_that("a master that is not local is a clear error", {

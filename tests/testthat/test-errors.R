@@ -95,6 +95,19 @@ test_that("source options Spark forbids, or that make no sense, are errors when 
   expect_warning(read(subscribe = "a", minPartitions = 4), class = "streamlyr_warning_ignored_option")
 })
 
+test_that("settings streamlyr manages, and its own options, are checked and named", {
+  options <- list(kafka.bootstrap.servers = "h:1", topic = "t", guarantee = "exactly-once", kafka.acks = "1")
+  expect_snapshot(stream_write_kafka(data.frame(value = "a"), checkpoint = tempfile(), options = options), error = TRUE)
+  cnd <- rlang::catch_cnd(stream_write_kafka(data.frame(value = "a"), checkpoint = tempfile(), options = options))
+  expect_identical(cnd$option, "kafka.acks")
+  expect_identical(cnd$arg, "options")
+  expect_snapshot(
+    stream_write_kafka(data.frame(value = "a"), checkpoint = tempfile(),
+                       options = list(kafka.bootstrap.servers = "h:1", topic = "t", retryTimeoutMs = "soon")),
+    error = TRUE
+  )
+})
+
 test_that("an unreachable broker is a clear error in bounded time", {
   started <- Sys.time()
   expect_error(

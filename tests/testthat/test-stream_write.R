@@ -92,6 +92,24 @@ test_that("a record Kafka can't take fails the stream with an error that says wh
   expect_error(stream_stop(stream), "can't send a record to topic `[^`]+`.*[Tt]oo ?[Ll]arge")
 })
 
+test_that("a topic that does not exist fails the write within seconds, naming the topic", {
+  servers <- kafka_bootstrap()
+  # The test broker creates topics on first use; the producer can decline to ask it to.
+  no_create <- list(kafka.bootstrap.servers = servers, kafka.allow.auto.create.topics = "false")
+  missing <- new_topic("missing")
+  started <- Sys.time()
+  expect_error(
+    stream_write_kafka(data.frame(value = "a"), checkpoint = new_checkpoint(), options = c(no_create, topic = missing)),
+    paste0("can't write to topic `", missing, "`: it does not exist"), class = "streamlyr_error_kafka"
+  )
+  # A topic column naming a missing topic: the stream starts, then fails; stream_stop() says why.
+  stream <- stream_write_kafka(data.frame(value = "a", topic = missing), checkpoint = new_checkpoint(), options = no_create)
+  expect_true(wait_for(function() stream_state(stream) == "failed", 20))
+  expect_error(stream_stop(stream), paste0("topic `", missing, "`: it does not exist"), class = "streamlyr_error_kafka")
+  expect_lt(as.numeric(difftime(Sys.time(), started, units = "secs")), 20)
+  expect_identical(nrow(kcat_read(missing, n = 1, timeout = 1)), 0L)
+})
+
 test_that("key, topic and partition columns route each record", {
   servers <- kafka_bootstrap()
   a <- new_topic("a")

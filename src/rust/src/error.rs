@@ -1,20 +1,30 @@
-//! Errors of the engine, tagged with who can fix them.
+//! Errors of the engine, tagged with who can fix them and whether waiting
+//! can.
 //!
 //! The R face turns an [`Error`] into a classed R condition
-//! (`streamlyr_error_<kind>`); `arg` names the R argument at fault so the
-//! message can point the user at it.
+//! (`streamlyr_error_<kind>`); `arg` names the R argument at fault (and
+//! `option` the option inside it) so the message can point the user at it.
+//! Errors are told apart by their [`ErrorKind`] and `retriable` flag, never
+//! by their text: Kafka's are classified in `kafka::errors`, DataFusion's in
+//! `transform`.
 
 use std::fmt;
 
 /// Who can fix the problem (as in Arroyo's connector errors).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
-    /// Bad input from the user: options, columns, arguments.
+    /// Bad input from the user: arguments, options, columns, a pipeline.
     Config,
     /// Kafka itself failed or could not be reached.
     Kafka,
     /// The checkpoint directory is damaged, foreign or unwritable.
     Checkpoint,
+    /// The pipeline failed on the data of a running stream (a cast that
+    /// does not fit, memory exhausted): not a mistake in the query itself.
+    Execution,
+    /// `stream_stop()` gave up on the batch in flight. Never a failure: the
+    /// query loop ends quietly when it sees one.
+    Aborted,
     /// A bug in streamlyr (a panic, a broken invariant).
     Internal,
 }
@@ -25,6 +35,8 @@ impl ErrorKind {
             ErrorKind::Config => "config",
             ErrorKind::Kafka => "kafka",
             ErrorKind::Checkpoint => "checkpoint",
+            ErrorKind::Execution => "execution",
+            ErrorKind::Aborted => "aborted",
             ErrorKind::Internal => "internal",
         }
     }
@@ -35,22 +47,30 @@ pub struct Error {
     pub kind: ErrorKind,
     /// The R argument the error is about (`options`, `x`, `checkpoint`, ...).
     pub arg: Option<String>,
+    /// The option inside `arg` (`kafka.group.id`), when there is one.
+    pub option: Option<String>,
     pub message: String,
     /// What would be right, when we know.
     pub hint: Option<String>,
-    /// Kafka may recover by itself (a broker restarting, a timeout): the
-    /// engine waits and tries again instead of failing the stream.
+    /// Waiting may cure it (a broker restarting, a timeout): the engine
+    /// tries again, for a bounded time, instead of failing the stream.
     pub retriable: bool,
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
-    fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Error { kind, arg: None, message: message.into(), hint: None, retriable: false }
+    pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Error { kind, arg: None, option: None, message: message.into(), hint: None, retriable: false }
     }
     pub fn config(arg: &str, message: impl Into<String>) -> Self {
         Error::new(ErrorKind::Config, message).with_arg(arg)
+    }
+    /// A bad value of option `option` in the `options` argument.
+    pub fn option(option: &str, message: impl Into<String>) -> Self {
+        let mut e = Error::config("options", message);
+        e.option = Some(option.to_string());
+        e
     }
     pub fn kafka(message: impl Into<String>) -> Self {
         Error::new(ErrorKind::Kafka, message)
@@ -58,8 +78,18 @@ impl Error {
     pub fn checkpoint(message: impl Into<String>) -> Self {
         Error::new(ErrorKind::Checkpoint, message).with_arg("checkpoint")
     }
+    pub fn execution(message: impl Into<String>) -> Self {
+        Error::new(ErrorKind::Execution, message)
+    }
     pub fn internal(message: impl Into<String>) -> Self {
         Error::new(ErrorKind::Internal, message)
+    }
+    /// The error that unwinds a batch given up on by `stream_stop()`.
+    pub fn aborted() -> Self {
+        Error::new(ErrorKind::Aborted, "the batch in flight was aborted by stream_stop()")
+    }
+    pub fn is_aborted(&self) -> bool {
+        self.kind == ErrorKind::Aborted
     }
     pub fn with_arg(mut self, arg: &str) -> Self {
         self.arg = Some(arg.to_string());
@@ -73,7 +103,7 @@ impl Error {
         self.retriable = true;
         self
     }
-    /// Prefix the message with what was being done.
+    /// Prefix the message with what was being done (kind and flags stay).
     pub fn context(mut self, what: impl fmt::Display) -> Self {
         self.message = format!("{what}: {}", self.message);
         self
@@ -91,43 +121,6 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
-
-impl From<rdkafka::error::KafkaError> for Error {
-    fn from(e: rdkafka::error::KafkaError) -> Self {
-        let retriable = is_transient(&e);
-        let error = Error::kafka(e.to_string());
-        if retriable { error.retriable() } else { error }
-    }
-}
-
-/// Errors that a broker coming back, or a little patience, can cure.
-pub fn is_transient(e: &rdkafka::error::KafkaError) -> bool {
-    use rdkafka::types::RDKafkaErrorCode as C;
-    matches!(
-        e.rdkafka_error_code(),
-        Some(
-            C::OperationTimedOut
-                | C::RequestTimedOut
-                | C::AllBrokersDown
-                | C::BrokerTransportFailure
-                | C::MessageTimedOut
-                | C::LeaderNotAvailable
-                | C::NotLeaderForPartition
-                | C::NotEnoughReplicas
-                | C::NotEnoughReplicasAfterAppend
-                | C::NetworkException
-                | C::NotCoordinator
-                | C::CoordinatorNotAvailable
-                | C::CoordinatorLoadInProgress
-                | C::BrokerNotAvailable
-                | C::UnknownTopicOrPartition
-                | C::UnknownPartition
-                // librdkafka drops its handle of a broker that left the cluster
-                | C::DestroyBroker
-                | C::UnknownTopic
-        )
-    )
-}
 
 impl From<arrow::error::ArrowError> for Error {
     fn from(e: arrow::error::ArrowError) -> Self {

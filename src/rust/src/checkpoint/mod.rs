@@ -104,10 +104,6 @@ impl CheckpointLog {
         Ok((log, metadata))
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     fn batch_path(&self, kind: &str, batch: u64) -> PathBuf {
         self.dir.join(kind).join(batch.to_string())
     }
@@ -144,10 +140,6 @@ impl CheckpointLog {
             None => Ok(None),
             Some(&n) => Ok(Some((n, self.read_json(&self.batch_path("offsets", n))?))),
         }
-    }
-
-    pub fn offsets<T: DeserializeOwned>(&self, batch: u64) -> Result<T> {
-        self.read_json(&self.batch_path("offsets", batch))
     }
 
     pub fn latest_commit<T: DeserializeOwned>(&self) -> Result<Option<(u64, T)>> {

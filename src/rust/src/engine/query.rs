@@ -9,6 +9,13 @@
 //!
 //! A restart finds `offsets/N` without `commits/N` and runs batch N again on
 //! the same range: nothing is lost (at-least-once).
+//!
+//! A retriable failure (see `kafka::errors`) runs the batch again from its
+//! recorded range after a pause (0.5 s doubling to 10 s); once a query has
+//! made no progress for its retry bound (`retryTimeoutMs`), or is asked to
+//! stop meanwhile, it fails with the last error instead. A permanent
+//! failure fails it at once. An abort (`stream_stop()` giving up) ends it
+//! quietly: the uncommitted batch runs again on restart.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -17,7 +24,7 @@ use arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
 
 use super::status::{now_ms, BatchProgress, SharedStatus};
-use super::stop::{is_aborted, StopSignal};
+use super::stop::StopSignal;
 use super::trigger::Trigger;
 use crate::checkpoint::CheckpointLog;
 use crate::error::{Error, Result};
@@ -26,25 +33,27 @@ use crate::transform::Transform;
 use crate::source::{Positions, Source};
 
 #[derive(Debug, Serialize, Deserialize)]
-pub struct BatchOffsets {
+pub(crate) struct BatchOffsets {
     pub start: Positions,
     pub end: Positions,
     pub timestamp_ms: f64,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
-pub struct BatchCommit {
+pub(crate) struct BatchCommit {
     pub rows_in: u64,
     pub rows_out: u64,
 }
 
-pub struct Query {
+pub(crate) struct Query {
     pub source: Box<dyn Source>,
     /// The user's pipeline; `None` writes the source's rows as they are.
     pub transform: Option<Transform>,
     pub sink: Box<dyn Sink>,
     pub trigger: Trigger,
     pub checkpoint: PathBuf,
+    /// How long retriable failures may go on with no batch committed.
+    pub retry_timeout: Duration,
 }
 
 /// What the checkpoint says to do next.
@@ -59,13 +68,9 @@ impl Query {
     /// Connect source and sink and open the checkpoint; errors here are the
     /// user's (bad options, unreachable broker, foreign checkpoint).
     pub fn start(&mut self, status: &SharedStatus) -> Result<CheckpointLog> {
-        let (log, metadata) = CheckpointLog::open(&self.checkpoint, &self.source.describe(), &self.sink.describe())?;
+        let (log, metadata) = CheckpointLog::open(&self.checkpoint, &self.source.identity(), &self.sink.identity())?;
         self.source.connect(status)?;
-        let schema = match &self.transform {
-            Some(t) => t.output_schema(),
-            None => self.source.schema(),
-        };
-        self.sink.connect(&schema, status, &metadata.id)?;
+        self.sink.connect(status, &metadata.id)?;
         Ok(log)
     }
 
@@ -136,7 +141,7 @@ impl Query {
         }
         status.set_active("Waiting for data");
         let mut last_batch_ms = now_ms();
-        let mut retry = Backoff::default();
+        let mut retry = Retry::new(self.retry_timeout);
         loop {
             if stop.is_set() && !self.source.is_bounded() {
                 return Ok(());
@@ -147,7 +152,7 @@ impl Query {
                 None => match self.source.plan(&start) {
                     Ok(p) => p.map(|(s, e)| (s, e, now_ms())),
                     Err(e) if e.retriable => {
-                        retry.wait(&e, status, stop);
+                        retry.wait(e, status, stop)?;
                         continue;
                     }
                     Err(e) => return Err(e),
@@ -168,17 +173,17 @@ impl Query {
                     log.write_offsets(batch, &offsets)?;
                     let began = Instant::now();
                     let (rows_in, rows_out) = match self.run_batch(batch, &offsets, log, stop, status) {
-                        Err(e) if is_aborted(&e) => return Ok(()),
+                        Err(e) if e.is_aborted() => return Ok(()),
                         Err(e) if e.retriable => {
                             // At-least-once: write the whole batch again once Kafka is back.
-                            retry.wait(&e, status, stop);
+                            retry.wait(e, status, stop)?;
                             self.restore_state(log)?;
                             replay = Some(offsets);
                             continue;
                         }
                         other => other?,
                     };
-                    retry.reset();
+                    retry.reset(status);
                     log.write_commit(batch, &BatchCommit { rows_in, rows_out })?;
                     let since_last = (timestamp_ms - last_batch_ms) / 1000.0;
                     last_batch_ms = timestamp_ms;
@@ -216,7 +221,7 @@ impl Query {
         stop: &StopSignal,
     ) -> Result<()> {
         let epoch = epoch.max(Duration::from_millis(10));
-        let mut retry = Backoff::default();
+        let mut retry = Retry::new(self.retry_timeout);
         status.set_active("Running continuously");
         while !stop.is_set() {
             let epoch_start = position.clone();
@@ -224,7 +229,7 @@ impl Query {
             let timestamp_ms = now_ms();
             let (mut rows_in, mut rows_out) = (0u64, 0u64);
             let mut run = || -> Result<Positions> {
-                self.sink.begin(epoch_id)?;
+                self.sink.begin()?;
                 let mut at = epoch_start.clone();
                 while began.elapsed() < epoch && !stop.is_set() {
                     let wait = (epoch - began.elapsed().min(epoch)).min(Duration::from_millis(100));
@@ -244,17 +249,17 @@ impl Query {
                     if let Err(abort) = self.sink.abort() {
                         status.warn(format!("could not abort epoch {epoch_id}: {abort}"));
                     }
-                    if is_aborted(&e) {
+                    if e.is_aborted() {
                         return Ok(());
                     }
                     if !e.retriable {
                         return Err(e);
                     }
-                    retry.wait(&e, status, stop);
+                    retry.wait(e, status, stop)?;
                     continue;
                 }
             };
-            retry.reset();
+            retry.reset(status);
             if rows_in == 0 {
                 self.sink.abort()?; // an empty epoch: nothing to record
                 continue;
@@ -278,7 +283,7 @@ impl Query {
         stop: &StopSignal,
         status: &SharedStatus,
     ) -> Result<(u64, u64)> {
-        self.sink.begin(batch)?;
+        self.sink.begin()?;
         let written = self.write_batch(offsets, stop, status).and_then(|rows| {
             if let Some(state) = self.transform.as_mut().map(|t| t.save_state()).transpose()?.flatten() {
                 // Saved before the sink commits; it counts once commits/N exists.
@@ -326,23 +331,53 @@ fn pass_through(
     }
 }
 
-/// Waiting out a Kafka outage: 0.5 s, doubling up to 10 s between tries,
-/// each one shown in the stream's status.
-#[derive(Default)]
-struct Backoff {
+/// Waiting out a failure that may cure itself, for a bounded time: 0.5 s,
+/// doubling up to 10 s between tries, each one shown in the stream's status.
+struct Retry {
+    bound: Duration,
     tries: u32,
+    /// When the query last made progress before the current failures.
+    since: Option<Instant>,
 }
 
-impl Backoff {
-    fn wait(&mut self, e: &Error, status: &SharedStatus, stop: &StopSignal) {
-        self.tries += 1;
-        let delay = Duration::from_millis((500u64 << self.tries.min(5)).min(10_000));
-        status.warn(format!("{e} (try {}, retrying)", self.tries));
-        status.set_message(format!("Waiting for Kafka to come back (try {}): {e}", self.tries));
-        stop.wait(delay);
+impl Retry {
+    fn new(bound: Duration) -> Self {
+        Retry { bound, tries: 0, since: None }
     }
 
-    fn reset(&mut self) {
+    /// Wait before the next try; or give up with `e`, which then fails the
+    /// stream: when the bound has passed, or when the query is asked to stop
+    /// (nobody waits for the next try, and the user learns what went wrong).
+    fn wait(&mut self, e: Error, status: &SharedStatus, stop: &StopSignal) -> Result<()> {
+        let since = *self.since.get_or_insert_with(Instant::now);
+        self.tries += 1;
+        let waited = since.elapsed();
+        if waited >= self.bound {
+            let mut e = e.context(format!(
+                "gave up after {} tries over {:.1} s without progress (`retryTimeoutMs` is {})",
+                self.tries,
+                waited.as_secs_f64(),
+                self.bound.as_millis()
+            ));
+            e.retriable = false;
+            return Err(e);
+        }
+        if !stop.is_set() {
+            let delay = Duration::from_millis((250u64 << self.tries.min(6)).min(10_000)).min(self.bound - waited);
+            status.warn(format!("{e} (try {}, retrying)", self.tries));
+            status.set_retrying(self.tries, waited, e.to_string());
+            stop.wait(delay);
+        }
+        if stop.is_set() {
+            return Err(e.context(format!("stopped while retrying (try {})", self.tries)));
+        }
+        Ok(())
+    }
+
+    fn reset(&mut self, status: &SharedStatus) {
+        if self.since.take().is_some() {
+            status.clear_retrying();
+        }
         self.tries = 0;
     }
 }

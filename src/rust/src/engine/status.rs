@@ -73,8 +73,10 @@ pub struct QueryStatus {
     pub batches_committed: u64,
     pub rows_in: u64,
     pub rows_out: u64,
-    pub started_ms: f64,
     pub error: Option<Error>,
+    /// Since when (ms since the epoch) and how many times the query has
+    /// been retrying without progress; `None` while all is well.
+    pub retrying: Option<(f64, u32)>,
     /// Things that went wrong and were recovered from (e.g. a broker that went away).
     pub warnings: VecDeque<String>,
     pub recent: VecDeque<BatchProgress>,
@@ -99,8 +101,8 @@ impl Default for SharedStatus {
                 batches_committed: 0,
                 rows_in: 0,
                 rows_out: 0,
-                started_ms: now_ms(),
                 error: None,
+                retrying: None,
                 warnings: VecDeque::new(),
                 recent: VecDeque::new(),
             }),
@@ -116,10 +118,6 @@ impl SharedStatus {
 
     pub fn snapshot(&self) -> QueryStatus {
         self.lock().clone()
-    }
-
-    pub fn state(&self) -> State {
-        self.lock().state
     }
 
     pub fn set_message(&self, message: impl Into<String>) {
@@ -140,6 +138,17 @@ impl SharedStatus {
             s.warnings.pop_front();
         }
         s.warnings.push_back(warning.into());
+    }
+
+    /// Try `tries` failed; the query has made no progress for `waited`.
+    pub fn set_retrying(&self, tries: u32, waited: std::time::Duration, why: String) {
+        let mut s = self.lock();
+        s.retrying = Some((now_ms() - waited.as_secs_f64() * 1000.0, tries));
+        s.message = format!("Retrying (try {tries}, {:.0} s without progress): {why}", waited.as_secs_f64());
+    }
+
+    pub fn clear_retrying(&self) {
+        self.lock().retrying = None;
     }
 
     pub fn record_batch(&self, progress: BatchProgress) {

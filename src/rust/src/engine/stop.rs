@@ -7,7 +7,7 @@
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Level {
@@ -20,9 +20,6 @@ enum Level {
 pub struct StopSignal {
     inner: Arc<(Mutex<Level>, Condvar)>,
 }
-
-/// The message of the error that unwinds an aborted batch.
-pub const ABORTED: &str = "the batch in flight was aborted by stream_stop()";
 
 impl Default for StopSignal {
     fn default() -> Self {
@@ -65,7 +62,7 @@ impl StopSignal {
     /// An error that unwinds the batch when it has been aborted.
     pub fn check_abort(&self) -> Result<()> {
         if self.is_abort() {
-            Err(aborted())
+            Err(Error::aborted())
         } else {
             Ok(())
         }
@@ -79,12 +76,4 @@ impl StopSignal {
             let _ = cvar.wait_timeout_while(level, timeout, |l| *l == Level::Run);
         }
     }
-}
-
-pub fn aborted() -> Error {
-    Error { kind: ErrorKind::Internal, arg: None, message: ABORTED.to_string(), hint: None, retriable: false }
-}
-
-pub fn is_aborted(e: &Error) -> bool {
-    e.message == ABORTED
 }

@@ -1,6 +1,6 @@
 //! The extendr face: a few functions R calls through `.Call()`. They turn R
 //! values into plain Rust data, call the engine, and give back either
-//! `list(ok = value)` or `list(error = list(kind, arg, message, hint))`; the
+//! `list(ok = value)` or `list(error = list(kind, arg, option, message, hint))`; the
 //! R side raises classed conditions from the latter. No R object ever leaves
 //! the R main thread; panics become R errors (extendr catches them).
 
@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use extendr_api::prelude::*;
 
-use crate::engine::{ignored_options, parse_spec, Engine, QueryHandle, SourceSpec};
+use crate::engine::plan::SourceSpec;
+use crate::engine::{parse_spec, Engine, QueryHandle, QueryPlan};
 use crate::error::Error;
 
 type EnginePtr = ExternalPtr<Engine>;
@@ -28,6 +29,7 @@ fn err(e: Error) -> Robj {
         error = list!(
             kind = e.kind.as_str(),
             arg = e.arg.unwrap_or_default(),
+            option = e.option.unwrap_or_default(),
             message = e.message,
             hint = e.hint.unwrap_or_default()
         )
@@ -41,10 +43,10 @@ fn query_ptr(handle: Arc<QueryHandle>) -> Robj {
     ptr.into()
 }
 
-/// A new engine with `worker_threads` threads.
+/// A new engine (its queries each run on a thread of their own).
 #[extendr]
-fn engine_new(worker_threads: i32) -> Robj {
-    match Engine::new(worker_threads.max(1) as usize) {
+fn engine_new() -> Robj {
+    match Engine::new() {
         Ok(engine) => ok(EnginePtr::new(engine)),
         Err(e) => err(e),
     }
@@ -78,12 +80,13 @@ fn engine_find(engine: EnginePtr, id: &str) -> Robj {
 fn query_start(engine: EnginePtr, spec_json: &str, data: Robj) -> Robj {
     let started = (|| {
         let spec = parse_spec(spec_json)?;
-        let ignored = ignored_options(&spec)?;
         let rows = match spec.source {
             SourceSpec::DataFrame => Some(to_arrow::data_frame_to_arrow(&data)?),
             _ => None,
         };
-        let handle = engine.start(&spec, rows)?;
+        let plan = QueryPlan::new(spec, rows)?;
+        let ignored = plan.ignored.clone();
+        let handle = engine.start(plan)?;
         Ok::<_, Error>((handle, ignored))
     })();
     match started {
@@ -96,9 +99,9 @@ fn query_start(engine: EnginePtr, spec_json: &str, data: Robj) -> Robj {
 /// connecting; returns the names of options accepted but without effect.
 #[extendr]
 fn kafka_source_check(options_json: &str) -> Robj {
-    let checked = serde_json::from_str::<crate::options::Options>(options_json)
+    let checked = serde_json::from_str::<crate::kafka::config::Options>(options_json)
         .map_err(|e| Error::internal(format!("bad options from R: {e}")))
-        .and_then(|o| crate::options::KafkaSourceOptions::parse(&o));
+        .and_then(|o| crate::kafka::config::KafkaSourceOptions::parse(&o));
     match checked {
         Ok(o) => ok(o.ignored),
         Err(e) => err(e),
@@ -131,11 +134,14 @@ fn query_status(query: QueryPtr) -> Robj {
         None => ().into(),
     };
     let warnings: Vec<String> = s.warnings.into_iter().collect();
+    let retrying: Robj = match s.retrying {
+        Some((since_ms, tries)) => list!(since_ms = since_ms, tries = tries as f64).into(),
+        None => ().into(),
+    };
     list!(
         id = query.id.clone(),
         name = query.name.clone(),
         state = s.state.as_str(),
-        active = !s.state.is_terminated(),
         message = s.message,
         source = query.describe_source.clone(),
         sink = query.describe_sink.clone(),
@@ -144,8 +150,8 @@ fn query_status(query: QueryPtr) -> Robj {
         batches = s.batches_committed as f64,
         rows_in = s.rows_in as f64,
         rows_out = s.rows_out as f64,
-        started_ms = s.started_ms,
         error = error,
+        retrying = retrying,
         warnings = warnings
     )
     .into()
@@ -186,8 +192,7 @@ fn engine_drop_memory(engine: EnginePtr, table: &str) {
 /// `list(list(batch = <id>, data = <data frame>), ...)`.
 #[extendr]
 fn query_console_take(query: QueryPtr) -> Robj {
-    let Some(queue) = &query.console else { return ok(List::new(0)) };
-    let waiting: Vec<_> = queue.lock().unwrap_or_else(|p| p.into_inner()).drain(..).collect();
+    let waiting = query.take_console_batches();
     let mut out = Vec::with_capacity(waiting.len());
     for (batch, rows) in waiting {
         let schema = match rows.first() {

@@ -20,13 +20,14 @@ use rdkafka::bindings as rd;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
 use crate::error::{Error, Result};
+use crate::kafka::errors::{kafka_error, Operation};
 
 /// librdkafka's `RD_KAFKA_PARTITION_UA` (a C macro): let the partitioner choose.
 const PARTITION_UNASSIGNED: i32 = -1;
 
 /// A librdkafka topic handle; destroyed before the producer is (the sink
 /// keeps its handles in a field declared before the producer's).
-pub struct TopicHandle(*mut rd::rd_kafka_topic_t);
+pub(crate) struct TopicHandle(*mut rd::rd_kafka_topic_t);
 
 // librdkafka's topic handles are thread-safe, and this one is only used by
 // the query's thread.
@@ -53,19 +54,19 @@ impl Drop for TopicHandle {
 }
 
 /// Records waiting to go to one topic, borrowing their bytes.
-pub struct PendingRecords<'a> {
+pub(crate) struct PendingRecords<'a> {
     messages: Vec<rd::rd_kafka_message_t>,
     _bytes: std::marker::PhantomData<&'a [u8]>,
 }
 
 /// What one call of [`PendingRecords::produce`] did, besides queueing
 /// `queued` records.
-pub enum Produced {
+pub(crate) enum Produced {
     /// All of them are in librdkafka's queue.
     All,
     /// The queue filled up: records from this index on are not in it.
     QueueFull(usize),
-    /// A record was refused (the error says whether a retry can help).
+    /// A record was refused (see `kafka::errors`: permanent).
     Failed(Error),
 }
 
@@ -115,8 +116,8 @@ impl<'a> PendingRecords<'a> {
             }
             Some(i) => {
                 let code: RDKafkaErrorCode = messages[i].err.into();
-                // Retriable when a broker coming back could cure it, as for `send`.
-                Produced::Failed(Error::from(KafkaError::MessageProduction(code)).context(format!("can't send a record to topic `{topic_name}`")))
+                let refused = KafkaError::MessageProduction(code);
+                Produced::Failed(kafka_error(Operation::Produce, &refused).context(format!("can't send a record to topic `{topic_name}`")))
             }
             None => Produced::Failed(Error::internal(format!(
                 "librdkafka queued {queued} of {} records without saying why",

@@ -149,10 +149,6 @@ impl RecordLayout {
         Ok(self)
     }
 
-    pub fn partitions_by_columns(&self) -> bool {
-        !self.partition_by.is_empty()
-    }
-
     pub fn writes_json(&self) -> bool {
         self.value.is_none()
     }

@@ -14,9 +14,10 @@
 //! restarts), and each micro-batch is one transaction. `init_transactions`
 //! at start fences any zombie of a killed process and aborts its open
 //! transaction. Inside each transaction the sink also commits a *marker*
-//! (consumer group `streamlyr-eos-<query>`, offset `batch + 1` on one
-//! partition the batch wrote to), so the marker is visible if and only if the
-//! batch's records are. If the process dies after Kafka committed but before
+//! (consumer group `streamlyr-eos-<query>`, offset `batch + 1` on partition
+//! 0 of the first topic the batch wrote to), so the marker is visible if and
+//! only if the batch's records are. A batch that writes nothing opens no
+//! transaction and leaves no marker. If the process dies after Kafka committed but before
 //! the checkpoint did, the restarted query reads the marker and records the
 //! batch as committed instead of writing it again. Transaction calls block, so
 //! they run on the query's own thread, never on the async workers.
@@ -26,7 +27,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use arrow::datatypes::Schema;
 use arrow::record_batch::RecordBatch;
 use rdkafka::client::ClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -40,12 +40,13 @@ use super::batch_produce::{PendingRecords, Produced, TopicHandle};
 use super::encode::{ChunkRecords, RecordLayout};
 use super::partition::partition_for_key;
 use super::Sink;
+use crate::checkpoint::CheckpointLog;
 use crate::engine::status::SharedStatus;
 use crate::engine::stop::StopSignal;
 use crate::error::{Error, Result};
-use crate::checkpoint::CheckpointLog;
-use crate::client_log::ClientLog;
-use crate::options::{Guarantee, KafkaSinkOptions};
+use crate::kafka::client_log::ClientLog;
+use crate::kafka::config::{Guarantee, KafkaSinkOptions};
+use crate::kafka::errors::{is_retriable, kafka_error, transaction_error, Operation};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(60);
@@ -59,7 +60,7 @@ const QUEUE_REFILL: u64 = 4096;
 const JSON_PIPELINE_ROWS: usize = 4096;
 
 /// Counts acknowledgements; wakes a writer waiting for queue room.
-pub struct Deliveries {
+pub(crate) struct Deliveries {
     delivered: AtomicU64,
     failed: AtomicU64,
     first_error: Mutex<Option<(String, bool)>>,
@@ -118,7 +119,7 @@ impl Deliveries {
     }
 }
 
-pub struct DeliveryCounter {
+pub(crate) struct DeliveryCounter {
     deliveries: Arc<Deliveries>,
     log: ClientLog,
 }
@@ -141,18 +142,19 @@ impl ProducerContext for DeliveryCounter {
             Err((e, _)) => {
                 self.deliveries.failed.fetch_add(1, Ordering::Relaxed);
                 let mut first = self.deliveries.first_error.lock().unwrap_or_else(|p| p.into_inner());
-                first.get_or_insert_with(|| (e.to_string(), crate::error::is_transient(e)));
+                first.get_or_insert_with(|| (e.to_string(), is_retriable(Operation::Delivery, e)));
             }
         }
         self.deliveries.on_settled();
     }
 }
 
-pub struct KafkaSink {
+pub(crate) struct KafkaSink {
     options: KafkaSinkOptions,
     linger_ms: &'static str,
     client_id: String,
-    layout: Option<RecordLayout>,
+    /// How rows become records, built (and checked) when the query was planned.
+    layout: RecordLayout,
     /// Declared before `producer`: topic handles must go before their producer does.
     topics: HashMap<String, TopicHandle>,
     producer: Option<ThreadedProducer<DeliveryCounter>>,
@@ -166,8 +168,6 @@ pub struct KafkaSink {
     status: Option<SharedStatus>,
     /// The first topic the current batch wrote to (where its marker goes).
     batch_topic: Option<String>,
-    key_columns: Vec<String>,
-    partition_by: Vec<String>,
     /// Partitions per topic, for `partition_by`.
     partition_counts: HashMap<String, i32>,
 }
@@ -180,29 +180,14 @@ struct Marker {
     offset: i64,
 }
 
-/// Transaction errors, by what can be done about them (see librdkafka's
-/// transactional API: retriable, abort-needed, fatal).
-fn transaction_error(op: &str, e: KafkaError) -> Error {
-    let (retriable, fatal) = match &e {
-        KafkaError::Transaction(t) => (t.is_retriable() || t.txn_requires_abort(), t.is_fatal()),
-        other => (crate::error::is_transient(other), false),
-    };
-    let mut error = Error::kafka(format!("Kafka transaction failed at {op}: {e}"));
-    if fatal && e.to_string().to_lowercase().contains("fenced") {
-        error = error.with_hint("another instance of this query (same checkpoint) is running and took over");
-    }
-    error.retriable = retriable && !fatal;
-    error
-}
-
 impl KafkaSink {
     /// `low_latency` sends each record at once (no linger), for continuous processing.
-    pub fn new(options: KafkaSinkOptions, query_name: &str, low_latency: bool) -> Self {
+    pub(crate) fn new(options: KafkaSinkOptions, layout: RecordLayout, query_name: &str, low_latency: bool) -> Self {
         KafkaSink {
             linger_ms: if low_latency { "0" } else { "5" },
             options,
             client_id: format!("streamlyr-{query_name}"),
-            layout: None,
+            layout,
             topics: HashMap::new(),
             producer: None,
             deliveries: Arc::new(Deliveries::default()),
@@ -212,18 +197,8 @@ impl KafkaSink {
             in_transaction: false,
             status: None,
             batch_topic: None,
-            key_columns: Vec::new(),
-            partition_by: Vec::new(),
             partition_counts: HashMap::new(),
         }
-    }
-
-    /// `key_columns` key rows that have no `key` column (an aggregation's
-    /// groups); `partition_by` columns choose the partition.
-    pub fn with_keys(mut self, key_columns: Vec<String>, partition_by: Vec<String>) -> Self {
-        self.key_columns = key_columns;
-        self.partition_by = partition_by;
-        self
     }
 
     fn exactly_once(&self) -> bool {
@@ -243,7 +218,7 @@ impl KafkaSink {
             .producer()?
             .client()
             .fetch_metadata(Some(topic), CONNECT_TIMEOUT)
-            .map_err(|e| Error::kafka(format!("can't find the partitions of topic `{topic}`: {e}")).retriable())?;
+            .map_err(|e| kafka_error(Operation::Request, &e).context(format!("can't find the partitions of topic `{topic}`")))?;
         match metadata.topics().first().map(|t| t.partitions().len()) {
             Some(n) if n > 0 => {
                 self.partition_counts.insert(topic.to_string(), n as i32);
@@ -251,6 +226,37 @@ impl KafkaSink {
             }
             _ => Err(Error::kafka(format!("topic `{topic}` has no partitions yet")).retriable()),
         }
+    }
+
+    /// Opens `topic` for writing, once it is known to exist: librdkafka
+    /// would hold records for a missing topic until
+    /// `topic.metadata.propagation.max.ms`, then refuse them one by one.
+    fn open_topic(&mut self, topic: &str) -> Result<()> {
+        let producer = self.producer()?;
+        let mut tries = 0;
+        loop {
+            let metadata = producer
+                .client()
+                .fetch_metadata(Some(topic), CONNECT_TIMEOUT)
+                .map_err(|e| kafka_error(Operation::Request, &e).context(format!("can't look up topic `{topic}`")))?;
+            let missing = metadata.topics().iter().any(|t| {
+                t.error().is_some_and(|e| RDKafkaErrorCode::from(e) == RDKafkaErrorCode::UnknownTopicOrPartition)
+            });
+            if !missing {
+                break;
+            }
+            // A topic created a moment ago may not be in every broker's metadata yet.
+            tries += 1;
+            if tries == 3 {
+                return Err(Error::kafka(format!("can't write to topic `{topic}`: it does not exist"))
+                    .with_hint("create it first: topics are created on first use only when the broker allows it (`auto.create.topics.enable`) and so does the producer (`kafka.allow.auto.create.topics`)"));
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        // SAFETY: the producer outlives its topic handles (see the field order of `KafkaSink`).
+        let handle = unsafe { TopicHandle::new(producer.client().native_ptr(), topic)? };
+        self.topics.insert(topic.to_string(), handle);
+        Ok(())
     }
 
     /// Backpressure: librdkafka's queue is full, so wait until acknowledgements free room.
@@ -303,7 +309,7 @@ impl KafkaSink {
     /// Exactly-once: the batch's transaction, begun before its first record.
     fn open_transaction(&mut self) -> Result<()> {
         if self.exactly_once() && !self.in_transaction {
-            self.producer()?.begin_transaction().map_err(|e| transaction_error("begin", e))?;
+            self.producer()?.begin_transaction().map_err(|e| transaction_error("begin", &e))?;
             self.in_transaction = true;
         }
         Ok(())
@@ -313,10 +319,7 @@ impl KafkaSink {
     fn produce(&mut self, pending: &mut PendingRecords<'_>, topic: &str, stop: &StopSignal) -> Result<()> {
         self.open_transaction()?;
         if !self.topics.contains_key(topic) {
-            let client = self.producer()?.client().native_ptr();
-            // SAFETY: the producer outlives its topic handles (see the field order of `KafkaSink`).
-            let handle = unsafe { TopicHandle::new(client, topic)? };
-            self.topics.insert(topic.to_string(), handle);
+            self.open_topic(topic)?;
         }
         let mut from = 0;
         let result = loop {
@@ -364,7 +367,7 @@ impl KafkaSink {
                     record = back;
                     self.wait_for_room(stop)?;
                 }
-                Err((e, _)) => return Err(Error::from(e).context(format!("can't send a record to topic `{topic}`"))),
+                Err((e, _)) => return Err(kafka_error(Operation::Produce, &e).context(format!("can't send a record to topic `{topic}`"))),
             }
         }
         self.enqueued += 1;
@@ -374,15 +377,17 @@ impl KafkaSink {
 
 impl Sink for KafkaSink {
     fn describe(&self) -> String {
+        self.identity()
+    }
+
+    fn identity(&self) -> String {
         match &self.options.topic {
             Some(t) => format!("kafka[topic={t}]"),
             None => "kafka[topic column]".to_string(),
         }
     }
 
-    fn connect(&mut self, schema: &Schema, status: &SharedStatus, query_id: &str) -> Result<()> {
-        let layout =
-            RecordLayout::new(schema, self.options.topic.clone())?.with_keys(schema, &self.key_columns, &self.partition_by)?;
+    fn connect(&mut self, status: &SharedStatus, query_id: &str) -> Result<()> {
         let log = ClientLog::new("producer", Some(status.clone()));
         let context = DeliveryCounter { deliveries: self.deliveries.clone(), log: log.clone() };
         let transactional_id = format!("streamlyr-{query_id}");
@@ -395,44 +400,48 @@ impl Sink for KafkaSink {
             // Java's default: a key lands where any Kafka client would put it.
             ("partitioner", "murmur2_random"),
         ];
+        let mut manages = vec![];
         if self.exactly_once() {
-            defaults.push(("transactional.id", transactional_id.as_str()));
+            // The options parser refused any other value of these from the user.
+            manages.extend([("enable.idempotence", "true"), ("acks", "all"), ("transactional.id", transactional_id.as_str())]);
             defaults.push(("transaction.timeout.ms", "60000"));
         }
         let producer: ThreadedProducer<DeliveryCounter> = self
             .options
             .client
-            .to_rdkafka(&defaults)
+            .to_rdkafka(&defaults, &manages)
             .create_with_context(context)
             .map_err(|e| Error::config("options", format!("the Kafka producer settings are not valid: {e}")))?;
         producer
             .client()
-            .fetch_metadata(self.options.topic.as_deref(), CONNECT_TIMEOUT)
+            .fetch_metadata(None, CONNECT_TIMEOUT)
             .map_err(|e| log.unreachable(self.options.client.bootstrap_servers(), CONNECT_TIMEOUT.as_secs(), &e))?;
         if self.exactly_once() {
             // Fences producers of an earlier run of this query and aborts their open transaction.
-            producer.init_transactions(TRANSACTION_TIMEOUT).map_err(|e| transaction_error("start", e))?;
+            producer.init_transactions(TRANSACTION_TIMEOUT).map_err(|e| transaction_error("start", &e))?;
             let group = format!("streamlyr-eos-{query_id}");
             let consumer: BaseConsumer = self
                 .options
                 .client
-                .to_rdkafka(&[
-                    ("group.id", group.as_str()),
-                    ("enable.auto.commit", "false"),
-                    ("isolation.level", "read_committed"),
-                ])
+                .to_rdkafka(
+                    &[],
+                    &[("group.id", group.as_str()), ("enable.auto.commit", "false"), ("isolation.level", "read_committed")],
+                )
                 .create()
                 .map_err(|e| Error::config("options", format!("the Kafka consumer settings are not valid: {e}")))?;
             self.marker_group = Some(consumer);
         }
-        self.layout = Some(layout);
         self.topics.clear();
         self.producer = Some(producer);
         self.status = Some(status.clone());
+        if let Some(topic) = self.options.topic.clone() {
+            // A missing topic fails the stream at start, in the R call that started it.
+            self.open_topic(&topic)?;
+        }
         Ok(())
     }
 
-    fn begin(&mut self, _batch: u64) -> Result<()> {
+    fn begin(&mut self) -> Result<()> {
         // With exactly-once the transaction begins with the first record
         // (`open_transaction`): an epoch or batch that writes nothing costs
         // Kafka nothing.
@@ -442,7 +451,7 @@ impl Sink for KafkaSink {
 
     fn write(&mut self, chunk: &RecordBatch, stop: &StopSignal) -> Result<u64> {
         // A copy, so records can borrow it while the sink sends them.
-        let layout = self.layout.clone().ok_or_else(|| Error::internal("Kafka sink used before connect()"))?;
+        let layout = self.layout.clone();
         let before = self.enqueued;
         if !layout.writes_json() || chunk.num_rows() <= JSON_PIPELINE_ROWS {
             let records = ChunkRecords::new(&layout, chunk, self.rows_in_batch)?;
@@ -486,6 +495,7 @@ impl Sink for KafkaSink {
                 break;
             }
             if let Some((code, reason)) = producer.client().fatal_error() {
+                // librdkafka's fatal errors end the producer: permanent.
                 return Err(Error::kafka(format!("the Kafka producer failed for good ({code:?}): {reason}")));
             }
             stop.check_abort()?;
@@ -514,31 +524,22 @@ impl Sink for KafkaSink {
         if !self.in_transaction {
             return Ok(());
         }
-        let producer = self.producer.as_ref().expect("connected");
-        let consumer = self.marker_group.as_ref().expect("connected with exactly-once");
-        // An empty batch wrote nowhere; its marker still needs a partition that exists.
-        let topic = match self.batch_topic.clone() {
-            Some(t) => t,
-            None => {
-                self.abort()?;
-                return Ok(());
-            }
-        };
-        let marker = Marker {
-            topic,
-            partition: 0,
-            offset: batch as i64 + 1,
-        };
+        let producer = self.producer()?;
+        let consumer = self.marker_group.as_ref().ok_or_else(|| Error::internal("exactly-once sink without its marker group"))?;
+        // A transaction opens with a record, which set the batch's topic.
+        let topic = self.batch_topic.clone().ok_or_else(|| Error::internal("a transaction without a topic"))?;
+        let marker = Marker { topic, partition: 0, offset: batch as i64 + 1 };
         let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(&marker.topic, marker.partition, Offset::Offset(marker.offset))?;
+        tpl.add_partition_offset(&marker.topic, marker.partition, Offset::Offset(marker.offset))
+            .map_err(|e| kafka_error(Operation::Request, &e))?;
         let metadata = consumer
             .group_metadata()
             .ok_or_else(|| Error::internal("the marker consumer has no group metadata"))?;
         producer
             .send_offsets_to_transaction(&tpl, &metadata, TRANSACTION_TIMEOUT)
-            .map_err(|e| transaction_error("recording the batch", e))?;
+            .map_err(|e| transaction_error("recording the batch", &e))?;
         log.write_pending(batch, &marker)?;
-        producer.commit_transaction(TRANSACTION_TIMEOUT).map_err(|e| transaction_error("commit", e))?;
+        producer.commit_transaction(TRANSACTION_TIMEOUT).map_err(|e| transaction_error("commit", &e))?;
         self.in_transaction = false;
         Ok(())
     }
@@ -549,7 +550,7 @@ impl Sink for KafkaSink {
         }
         self.in_transaction = false;
         let producer = self.producer()?;
-        producer.abort_transaction(TRANSACTION_TIMEOUT).map_err(|e| transaction_error("abort", e))?;
+        producer.abort_transaction(TRANSACTION_TIMEOUT).map_err(|e| transaction_error("abort", &e))?;
         // The aborted records' delivery reports are errors that belong to no batch: wait for them, forget them.
         let deadline = Instant::now() + Duration::from_secs(10);
         while self.deliveries.settled() < self.enqueued
@@ -577,7 +578,7 @@ impl Sink for KafkaSink {
         tpl.add_partition(&marker.topic, marker.partition);
         let committed = consumer
             .committed_offsets(tpl, TRANSACTION_TIMEOUT)
-            .map_err(|e| Error::from(e).context("can't read which batches Kafka committed"))?;
+            .map_err(|e| kafka_error(Operation::Request, &e).context("can't read which batches Kafka committed"))?;
         let offset = committed
             .find_partition(&marker.topic, marker.partition)
             .and_then(|e| match e.offset() {

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use arrow::array::BooleanArray;
 use arrow::compute::filter_record_batch;
-use arrow::datatypes::{Schema, SchemaRef};
+use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 
 use super::encode::key_bytes;
@@ -22,7 +22,7 @@ use crate::transform::OutputMode;
 
 /// A table R can query while streams write it.
 #[derive(Debug, Default)]
-pub struct MemoryTable {
+pub(crate) struct MemoryTable {
     rows: Mutex<(Option<SchemaRef>, Vec<RecordBatch>)>,
 }
 
@@ -33,22 +33,23 @@ impl MemoryTable {
 }
 
 /// Committed batches waiting to be printed: (batch id, rows).
-pub type ConsoleQueue = Mutex<VecDeque<(u64, Vec<RecordBatch>)>>;
+pub(crate) type ConsoleQueue = Mutex<VecDeque<(u64, Vec<RecordBatch>)>>;
 
-pub enum Target {
+pub(crate) enum Target {
     Table { name: String, table: Arc<MemoryTable>, mode: OutputMode, key_columns: Vec<String> },
     Console(Arc<ConsoleQueue>),
 }
 
-pub struct MemorySink {
+pub(crate) struct MemorySink {
     target: Target,
-    schema: Option<SchemaRef>,
+    /// The rows it gets (the pipeline's output), known when the query was planned.
+    schema: SchemaRef,
     pending: Vec<RecordBatch>,
 }
 
 impl MemorySink {
-    pub fn new(target: Target) -> Self {
-        MemorySink { target, schema: None, pending: Vec::new() }
+    pub(crate) fn new(target: Target, schema: SchemaRef) -> Self {
+        MemorySink { target, schema, pending: Vec::new() }
     }
 }
 
@@ -77,16 +78,19 @@ impl Sink for MemorySink {
         }
     }
 
-    fn connect(&mut self, schema: &Schema, _status: &SharedStatus, _query_id: &str) -> Result<()> {
-        self.schema = Some(Arc::new(schema.clone()));
+    fn identity(&self) -> String {
+        self.describe()
+    }
+
+    fn connect(&mut self, _status: &SharedStatus, _query_id: &str) -> Result<()> {
         if let Target::Table { table, .. } = &self.target {
             let mut rows = table.rows.lock().unwrap_or_else(|p| p.into_inner());
-            *rows = (self.schema.clone(), Vec::new());
+            *rows = (Some(self.schema.clone()), Vec::new());
         }
         Ok(())
     }
 
-    fn begin(&mut self, _batch: u64) -> Result<()> {
+    fn begin(&mut self) -> Result<()> {
         self.pending.clear();
         Ok(())
     }
@@ -110,8 +114,7 @@ impl Sink for MemorySink {
                     OutputMode::Append => rows.1.extend(fresh),
                     OutputMode::Complete => rows.1 = fresh,
                     OutputMode::Update => {
-                        let schema = self.schema.as_ref().ok_or_else(|| Error::internal("memory sink used before connect()"))?;
-                        let keys: Vec<usize> = key_columns.iter().filter_map(|c| schema.index_of(c).ok()).collect();
+                        let keys: Vec<usize> = key_columns.iter().filter_map(|c| self.schema.index_of(c).ok()).collect();
                         let mut kept = if keys.is_empty() { Vec::new() } else { without_keys(&rows.1, &fresh, &keys)? };
                         kept.extend(fresh);
                         rows.1 = kept;

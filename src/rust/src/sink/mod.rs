@@ -2,13 +2,12 @@
 //! after `flush` says every row written since the last flush is durable.
 
 mod batch_produce;
-pub mod encode;
+pub(crate) mod encode;
 mod json;
-pub mod kafka;
-pub mod memory;
-pub mod partition;
+pub(crate) mod kafka;
+pub(crate) mod memory;
+pub(crate) mod partition;
 
-use arrow::datatypes::Schema;
 use arrow::record_batch::RecordBatch;
 
 use crate::checkpoint::CheckpointLog;
@@ -17,15 +16,19 @@ use crate::engine::stop::StopSignal;
 use crate::error::Result;
 
 pub trait Sink: Send {
-    /// Where the rows go, without secrets; stored in the checkpoint's metadata.
+    /// Where the rows go, in words, without secrets: for `print()`.
     fn describe(&self) -> String;
 
-    /// Check that rows of `schema` can be written and connect (bounded in
-    /// time). `query_id` is stable across restarts of the query.
-    fn connect(&mut self, schema: &Schema, status: &SharedStatus, query_id: &str) -> Result<()>;
+    /// Who the sink is, stored in the checkpoint's metadata (see
+    /// `Source::identity`: a frozen format, unlike `describe()`).
+    fn identity(&self) -> String;
 
-    /// A micro-batch begins (a transactional sink opens its transaction).
-    fn begin(&mut self, _batch: u64) -> Result<()> {
+    /// Connect (bounded in time). The rows it will get were checked when
+    /// the query was planned. `query_id` is stable across restarts.
+    fn connect(&mut self, status: &SharedStatus, query_id: &str) -> Result<()>;
+
+    /// A micro-batch begins (a transactional sink gets ready for one).
+    fn begin(&mut self) -> Result<()> {
         Ok(())
     }
 

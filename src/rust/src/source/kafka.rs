@@ -9,7 +9,7 @@
 //! beyond a batch's end are kept for the next one instead of seeking back,
 //! which would throw librdkafka's prefetch away.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,27 +22,20 @@ use arrow::record_batch::RecordBatch;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
-use serde_json::{json, Value};
 
 use super::{Positions, Source, CHUNK_ROWS};
-use crate::client_log::ClientLog;
 use crate::engine::status::SharedStatus;
 use crate::engine::stop::StopSignal;
 use crate::error::{Error, Result};
-use crate::options::{KafkaSourceOptions, StartingOffsets, Subscription};
+use crate::kafka::client_log::ClientLog;
+use crate::kafka::config::{KafkaSourceOptions, OffsetMap, StartingOffsets, Subscription};
+use crate::kafka::errors::{kafka_error, Operation};
 
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 const METADATA_REFRESH: Duration = Duration::from_secs(1);
 const POLL_SLICE: Duration = Duration::from_millis(100);
 
 type TopicPartition = (String, i32);
-/// topic -> partition -> offset, the JSON shape Spark uses.
-type OffsetMap = BTreeMap<String, BTreeMap<i32, i64>>;
-
-pub fn compile_pattern(pattern: &str) -> std::result::Result<regex::Regex, regex::Error> {
-    // Java's Pattern.matches() semantics: the whole topic name must match.
-    regex::Regex::new(&format!("^(?:{pattern})$"))
-}
 
 /// Spark's schema of a Kafka source.
 pub fn kafka_schema(include_headers: bool) -> SchemaRef {
@@ -69,15 +62,12 @@ pub fn headers_type() -> DataType {
     DataType::List(Arc::new(Field::new("item", DataType::Struct(header_fields()), true)))
 }
 
-fn to_json(map: &OffsetMap) -> Value {
-    let v: BTreeMap<&String, BTreeMap<String, i64>> =
-        map.iter().map(|(t, ps)| (t, ps.iter().map(|(p, o)| (p.to_string(), *o)).collect())).collect();
-    json!(v)
-}
-
-fn from_json(value: &Value) -> Result<OffsetMap> {
-    crate::options::parse_offsets_json(&value.to_string(), "checkpoint offsets")
-        .map_err(|e| Error::checkpoint(format!("the checkpoint's Kafka offsets are damaged: {}", e.message)))
+/// The Kafka offsets in `positions` (a checkpoint of this source holds no other kind).
+fn offsets_of(positions: &Positions) -> Result<&OffsetMap> {
+    match positions {
+        Positions::Kafka(map) => Ok(map),
+        other => Err(Error::checkpoint(format!("the checkpoint holds positions of another source ({other:?}), not Kafka offsets"))),
+    }
 }
 
 /// A record read past the end of a batch, kept for the next one.
@@ -92,7 +82,7 @@ struct Pending {
     headers: Option<Vec<(String, Option<Vec<u8>>)>>,
 }
 
-pub struct KafkaSource {
+pub(crate) struct KafkaSource {
     options: KafkaSourceOptions,
     query_id: String,
     consumer: Option<BaseConsumer<ClientLog>>,
@@ -102,7 +92,6 @@ pub struct KafkaSource {
     /// `fetch.wait.max.ms` (500 ms) each batch.
     offsets: Option<BaseConsumer<ClientLog>>,
     log: ClientLog,
-    pattern: Option<regex::Regex>,
     partitions: Vec<TopicPartition>,
     partitions_refreshed: Option<Instant>,
     /// Where the consumer will deliver from next, per assigned partition.
@@ -111,31 +100,26 @@ pub struct KafkaSource {
 }
 
 impl KafkaSource {
-    pub fn new(options: KafkaSourceOptions, query_id: &str) -> Result<Self> {
-        let pattern = match &options.subscription {
-            Subscription::Pattern(p) => Some(compile_pattern(p).map_err(|e| Error::config("options", e.to_string()))?),
-            _ => None,
-        };
-        Ok(KafkaSource {
+    pub(crate) fn new(options: KafkaSourceOptions, query_id: &str) -> Self {
+        KafkaSource {
             options,
             query_id: query_id.to_string(),
             consumer: None,
             offsets: None,
             log: ClientLog::new("consumer", None),
-            pattern,
             partitions: Vec::new(),
             partitions_refreshed: None,
             assigned: HashMap::new(),
             pending: VecDeque::new(),
-        })
+        }
     }
 
     fn consumer(&self) -> Result<&BaseConsumer<ClientLog>> {
-        self.consumer.as_ref().ok_or_else(|| Error::internal("Kafka source used before connect()"))
+        connected(&self.consumer)
     }
 
     fn offsets_client(&self) -> Result<&BaseConsumer<ClientLog>> {
-        self.offsets.as_ref().ok_or_else(|| Error::internal("Kafka source used before connect()"))
+        connected(&self.offsets)
     }
 
     /// Partitions of the subscription, from the cluster's metadata.
@@ -163,11 +147,10 @@ impl KafkaSource {
                     }
                 }
             }
-            Subscription::Pattern(_) => {
+            Subscription::Pattern(pattern) => {
                 let md = consumer.fetch_metadata(None, METADATA_TIMEOUT).map_err(|e| self.unreachable(&e))?;
-                let re = self.pattern.as_ref().expect("pattern compiled in new()");
                 for t in md.topics() {
-                    if t.error().is_none() && !t.name().starts_with("__") && re.is_match(t.name()) {
+                    if t.error().is_none() && !t.name().starts_with("__") && pattern.regex.is_match(t.name()) {
                         found.extend(t.partitions().iter().map(|p| (t.name().to_string(), p.id())));
                     }
                 }
@@ -186,7 +169,7 @@ impl KafkaSource {
     fn watermarks(&self, tp: &TopicPartition) -> Result<(i64, i64)> {
         self.offsets_client()?
             .fetch_watermarks(&tp.0, tp.1, METADATA_TIMEOUT)
-            .map_err(|e| Error::from(e).context(format!("can't read the offsets of {}-{}", tp.0, tp.1)))
+            .map_err(|e| kafka_error(Operation::Request, &e).context(format!("can't read the offsets of {}-{}", tp.0, tp.1)))
     }
 
     /// Point the consumer at `start` for every partition of the batch,
@@ -210,15 +193,21 @@ impl KafkaSource {
         }
         let mut tpl = TopicPartitionList::new();
         for ((topic, p), off) in &wanted {
-            tpl.add_partition_offset(topic, *p, Offset::Offset(*off))?;
+            tpl.add_partition_offset(topic, *p, Offset::Offset(*off)).map_err(|e| kafka_error(Operation::Request, &e))?;
         }
-        self.consumer()?.assign(&tpl)?;
+        self.consumer()?.assign(&tpl).map_err(|e| kafka_error(Operation::Request, &e).context("can't assign the partitions to read"))?;
         // Records fetched under the old assignment may not match the new one.
         self.pending.retain(|r| wanted.get(&(r.topic.clone(), r.partition)).is_some_and(|s| r.offset >= *s));
         self.assigned = wanted;
         Ok(())
     }
 
+}
+
+/// A client of the source, once `connect()` made it (a field borrow, so
+/// the other fields stay free while a message borrows the consumer).
+fn connected(client: &Option<BaseConsumer<ClientLog>>) -> Result<&BaseConsumer<ClientLog>> {
+    client.as_ref().ok_or_else(|| Error::internal("Kafka source used before connect()"))
 }
 
 fn keep_pending(pending: &mut VecDeque<Pending>, m: &BorrowedMessage<'_>) {
@@ -367,9 +356,13 @@ impl RowBuilder {
 
 impl Source for KafkaSource {
     fn describe(&self) -> String {
+        self.identity()
+    }
+
+    fn identity(&self) -> String {
         match &self.options.subscription {
             Subscription::Topics(t) => format!("kafka[subscribe={}]", t.join(",")),
-            Subscription::Pattern(p) => format!("kafka[subscribePattern={p}]"),
+            Subscription::Pattern(p) => format!("kafka[subscribePattern={}]", p.text),
             Subscription::Assign(a) => format!("kafka[assign={}]", serde_json::to_string(a).unwrap_or_default()),
         }
     }
@@ -382,16 +375,19 @@ impl Source for KafkaSource {
         self.log = ClientLog::new("consumer", Some(status.clone()));
         let group = format!("streamlyr-source-{}", self.query_id);
         let client = |client_id: &str| -> Result<BaseConsumer<ClientLog>> {
+            // Assigned, never subscribed: the group id only names the client to the broker.
             self.options
                 .client
-                .to_rdkafka(&[
-                    ("group.id", group.as_str()),
-                    ("enable.auto.commit", "false"),
-                    ("enable.auto.offset.store", "false"),
-                    ("enable.partition.eof", "false"),
-                    ("auto.offset.reset", "earliest"),
-                    ("client.id", client_id),
-                ])
+                .to_rdkafka(
+                    &[("client.id", client_id)],
+                    &[
+                        ("group.id", group.as_str()),
+                        ("enable.auto.commit", "false"),
+                        ("enable.auto.offset.store", "false"),
+                        ("enable.partition.eof", "false"),
+                        ("auto.offset.reset", "earliest"),
+                    ],
+                )
                 .create_with_context(self.log.clone())
                 .map_err(|e| Error::config("options", format!("the Kafka consumer settings are not valid: {e}")))
         };
@@ -415,12 +411,12 @@ impl Source for KafkaSource {
             };
             start.entry(tp.0.clone()).or_default().insert(tp.1, wanted);
         }
-        Ok(to_json(&start))
+        Ok(Positions::Kafka(start))
     }
 
     fn plan(&mut self, start: &Positions) -> Result<Option<(Positions, Positions)>> {
         self.refresh_partitions(false)?;
-        let known = from_json(start)?;
+        let known = offsets_of(start)?.clone();
         let mut from = OffsetMap::new();
         let mut until = OffsetMap::new();
         let mut available: Vec<(TopicPartition, i64, i64)> = Vec::new();
@@ -475,7 +471,7 @@ impl Source for KafkaSource {
             from.entry(tp.0.clone()).or_default().insert(tp.1, s);
             until.entry(tp.0).or_default().insert(tp.1, s + take.min(h - s));
         }
-        Ok(Some((to_json(&from), to_json(&until))))
+        Ok(Some((Positions::Kafka(from), Positions::Kafka(until))))
     }
 
     fn read(
@@ -485,11 +481,10 @@ impl Source for KafkaSource {
         stop: &StopSignal,
         emit: &mut dyn FnMut(RecordBatch) -> Result<()>,
     ) -> Result<()> {
-        let start = from_json(start)?;
-        let end = from_json(end)?;
-        self.position_consumer(&start)?;
+        let (start, end) = (offsets_of(start)?, offsets_of(end)?);
+        self.position_consumer(start)?;
         let mut remaining: HashMap<TopicPartition, (i64, i64)> = HashMap::new();
-        for (t, ps) in &end {
+        for (t, ps) in end {
             for (p, e) in ps {
                 let s = start.get(t).and_then(|x| x.get(p)).copied().unwrap_or(*e);
                 if s < *e {
@@ -525,8 +520,7 @@ impl Source for KafkaSource {
         let mut last_progress = Instant::now();
         while !remaining.is_empty() {
             stop.check_abort()?;
-            let consumer = self.consumer.as_ref().expect("connected");
-            match consumer.poll(POLL_SLICE) {
+            match connected(&self.consumer)?.poll(POLL_SLICE) {
                 Some(Ok(m)) => {
                     last_progress = Instant::now();
                     let tp = note_delivered(&mut self.assigned, &m);
@@ -549,18 +543,15 @@ impl Source for KafkaSource {
                     }
                 }
                 Some(Err(e)) => {
-                    // Transport errors are retried by librdkafka; only fatal ones end the batch.
-                    if let Some(code) = e.rdkafka_error_code() {
-                        if code == rdkafka::types::RDKafkaErrorCode::Fatal {
-                            return Err(Error::kafka(format!("the Kafka consumer failed: {e}")));
-                        }
+                    // Transport errors are retried by librdkafka; only what a wait can't cure ends the batch.
+                    if !crate::kafka::errors::is_retriable(Operation::Request, &e) {
+                        return Err(kafka_error(Operation::Request, &e).context("the Kafka consumer failed"));
                     }
                 }
                 None => {
                     // Transaction markers and compacted-away records leave gaps: the
                     // consumer's position says when a partition's range is done.
-                    let consumer = self.consumer.as_ref().expect("connected");
-                    if let Ok(positions) = consumer.position() {
+                    if let Ok(positions) = connected(&self.consumer)?.position() {
                         for el in positions.elements() {
                             if let Offset::Offset(pos) = el.offset() {
                                 let tp = (el.topic().to_string(), el.partition());
@@ -606,7 +597,7 @@ impl Source for KafkaSource {
         emit: &mut dyn FnMut(RecordBatch) -> Result<()>,
     ) -> Result<Positions> {
         self.refresh_partitions(false)?;
-        let mut at = from_json(position)?;
+        let mut at = offsets_of(position)?.clone();
         for tp in self.partitions.clone() {
             if !at.get(&tp.0).is_some_and(|ps| ps.contains_key(&tp.1)) {
                 // A partition that appeared while running is read from its beginning, as in Spark.
@@ -630,8 +621,7 @@ impl Source for KafkaSource {
         while rows.len < CHUNK_ROWS && !stop.is_set() {
             // Wait only for the first record; then take what is already there.
             let timeout = if rows.len == 0 { POLL_SLICE.min(deadline.saturating_duration_since(Instant::now())) } else { Duration::ZERO };
-            let consumer = self.consumer.as_ref().expect("connected");
-            match consumer.poll(timeout) {
+            match connected(&self.consumer)?.poll(timeout) {
                 Some(Ok(m)) => {
                     let tp = note_delivered(&mut self.assigned, &m);
                     if let Some(next) = at.get_mut(&tp.0).and_then(|ps| ps.get_mut(&tp.1)) {
@@ -652,7 +642,7 @@ impl Source for KafkaSource {
         if rows.len > 0 {
             emit(rows.finish()?)?;
         }
-        Ok(to_json(&at))
+        Ok(Positions::Kafka(at))
     }
 
     fn wait_for_data(&mut self, timeout: Duration, stop: &StopSignal) -> Result<()> {
@@ -664,13 +654,38 @@ impl Source for KafkaSource {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline && !stop.is_set() {
             let slice = POLL_SLICE.min(deadline.saturating_duration_since(Instant::now()));
-            let consumer = self.consumer.as_ref().expect("connected");
-            if let Some(Ok(m)) = consumer.poll(slice) {
+            if let Some(Ok(m)) = connected(&self.consumer)?.poll(slice) {
                 note_delivered(&mut self.assigned, &m);
                 keep_pending(&mut self.pending, &m);
                 return Ok(());
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kafka::config::Options;
+
+    fn source(pairs: &[(&str, &str)]) -> KafkaSource {
+        let mut options: Options = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        options.insert("kafka.bootstrap.servers".into(), "h:1".into());
+        KafkaSource::new(KafkaSourceOptions::parse(&options).unwrap(), "q")
+    }
+
+    #[test]
+    fn identities_keep_the_format_that_checkpoints_hold() {
+        // Checkpoints written by earlier versions hold exactly these strings.
+        assert_eq!(source(&[("subscribe", "a, b")]).identity(), "kafka[subscribe=a,b]");
+        assert_eq!(source(&[("subscribePattern", "t.*")]).identity(), "kafka[subscribePattern=t.*]");
+        assert_eq!(source(&[("assign", r#"{"t":[0,1]}"#)]).identity(), r#"kafka[assign={"t":[0,1]}]"#);
+    }
+
+    #[test]
+    fn positions_of_another_source_are_a_checkpoint_error() {
+        let e = offsets_of(&Positions::Rows { rows: 3 }).unwrap_err();
+        assert_eq!(e.kind, crate::error::ErrorKind::Checkpoint);
     }
 }

@@ -3,28 +3,30 @@
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
-use serde_json::{json, Value};
 
 use super::{Positions, Source, CHUNK_ROWS};
 use crate::engine::status::SharedStatus;
 use crate::engine::stop::StopSignal;
 use crate::error::{Error, Result};
 
-pub struct MemorySource {
+pub(crate) struct MemorySource {
     batch: RecordBatch,
 }
 
 impl MemorySource {
-    pub fn new(batch: RecordBatch) -> Self {
+    pub(crate) fn new(batch: RecordBatch) -> Self {
         MemorySource { batch }
     }
 
-    fn rows_of(&self, p: &Value) -> Result<usize> {
-        p.get("rows")
-            .and_then(Value::as_u64)
-            .map(|n| n as usize)
-            .filter(|n| *n <= self.batch.num_rows())
-            .ok_or_else(|| Error::checkpoint(format!("the checkpoint's position {p} does not fit this data frame")))
+    fn rows_of(&self, p: &Positions) -> Result<usize> {
+        match p {
+            Positions::Rows { rows } if *rows as usize <= self.batch.num_rows() => Ok(*rows as usize),
+            other => Err(Error::checkpoint(format!("the checkpoint's position {other:?} does not fit this data frame"))),
+        }
+    }
+
+    fn at(rows: usize) -> Positions {
+        Positions::Rows { rows: rows as u64 }
     }
 }
 
@@ -32,6 +34,10 @@ impl Source for MemorySource {
     fn describe(&self) -> String {
         let cols: Vec<&str> = self.batch.schema_ref().fields().iter().map(|f| f.name().as_str()).collect();
         format!("data.frame[{} rows; {}]", self.batch.num_rows(), cols.join(", "))
+    }
+
+    fn identity(&self) -> String {
+        self.describe()
     }
 
     fn schema(&self) -> SchemaRef {
@@ -43,7 +49,7 @@ impl Source for MemorySource {
     }
 
     fn initial_positions(&mut self) -> Result<Positions> {
-        Ok(json!({"rows": 0}))
+        Ok(Self::at(0))
     }
 
     fn plan(&mut self, start: &Positions) -> Result<Option<(Positions, Positions)>> {
@@ -51,7 +57,7 @@ impl Source for MemorySource {
         if from >= self.batch.num_rows() {
             return Ok(None);
         }
-        Ok(Some((start.clone(), json!({"rows": self.batch.num_rows()}))))
+        Ok(Some((start.clone(), Self::at(self.batch.num_rows()))))
     }
 
     fn read(

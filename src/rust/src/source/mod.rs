@@ -4,28 +4,55 @@
 //! Arrow chunks. Reading the same range twice gives the same rows, which is
 //! what makes a restart lose nothing.
 
-pub mod kafka;
-pub mod memory;
+pub(crate) mod kafka;
+pub(crate) mod memory;
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
-use serde_json::Value;
+use serde::{Deserialize, Serialize};
 
 use crate::engine::status::SharedStatus;
 use crate::engine::stop::StopSignal;
 use crate::error::Result;
+use crate::kafka::config::OffsetMap;
 
-/// Source positions as stored in the checkpoint (source-specific JSON).
-pub type Positions = Value;
+/// Where a source is, as stored in the checkpoint (`offsets/N`,
+/// `sources/0`). The JSON shapes are Spark's and must not change: old
+/// checkpoints are read with them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Positions {
+    /// A data frame: `{"rows": n}`, the rows written so far.
+    Rows { rows: u64 },
+    /// Kafka: `{"topic": {"0": 23}}`, the next offset of each partition.
+    Kafka(OffsetMap),
+}
+
+// By hand: serde's derived untagged enums can't read map keys that are
+// numbers written as strings ("0"), as Kafka's partitions are.
+impl<'de> Deserialize<'de> for Positions {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let value = serde_json::Value::deserialize(d)?;
+        let rows = value.as_object().filter(|o| o.len() == 1).and_then(|o| o.get("rows")).and_then(|r| r.as_u64());
+        match rows {
+            Some(rows) => Ok(Positions::Rows { rows }),
+            None => serde_json::from_value(value).map(Positions::Kafka).map_err(serde::de::Error::custom),
+        }
+    }
+}
 
 /// Rows per Arrow chunk handed to the sink: big enough to amortise, small
 /// enough that memory stays flat however large a micro-batch is.
 pub const CHUNK_ROWS: usize = 32_768;
 
 pub trait Source: Send {
-    /// What the source reads, without secrets; stored in the checkpoint's
-    /// metadata so a checkpoint is never reused by another query.
+    /// What the source reads, in words, without secrets: for `print()`.
     fn describe(&self) -> String;
+
+    /// Who the source is, stored in the checkpoint's metadata so that a
+    /// checkpoint is never reused by another query. Its format is frozen
+    /// (old checkpoints are compared with it); `describe()` is free to change.
+    fn identity(&self) -> String;
 
     fn schema(&self) -> SchemaRef;
 
@@ -88,5 +115,22 @@ pub trait Source: Send {
     /// A bounded source (a data frame) is done once its last batch committed.
     fn is_exhausted(&self, _committed_end: &Positions) -> bool {
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_keep_the_json_shapes_of_old_checkpoints() {
+        let rows: Positions = serde_json::from_str(r#"{"rows":3}"#).unwrap();
+        assert_eq!(rows, Positions::Rows { rows: 3 });
+        let kafka: Positions = serde_json::from_str(r#"{"t":{"0":5,"1":7},"rows":{"0":1}}"#).unwrap();
+        let Positions::Kafka(map) = &kafka else { panic!("{kafka:?}") };
+        assert_eq!((map["t"][&1], map["rows"][&0]), (7, 1), "a topic named `rows` is still Kafka");
+        assert_eq!(serde_json::to_string(&kafka).unwrap(), r#"{"rows":{"0":1},"t":{"0":5,"1":7}}"#);
+        assert_eq!(serde_json::to_string(&rows).unwrap(), r#"{"rows":3}"#);
+        assert!(serde_json::from_str::<Positions>(r#"{"t":{"x":5}}"#).is_err());
     }
 }

@@ -80,16 +80,35 @@ struct Grouped {
     key_columns: Vec<String>,
 }
 
+/// DataFusion's error as ours, its kind decided by the variant: a query
+/// DataFusion can't plan is the user's to fix (`x`, the pipeline); a failure
+/// while running on data is an execution error; DataFusion's own bugs are
+/// internal.
 pub(crate) fn df_error(e: DataFusionError) -> Error {
-    let message = e.strip_backtrace().to_string();
-    let function = regex::Regex::new(r"Invalid function '([^']+)'").ok().and_then(|re| {
-        re.captures(&message).map(|c| c[1].to_string())
-    });
-    match function {
-        Some(f) => Error::config("x", format!("`{f}()` can't be used in a stream pipeline: the SQL engine has no such function"))
-            .with_hint("use another function, or do this step in R after collect()"),
-        None => Error::config("x", message),
+    let e = e.find_root();
+    let message = e.strip_backtrace();
+    match e {
+        DataFusionError::Plan(_)
+        | DataFusionError::SQL(..)
+        | DataFusionError::SchemaError(..)
+        | DataFusionError::NotImplemented(_)
+        | DataFusionError::Configuration(_) => match unknown_function(e) {
+            Some(f) => Error::config("x", format!("`{f}()` can't be used in a stream pipeline: the SQL engine has no such function"))
+                .with_hint("use another function, or do this step in R after collect()"),
+            None => Error::config("x", message),
+        },
+        DataFusionError::Internal(_) => Error::internal(format!("the SQL engine failed: {message}")),
+        _ => Error::execution(format!("the pipeline failed on the data: {message}")),
     }
+}
+
+/// The function a plan error is about, when DataFusion did not know it.
+/// DataFusion reports it only in the message (`Invalid function 'f'`), so
+/// the name is read from there; the error's kind never depends on it.
+fn unknown_function(e: &DataFusionError) -> Option<String> {
+    let DataFusionError::Plan(text) = e else { return None };
+    let rest = text.strip_prefix("Invalid function '")?;
+    rest.split('\'').next().map(str::to_string)
 }
 
 pub(crate) fn unsupported(what: &str) -> Error {

@@ -127,3 +127,13 @@ fn user_mistakes_are_config_errors_naming_the_problem() {
     let e = plan(r#"SELECT "word", ROW_NUMBER() OVER (ORDER BY "x") AS "r" FROM "words""#, OutputMode::Append).err().unwrap();
     assert!(e.message.contains("window"), "{}", e.message);
 }
+
+#[test]
+fn a_failure_on_the_data_is_an_execution_error_not_a_users_mistake() {
+    let mut t = plan(r#"SELECT CAST("word" AS INT) AS "n" FROM "words""#, OutputMode::Append).unwrap();
+    let e = t.process(words(&[("12", 1.0), ("twelve", 1.0)])).unwrap_err();
+    assert_eq!(e.kind, crate::error::ErrorKind::Execution, "{e:?}");
+    assert_eq!(e.arg, None);
+    let e = plan(r#"SELECT "nope" FROM "words""#, OutputMode::Append).err().unwrap();
+    assert_eq!((e.kind, e.arg.as_deref()), (crate::error::ErrorKind::Config, Some("x")));
+}

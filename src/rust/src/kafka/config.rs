@@ -4,6 +4,12 @@
 //! Parsing is pure (no Kafka, no R), so it is tested and fuzzed on its own.
 //! Secrets never leave this module in clear text: [`KafkaClientConfig`]'s
 //! `Debug` and [`KafkaClientConfig::describe`] redact them.
+//!
+//! Every `kafka.*` option goes to librdkafka without its prefix, except the
+//! ones streamlyr says it ignores (they are dropped) and the settings it
+//! manages itself: those are set after the user's
+//! ([`KafkaClientConfig::to_rdkafka`]), and where a user's value would
+//! break a guarantee the option is refused with an error naming it.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -31,9 +37,11 @@ pub struct KafkaClientConfig {
 }
 
 impl KafkaClientConfig {
+    /// The `kafka.*` options, without the prefix; those said to be ignored are dropped.
     fn from_options(options: &Options) -> Self {
         let properties = options
             .iter()
+            .filter(|(k, _)| !SPARK_ONLY.contains(&k.as_str()))
             .filter_map(|(k, v)| k.strip_prefix("kafka.").map(|p| (p.to_string(), v.clone())))
             .collect();
         KafkaClientConfig { properties }
@@ -54,14 +62,19 @@ impl KafkaClientConfig {
             .collect()
     }
 
-    /// A librdkafka client config with our defaults, overridden by the user's.
-    pub fn to_rdkafka(&self, defaults: &[(&str, &str)]) -> rdkafka::ClientConfig {
+    /// A librdkafka client config: our `defaults`, then the user's
+    /// properties, then the settings streamlyr `manages` (which no user
+    /// property may replace).
+    pub(crate) fn to_rdkafka(&self, defaults: &[(&str, &str)], manages: &[(&str, &str)]) -> rdkafka::ClientConfig {
         let mut config = rdkafka::ClientConfig::new();
         for (k, v) in defaults {
             config.set(*k, *v);
         }
         for (k, v) in &self.properties {
             config.set(k, v);
+        }
+        for (k, v) in manages {
+            config.set(*k, *v);
         }
         config
     }
@@ -76,7 +89,7 @@ impl fmt::Debug for KafkaClientConfig {
 fn require_bootstrap(options: &Options) -> Result<()> {
     match options.get("kafka.bootstrap.servers") {
         Some(s) if !s.trim().is_empty() => Ok(()),
-        _ => Err(Error::config("options", "`kafka.bootstrap.servers` is required")
+        _ => Err(Error::option("kafka.bootstrap.servers", "`kafka.bootstrap.servers` is required")
             .with_hint("for example `options = list(kafka.bootstrap.servers = \"localhost:9092\", ...)`")),
     }
 }
@@ -85,7 +98,7 @@ fn require_bootstrap(options: &Options) -> Result<()> {
 fn reject_managed(options: &Options, managed: &[(&str, &str)]) -> Result<()> {
     for (key, why) in managed {
         if options.contains_key(*key) {
-            return Err(Error::config("options", format!("Kafka option `{key}` is not supported: {why}")));
+            return Err(Error::option(key, format!("Kafka option `{key}` is not supported: {why}")));
         }
     }
     Ok(())
@@ -96,7 +109,7 @@ fn parse_bool(options: &Options, key: &str, default: bool) -> Result<bool> {
         None => Ok(default),
         Some(s) if s == "true" => Ok(true),
         Some(s) if s == "false" => Ok(false),
-        Some(s) => Err(Error::config("options", format!("`{key}` must be \"true\" or \"false\", not \"{s}\""))),
+        Some(s) => Err(Error::option(key, format!("`{key}` must be \"true\" or \"false\", not \"{s}\""))),
     }
 }
 
@@ -105,7 +118,7 @@ fn parse_positive(options: &Options, key: &str) -> Result<Option<u64>> {
         None => Ok(None),
         Some(s) => match s.trim().parse::<u64>() {
             Ok(n) if n > 0 => Ok(Some(n)),
-            _ => Err(Error::config("options", format!("`{key}` must be a positive whole number, not \"{s}\""))),
+            _ => Err(Error::option(key, format!("`{key}` must be a positive whole number, not \"{s}\""))),
         },
     }
 }
@@ -138,11 +151,33 @@ fn unknown_options(options: &Options, known: &[&str]) -> Vec<String> {
         .collect()
 }
 
+/// topic -> partition -> offset: where a Kafka source is, or starts.
+pub type OffsetMap = BTreeMap<String, BTreeMap<i32, i64>>;
+
+/// `subscribePattern` as Java's `Pattern.matches()` reads it: the whole
+/// topic name must match.
+pub(crate) fn compile_pattern(pattern: &str) -> std::result::Result<regex::Regex, regex::Error> {
+    regex::Regex::new(&format!("^(?:{pattern})$"))
+}
+
+/// `subscribePattern`, as written and compiled (once).
+#[derive(Debug, Clone)]
+pub struct TopicPattern {
+    pub text: String,
+    pub regex: regex::Regex,
+}
+
+impl PartialEq for TopicPattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
 /// Where a Kafka source reads from.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Subscription {
     Topics(Vec<String>),
-    Pattern(String),
+    Pattern(TopicPattern),
     /// Fixed partitions: topic -> partition numbers.
     Assign(BTreeMap<String, Vec<i32>>),
 }
@@ -153,7 +188,7 @@ pub enum StartingOffsets {
     Earliest,
     Latest,
     /// topic -> partition -> offset; -2 is earliest, -1 latest.
-    Specific(BTreeMap<String, BTreeMap<i32, i64>>),
+    Specific(OffsetMap),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -178,6 +213,8 @@ impl KafkaSourceOptions {
                 ("kafka.key.deserializer", "keys are always read as raw bytes; cast them in R"),
                 ("kafka.value.deserializer", "values are always read as raw bytes; cast them in R"),
                 ("kafka.enable.auto.commit", "the checkpoint keeps the offsets, not Kafka"),
+                ("kafka.enable.auto.offset.store", "the checkpoint keeps the offsets, not Kafka"),
+                ("kafka.enable.partition.eof", "the source reads up to offsets it plans itself"),
                 ("kafka.interceptor.classes", "interceptors are a Java client feature"),
             ],
         )?;
@@ -194,20 +231,19 @@ impl KafkaSourceOptions {
                     .filter(|t| !t.is_empty())
                     .collect();
                 if topics.is_empty() {
-                    return Err(Error::config("options", "`subscribe` names no topic"));
+                    return Err(Error::option("subscribe", "`subscribe` names no topic"));
                 }
                 Subscription::Topics(topics)
             }
             ["subscribePattern"] => {
                 let pattern = options["subscribePattern"].trim().to_string();
                 if pattern.is_empty() {
-                    return Err(Error::config("options", "`subscribePattern` is empty"));
+                    return Err(Error::option("subscribePattern", "`subscribePattern` is empty"));
                 }
-                // librdkafka's rule: a leading ^ marks a regex; validate it here.
-                if let Err(e) = crate::source::kafka::compile_pattern(&pattern) {
-                    return Err(Error::config("options", format!("`subscribePattern` is not a valid regular expression: {e}")));
-                }
-                Subscription::Pattern(pattern)
+                let regex = compile_pattern(&pattern).map_err(|e| {
+                    Error::option("subscribePattern", format!("`subscribePattern` is not a valid regular expression: {e}"))
+                })?;
+                Subscription::Pattern(TopicPattern { text: pattern, regex })
             }
             ["assign"] => Subscription::Assign(parse_assign(&options["assign"])?),
             [] => {
@@ -227,8 +263,8 @@ impl KafkaSourceOptions {
             Some("earliest") => StartingOffsets::Earliest,
             Some(json) if json.starts_with('{') => StartingOffsets::Specific(parse_offsets_json(json, "startingOffsets")?),
             Some(other) => {
-                return Err(Error::config(
-                    "options",
+                return Err(Error::option(
+                    "startingOffsets",
                     format!("`startingOffsets` must be \"latest\", \"earliest\" or a JSON object, not \"{other}\""),
                 ))
             }
@@ -241,7 +277,7 @@ impl KafkaSourceOptions {
         known.extend_from_slice(SPARK_ONLY);
         let unknown = unknown_options(options, &known);
         if let Some(first) = unknown.first() {
-            return Err(Error::config("options", format!("unknown Kafka source option `{first}`"))
+            return Err(Error::option(first, format!("unknown Kafka source option `{first}`"))
                 .with_hint("librdkafka settings take the prefix `kafka.`, for example `kafka.client.id`"));
         }
         let ignored = options.keys().filter(|k| SPARK_ONLY.contains(&k.as_str())).cloned().collect();
@@ -260,18 +296,18 @@ impl KafkaSourceOptions {
 
 fn parse_assign(json: &str) -> Result<BTreeMap<String, Vec<i32>>> {
     let parsed: BTreeMap<String, Vec<i32>> = serde_json::from_str(json).map_err(|e| {
-        Error::config("options", format!("`assign` must be JSON like {{\"topic1\":[0,1]}}: {e}"))
+        Error::option("assign", format!("`assign` must be JSON like {{\"topic1\":[0,1]}}: {e}"))
     })?;
     if parsed.values().all(|p| p.is_empty()) {
-        return Err(Error::config("options", "`assign` names no partition"));
+        return Err(Error::option("assign", "`assign` names no partition"));
     }
     Ok(parsed)
 }
 
 /// `{"topic":{"0":23,"1":-2}}`, as Spark's `startingOffsets`.
-pub fn parse_offsets_json(json: &str, what: &str) -> Result<BTreeMap<String, BTreeMap<i32, i64>>> {
+pub fn parse_offsets_json(json: &str, what: &str) -> Result<OffsetMap> {
     let raw: BTreeMap<String, BTreeMap<String, i64>> = serde_json::from_str(json).map_err(|e| {
-        Error::config("options", format!("`{what}` must be JSON like {{\"topic1\":{{\"0\":23,\"1\":-2}}}}: {e}"))
+        Error::option(what, format!("`{what}` must be JSON like {{\"topic1\":{{\"0\":23,\"1\":-2}}}}: {e}"))
     })?;
     let mut out = BTreeMap::new();
     for (topic, parts) in raw {
@@ -279,9 +315,9 @@ pub fn parse_offsets_json(json: &str, what: &str) -> Result<BTreeMap<String, BTr
         for (p, off) in parts {
             let p: i32 = p
                 .parse()
-                .map_err(|_| Error::config("options", format!("`{what}`: partition \"{p}\" of topic `{topic}` is not a number")))?;
+                .map_err(|_| Error::option(what, format!("`{what}`: partition \"{p}\" of topic `{topic}` is not a number")))?;
             if off < -2 {
-                return Err(Error::config("options", format!("`{what}`: offset {off} is not valid (use -2 for earliest, -1 for latest)")));
+                return Err(Error::option(what, format!("`{what}`: offset {off} is not valid (use -2 for earliest, -1 for latest)")));
             }
             m.insert(p, off);
         }
@@ -323,23 +359,32 @@ impl KafkaSinkOptions {
             ],
         )?;
         let topic = match options.get("topic").map(|t| t.trim()) {
-            Some("") => return Err(Error::config("options", "the `topic` option is empty")),
+            Some("") => return Err(Error::option("topic", "the `topic` option is empty")),
             Some(t) => Some(t.to_string()),
             None => None,
         };
         let mut known = vec!["topic", "includeHeaders", "guarantee"];
         known.extend_from_slice(SPARK_ONLY);
         if let Some(first) = unknown_options(options, &known).first() {
-            return Err(Error::config("options", format!("unknown Kafka sink option `{first}`"))
+            return Err(Error::option(first, format!("unknown Kafka sink option `{first}`"))
                 .with_hint("librdkafka settings take the prefix `kafka.`, for example `kafka.linger.ms`"));
         }
         let guarantee = match options.get("guarantee").map(|s| s.trim()) {
             None | Some("at-least-once") => Guarantee::AtLeastOnce,
             Some("exactly-once") => Guarantee::ExactlyOnce,
             Some(other) => {
-                return Err(Error::config("options", format!("`guarantee` must be \"at-least-once\" or \"exactly-once\", not \"{other}\"")))
+                return Err(Error::option("guarantee", format!("`guarantee` must be \"at-least-once\" or \"exactly-once\", not \"{other}\"")))
             }
         };
+        if guarantee == Guarantee::ExactlyOnce {
+            // A transactional producer must be idempotent and wait for every replica.
+            for (key, wanted) in [("kafka.enable.idempotence", &["true"][..]), ("kafka.acks", &["all", "-1"][..])] {
+                if let Some(v) = options.get(key).filter(|v| !wanted.contains(&v.trim().to_ascii_lowercase().as_str())) {
+                    return Err(Error::option(key, format!("`{key}` can't be \"{v}\" with `guarantee = \"exactly-once\"`"))
+                        .with_hint(format!("exactly-once needs `{key} = \"{}\"`; leave it out", wanted[0])));
+                }
+            }
+        }
         let ignored = options.keys().filter(|k| SPARK_ONLY.contains(&k.as_str())).cloned().collect();
         Ok(KafkaSinkOptions {
             client: KafkaClientConfig::from_options(options),
@@ -399,6 +444,45 @@ mod tests {
         let e = KafkaSourceOptions::parse(&opts(&[("kafka.bootstrap.servers", "h:1"), ("subscribe", "t"), ("maxOffsetsPerTrigger", "1000.0")]))
             .unwrap_err();
         assert!(e.message.contains("positive whole number"));
+    }
+
+    #[test]
+    fn ignored_options_are_dropped_and_managed_settings_win() {
+        let o = KafkaSourceOptions::parse(&opts(&[
+            ("kafka.bootstrap.servers", "h:1"),
+            ("subscribe", "t"),
+            ("kafka.group.id", "shared-by-two-queries"),
+        ]))
+        .unwrap();
+        assert_eq!(o.ignored, vec!["kafka.group.id".to_string()]);
+        assert!(!o.client.properties.contains_key("group.id"), "an ignored option reached librdkafka");
+        let mut user = o.client.clone();
+        user.properties.insert("group.id".into(), "theirs".into());
+        let config = user.to_rdkafka(&[("group.id", "default")], &[("group.id", "streamlyr-eos-q")]);
+        assert_eq!(config.get("group.id"), Some("streamlyr-eos-q"));
+        let config = user.to_rdkafka(&[("group.id", "default")], &[]);
+        assert_eq!(config.get("group.id"), Some("theirs"));
+    }
+
+    #[test]
+    fn exactly_once_refuses_settings_that_would_break_it() {
+        for (key, value) in [("kafka.enable.idempotence", "false"), ("kafka.acks", "1")] {
+            let e = KafkaSinkOptions::parse(&opts(&[
+                ("kafka.bootstrap.servers", "h:1"),
+                ("guarantee", "exactly-once"),
+                (key, value),
+            ]))
+            .unwrap_err();
+            assert_eq!(e.option.as_deref(), Some(key), "{e}");
+        }
+        KafkaSinkOptions::parse(&opts(&[("kafka.bootstrap.servers", "h:1"), ("guarantee", "exactly-once"), ("kafka.acks", "all")]))
+            .unwrap();
+        KafkaSinkOptions::parse(&opts(&[("kafka.bootstrap.servers", "h:1"), ("kafka.acks", "1")])).unwrap();
+        for key in ["kafka.enable.auto.offset.store", "kafka.enable.partition.eof"] {
+            let e = KafkaSourceOptions::parse(&opts(&[("kafka.bootstrap.servers", "h:1"), ("subscribe", "t"), (key, "true")]))
+                .unwrap_err();
+            assert_eq!(e.option.as_deref(), Some(key));
+        }
     }
 
     #[test]

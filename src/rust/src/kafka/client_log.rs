@@ -7,41 +7,38 @@ use std::sync::{Arc, Mutex};
 
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::ConsumerContext;
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
+use super::errors::{code_of, is_authentication};
 use crate::engine::status::SharedStatus;
 use crate::error::Error;
 
 #[derive(Clone, Default)]
-pub struct ClientLog {
-    last: Arc<Mutex<Option<String>>>,
+pub(crate) struct ClientLog {
+    /// librdkafka's last report: its code and its words.
+    last: Arc<Mutex<Option<(Option<RDKafkaErrorCode>, String)>>>,
     status: Option<SharedStatus>,
     who: &'static str,
 }
 
 impl ClientLog {
-    pub fn new(who: &'static str, status: Option<SharedStatus>) -> Self {
+    pub(crate) fn new(who: &'static str, status: Option<SharedStatus>) -> Self {
         ClientLog { last: Arc::default(), status, who }
     }
 
-    pub fn record(&self, error: &KafkaError, reason: &str) {
-        let text = format!("{reason} ({error})");
+    pub(crate) fn record(&self, error: &KafkaError, reason: &str) {
         if let Some(status) = &self.status {
-            status.warn(format!("Kafka {}: {text}", self.who));
+            status.warn(format!("Kafka {}: {reason} ({error})", self.who));
         }
-        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason.to_string());
-    }
-
-    pub fn last(&self) -> Option<String> {
-        self.last.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some((code_of(error), reason.to_string()));
     }
 
     /// The error for a client that could not reach `servers` at start.
-    pub fn unreachable(&self, servers: &str, timeout_secs: u64, e: &KafkaError) -> Error {
-        let said = self.last();
-        let authentication = said.as_deref().is_some_and(|s| s.contains("uthentication"));
+    pub(crate) fn unreachable(&self, servers: &str, timeout_secs: u64, e: &KafkaError) -> Error {
+        let said = self.last.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let authentication = said.as_ref().and_then(|(code, _)| *code).is_some_and(is_authentication);
         let mut message = format!("can't reach Kafka at `{servers}` within {timeout_secs}s: {e}");
-        if let Some(said) = &said {
+        if let Some((_, said)) = &said {
             message.push_str(&format!("; librdkafka says: {said}"));
         }
         let hint = if authentication {
@@ -50,6 +47,9 @@ impl ClientLog {
             "check `kafka.bootstrap.servers` and that the broker is running"
         };
         let mut error = Error::kafka(message).with_arg("options").with_hint(hint);
+        if !authentication {
+            error.option = Some("kafka.bootstrap.servers".to_string());
+        }
         // Unreachable at start is the user's to fix; mid-stream the broker may come back.
         error.retriable = !authentication;
         error

@@ -1,0 +1,386 @@
+//! The query loop without Kafka: a finite in-memory source that hands out a
+//! few rows per batch and a scripted sink that records what it committed
+//! and fails when told to. Each test runs a real `Query` on a real
+//! checkpoint directory.
+
+use std::collections::VecDeque;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arrow::array::{Array, Int64Array};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+
+use super::query::Query;
+use super::status::SharedStatus;
+use super::stop::StopSignal;
+use super::trigger::Trigger;
+use super::run_caught;
+use crate::checkpoint::CheckpointLog;
+use crate::error::{Error, ErrorKind, Result};
+use crate::sink::Sink;
+use crate::source::{Positions, Source};
+
+/// Rows `0..total` of one Int64 column `n`, `per_batch` at a time; rows
+/// become visible to `plan` as `available` grows (all of them by default).
+struct CountingSource {
+    total: usize,
+    per_batch: usize,
+    available: Arc<AtomicUsize>,
+}
+
+impl CountingSource {
+    fn new(total: usize, per_batch: usize) -> Self {
+        CountingSource { total, per_batch, available: Arc::new(AtomicUsize::new(total)) }
+    }
+}
+
+fn rows_of(p: &Positions) -> usize {
+    match p {
+        Positions::Rows { rows } => *rows as usize,
+        other => panic!("not a row position: {other:?}"),
+    }
+}
+
+fn numbers(from: usize, to: usize) -> RecordBatch {
+    let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]));
+    RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from_iter_values(from as i64..to as i64))]).unwrap()
+}
+
+impl Source for CountingSource {
+    fn describe(&self) -> String {
+        format!("counting[{}]", self.total)
+    }
+    fn identity(&self) -> String {
+        self.describe()
+    }
+    fn schema(&self) -> SchemaRef {
+        numbers(0, 0).schema()
+    }
+    fn connect(&mut self, _status: &SharedStatus) -> Result<()> {
+        Ok(())
+    }
+    fn initial_positions(&mut self) -> Result<Positions> {
+        Ok(Positions::Rows { rows: 0 })
+    }
+    fn plan(&mut self, start: &Positions) -> Result<Option<(Positions, Positions)>> {
+        let from = rows_of(start);
+        let until = (from + self.per_batch).min(self.available.load(Ordering::SeqCst));
+        Ok((until > from).then(|| (start.clone(), Positions::Rows { rows: until as u64 })))
+    }
+    fn read(
+        &mut self,
+        start: &Positions,
+        end: &Positions,
+        stop: &StopSignal,
+        emit: &mut dyn FnMut(RecordBatch) -> Result<()>,
+    ) -> Result<()> {
+        stop.check_abort()?;
+        emit(numbers(rows_of(start), rows_of(end)))
+    }
+    fn is_exhausted(&self, committed_end: &Positions) -> bool {
+        rows_of(committed_end) >= self.total
+    }
+}
+
+/// What scripted sinks of one test share, across restarts.
+#[derive(Default)]
+struct SinkRecord {
+    /// Committed batches: (batch id, the numbers written).
+    committed: Vec<(u64, Vec<i64>)>,
+    /// What the next `write` calls do: `Some(error)` fails the call.
+    script: VecDeque<Option<Error>>,
+    writes: usize,
+}
+
+#[derive(Clone, Default)]
+struct Shared(Arc<Mutex<SinkRecord>>);
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, SinkRecord> {
+        self.0.lock().unwrap()
+    }
+    fn committed_ids(&self) -> Vec<u64> {
+        self.lock().committed.iter().map(|c| c.0).collect()
+    }
+    fn all_numbers(&self) -> Vec<i64> {
+        self.lock().committed.iter().flat_map(|c| c.1.clone()).collect()
+    }
+    fn fail_next(&self, errors: impl IntoIterator<Item = Error>) {
+        self.lock().script.extend(errors.into_iter().map(Some));
+    }
+}
+
+struct ScriptedSink {
+    shared: Shared,
+    pending: Vec<i64>,
+    /// Like a transactional sink: can tell after a crash whether it committed a batch.
+    two_phase: bool,
+    /// Panics right after committing this batch, before the checkpoint records it.
+    crash_after_commit: Option<u64>,
+    /// Blocks in `write` until aborted.
+    hang: bool,
+}
+
+impl ScriptedSink {
+    fn new(shared: &Shared) -> Self {
+        ScriptedSink { shared: shared.clone(), pending: Vec::new(), two_phase: false, crash_after_commit: None, hang: false }
+    }
+}
+
+impl Sink for ScriptedSink {
+    fn describe(&self) -> String {
+        "scripted".into()
+    }
+    fn identity(&self) -> String {
+        self.describe()
+    }
+    fn connect(&mut self, _status: &SharedStatus, _query_id: &str) -> Result<()> {
+        Ok(())
+    }
+    fn begin(&mut self) -> Result<()> {
+        self.pending.clear();
+        Ok(())
+    }
+    fn write(&mut self, chunk: &RecordBatch, stop: &StopSignal) -> Result<u64> {
+        let scripted = {
+            let mut shared = self.shared.lock();
+            shared.writes += 1;
+            shared.script.pop_front().flatten()
+        };
+        if let Some(e) = scripted {
+            return Err(e);
+        }
+        while self.hang {
+            stop.check_abort()?;
+            stop.wait(Duration::from_millis(5));
+        }
+        let n = chunk.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+        self.pending.extend(n.values().iter());
+        Ok(chunk.num_rows() as u64)
+    }
+    fn flush(&mut self, _stop: &StopSignal, _status: &SharedStatus) -> Result<()> {
+        Ok(())
+    }
+    fn commit(&mut self, batch: u64, _log: &CheckpointLog) -> Result<()> {
+        self.shared.lock().committed.push((batch, std::mem::take(&mut self.pending)));
+        if self.crash_after_commit == Some(batch) {
+            panic!("simulated crash after the sink committed batch {batch}");
+        }
+        Ok(())
+    }
+    fn abort(&mut self) -> Result<()> {
+        self.pending.clear();
+        Ok(())
+    }
+    fn was_committed(&mut self, batch: u64, _log: &CheckpointLog) -> Result<bool> {
+        Ok(self.two_phase && self.shared.committed_ids().contains(&batch))
+    }
+}
+
+fn query(source: CountingSource, sink: ScriptedSink, checkpoint: &Path) -> Query {
+    Query {
+        source: Box::new(source),
+        transform: None,
+        sink: Box::new(sink),
+        trigger: Trigger::Interval(Duration::ZERO),
+        checkpoint: checkpoint.to_path_buf(),
+        retry_timeout: Duration::from_secs(5),
+    }
+}
+
+/// Runs `q` to its end as the engine does (a panic becomes an error).
+fn run(q: &mut Query, stop: &StopSignal) -> Result<()> {
+    let status = SharedStatus::default();
+    run_caught(|| {
+        let log = q.start(&status)?;
+        q.run(&log, &status, stop)
+    })
+}
+
+fn committed_in_checkpoint(dir: &Path) -> Vec<u64> {
+    let mut ids: Vec<u64> =
+        std::fs::read_dir(dir.join("commits")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().parse().unwrap()).collect();
+    ids.sort();
+    ids
+}
+
+#[test]
+fn a_finite_source_is_written_once_batch_by_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let shared = Shared::default();
+    run(&mut query(CountingSource::new(10, 4), ScriptedSink::new(&shared), dir.path()), &StopSignal::default()).unwrap();
+    assert_eq!(shared.committed_ids(), vec![0, 1, 2]);
+    assert_eq!(shared.all_numbers(), (0..10).collect::<Vec<_>>());
+    assert_eq!(committed_in_checkpoint(dir.path()), vec![0, 1, 2]);
+    // Run again: the checkpoint has it all, nothing is written twice.
+    run(&mut query(CountingSource::new(10, 4), ScriptedSink::new(&shared), dir.path()), &StopSignal::default()).unwrap();
+    assert_eq!(shared.all_numbers(), (0..10).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_crash_between_the_sinks_commit_and_the_checkpoints_is_not_written_twice_by_a_two_phase_sink() {
+    let dir = tempfile::tempdir().unwrap();
+    let shared = Shared::default();
+    let mut crashing = ScriptedSink::new(&shared);
+    crashing.two_phase = true;
+    crashing.crash_after_commit = Some(1);
+    let e = run(&mut query(CountingSource::new(10, 4), crashing, dir.path()), &StopSignal::default()).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Internal);
+    assert!(e.message.contains("simulated crash"), "{e}");
+    assert_eq!(committed_in_checkpoint(dir.path()), vec![0], "batch 1 reached the sink, not the checkpoint");
+
+    let mut restarted = ScriptedSink::new(&shared);
+    restarted.two_phase = true;
+    run(&mut query(CountingSource::new(10, 4), restarted, dir.path()), &StopSignal::default()).unwrap();
+    assert_eq!(shared.committed_ids(), vec![0, 1, 2]);
+    assert_eq!(shared.all_numbers(), (0..10).collect::<Vec<_>>());
+    assert_eq!(committed_in_checkpoint(dir.path()), vec![0, 1, 2]);
+}
+
+#[test]
+fn an_uncommitted_batch_is_replayed_on_exactly_its_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let shared = Shared::default();
+    let mut crashing = ScriptedSink::new(&shared);
+    crashing.crash_after_commit = Some(1);
+    run(&mut query(CountingSource::new(10, 4), crashing, dir.path()), &StopSignal::default()).unwrap_err();
+    // Restarted, the source would plan 4..10 (6 a batch): the replay must still be 4..8.
+    let source = CountingSource::new(10, 6);
+    run(&mut query(source, ScriptedSink::new(&shared), dir.path()), &StopSignal::default()).unwrap();
+    let committed = shared.lock().committed.clone();
+    assert_eq!(committed[1], (1, vec![4, 5, 6, 7]));
+    assert_eq!(committed[2], (1, vec![4, 5, 6, 7]), "at-least-once writes batch 1 again, on the same range");
+    assert_eq!(committed[3], (2, vec![8, 9]));
+}
+
+#[test]
+fn a_retriable_failure_runs_the_batch_again_and_nothing_is_lost_or_doubled() {
+    let dir = tempfile::tempdir().unwrap();
+    let shared = Shared::default();
+    shared.fail_next([Error::kafka("broker restarting").retriable(), Error::kafka("still restarting").retriable()]);
+    run(&mut query(CountingSource::new(10, 4), ScriptedSink::new(&shared), dir.path()), &StopSignal::default()).unwrap();
+    assert_eq!(shared.all_numbers(), (0..10).collect::<Vec<_>>());
+    assert_eq!(shared.lock().writes, 5);
+}
+
+#[test]
+fn a_permanent_failure_fails_the_query_at_once_without_a_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let shared = Shared::default();
+    shared.fail_next([Error::kafka("topic `t` does not exist")]);
+    let began = Instant::now();
+    let e = run(&mut query(CountingSource::new(10, 4), ScriptedSink::new(&shared), dir.path()), &StopSignal::default()).unwrap_err();
+    assert_eq!(e.message, "topic `t` does not exist");
+    assert!(began.elapsed() < Duration::from_secs(1));
+    assert_eq!(shared.lock().writes, 1);
+    assert!(committed_in_checkpoint(dir.path()).is_empty());
+}
+
+#[test]
+fn retrying_ends_after_the_retry_bound_with_the_last_error_and_never_spins() {
+    let dir = tempfile::tempdir().unwrap();
+    let shared = Shared::default();
+    shared.fail_next((0..1000).map(|i| Error::kafka(format!("broker down ({i})")).retriable()));
+    let mut q = query(CountingSource::new(10, 4), ScriptedSink::new(&shared), dir.path());
+    q.retry_timeout = Duration::from_millis(1500);
+    let began = Instant::now();
+    let e = run(&mut q, &StopSignal::default()).unwrap_err();
+    let took = began.elapsed();
+    assert!(!e.retriable, "{e:?}");
+    assert!(e.message.contains("gave up after") && e.message.contains("retryTimeoutMs"), "{e}");
+    assert!(took >= Duration::from_millis(1500) && took < Duration::from_secs(4), "{took:?}");
+    let tries = shared.lock().writes;
+    assert!((3..=8).contains(&tries), "tries waited for each other: {tries}");
+}
+
+#[test]
+fn stopping_while_retrying_ends_with_the_error_instead_of_spinning() {
+    let dir = tempfile::tempdir().unwrap();
+    let shared = Shared::default();
+    shared.fail_next((0..100_000).map(|_| Error::kafka("broker down").retriable()));
+    let mut q = query(CountingSource::new(10, 4), ScriptedSink::new(&shared), dir.path());
+    q.retry_timeout = Duration::from_secs(60);
+    let stop = StopSignal::default();
+    let stopper = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            stop.stop();
+        })
+    };
+    let e = run(&mut q, &stop).unwrap_err();
+    stopper.join().unwrap();
+    assert!(e.message.contains("stopped while retrying") && e.message.contains("broker down"), "{e}");
+    assert!(shared.lock().writes < 10);
+}
+
+#[test]
+fn an_abort_during_a_batch_ends_quietly_and_the_batch_runs_again_on_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let shared = Shared::default();
+    let mut hanging = ScriptedSink::new(&shared);
+    hanging.hang = true;
+    let stop = StopSignal::default();
+    let aborter = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            stop.abort();
+        })
+    };
+    run(&mut query(CountingSource::new(10, 4), hanging, dir.path()), &stop).unwrap();
+    aborter.join().unwrap();
+    assert!(shared.committed_ids().is_empty());
+    assert!(committed_in_checkpoint(dir.path()).is_empty());
+    run(&mut query(CountingSource::new(10, 4), ScriptedSink::new(&shared), dir.path()), &StopSignal::default()).unwrap();
+    assert_eq!(shared.all_numbers(), (0..10).collect::<Vec<_>>());
+}
+
+#[test]
+fn continuous_epochs_commit_what_arrived_and_resume_after_the_last_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let shared = Shared::default();
+    let source = CountingSource::new(1000, 3);
+    let available = source.available.clone();
+    available.store(0, Ordering::SeqCst);
+    let mut q = query(source, ScriptedSink::new(&shared), dir.path());
+    q.trigger = Trigger::Continuous(Duration::from_millis(30));
+    let stop = StopSignal::default();
+    let feeder = {
+        let (stop, available) = (stop.clone(), available.clone());
+        std::thread::spawn(move || {
+            for n in 1..=20 {
+                available.store(n, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+            stop.stop();
+        })
+    };
+    run(&mut q, &stop).unwrap();
+    feeder.join().unwrap();
+    assert_eq!(shared.all_numbers(), (0..20).collect::<Vec<_>>());
+    let epochs = shared.committed_ids();
+    assert!(epochs.len() >= 2, "records arrived over several epochs: {epochs:?}");
+    assert_eq!(committed_in_checkpoint(dir.path()), epochs);
+
+    // Restarted with more rows: it goes on after the last epoch.
+    let source = CountingSource::new(1000, 50);
+    source.available.store(25, Ordering::SeqCst);
+    let mut q = query(source, ScriptedSink::new(&shared), dir.path());
+    q.trigger = Trigger::Continuous(Duration::from_millis(30));
+    let stop = StopSignal::default();
+    let stopper = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            stop.stop();
+        })
+    };
+    run(&mut q, &stop).unwrap();
+    stopper.join().unwrap();
+    assert_eq!(shared.all_numbers(), (0..25).collect::<Vec<_>>());
+}
