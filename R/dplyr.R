@@ -13,6 +13,16 @@
 #' whole result every trigger) or `mode = "update"` (the groups that
 #' changed). Binary Kafka columns become text with `as.character(value)`.
 #'
+#' Verbs that can't run on a stream yet are errors of class
+#' `streamlyr_error_unsupported` that name the verb and say what to do
+#' instead: joins (`left_join()` and the others, `semi_join()`,
+#' `anti_join()`, `nest_join()`), set operations (`union()`, `union_all()`,
+#' `intersect()`, `setdiff()`), `compute()`, `collapse()`, `explain()`,
+#' `do()` and the `rows_*()` verbs, as well as `copy_to()` on a connection.
+#' Joins and set operations between two memory tables of one connection
+#' work. Window functions (a grouped `mutate()`, `lag()`, `row_number()`)
+#' build, but are an error when the stream is written.
+#'
 #' @param x A stream, a pipeline over one, or a memory table from
 #'   `dplyr::tbl(sc, name)` after [stream_write_memory()].
 #' @param ... Unused.
@@ -53,7 +63,7 @@ quote_string <- function(con, x) {
 stream_verbs <- c(
   "filter", "mutate", "transmute", "select", "rename", "rename_with", "relocate",
   "group_by", "ungroup", "summarise", "count", "tally", "add_count", "distinct",
-  "arrange", "pull", "collect", "show_query", "slice_head", "inner_join", "left_join"
+  "arrange", "pull", "collect", "show_query", "slice_head"
 )
 
 register_stream_verbs <- function() {
@@ -66,6 +76,7 @@ register_stream_verbs <- function() {
     })
   }
   register_s3_method("utils", "head", "tbl_stream", function(x, ...) utils::head(as_lazy_stream(x), ...))
+  register_unsupported_verbs()
   register_s3_method("dplyr", "collect", "tbl_stream_sql", collect.tbl_stream_sql)
   register_s3_method("dplyr", "collect", "tbl_streamlyr_memory", collect.tbl_streamlyr_memory)
   register_s3_method("dplyr", "tbl", "streamlyr_connection", tbl.streamlyr_connection)
@@ -75,9 +86,123 @@ register_stream_verbs <- function() {
   register_s3_method("dbplyr", "sql_escape_string", "streamlyr_connection", quote_string)
 }
 
-# As vctrs::s3_register(): now if `pkg` is loaded, and whenever it loads.
+# Verbs that can't run on a stream (yet), with what to do instead. Without
+# a method of ours, dbplyr would run them through DBI's S4 generics, which
+# know nothing of our S3 connection ("unable to find an inherited method for
+# function 'dbBegin'"). Each is an error naming the verb when it is called.
+join_hint <- paste(
+  "joins with a stream are planned; until then, join downstream of what the stream writes,",
+  "or `collect()` what has arrived so far and join that data frame"
+)
+set_hint <- "a stream has no end to compare; to keep rows whose key is in a set, `filter(key %in% c(...))`"
+write_hint <- "a stream can't be changed in place: write the rows with a `stream_write_*()` function"
+unsupported_stream_verbs <- list(
+  inner_join = join_hint, left_join = join_hint, right_join = join_hint, full_join = join_hint,
+  semi_join = join_hint, anti_join = join_hint, nest_join = join_hint,
+  union = "to read several topics as one stream, subscribe to all of them: `options = list(subscribe = \"a,b\")`",
+  union_all = "to read several topics as one stream, subscribe to all of them: `options = list(subscribe = \"a,b\")`",
+  intersect = set_hint, setdiff = set_hint, setequal = set_hint,
+  compute = "to keep a stream's rows in a table, write it with `stream_write_memory(x, name = \"...\")` and query `tbl(sc, \"...\")`",
+  collapse = "a pipeline over a stream becomes one SQL query when it is written; leave `collapse()` out",
+  explain = "`show_query()` shows the SQL the engine runs on each micro-batch",
+  do = "streams support filter(), mutate(), select(), and one group_by() + summarise()",
+  rows_insert = write_hint, rows_append = write_hint, rows_update = write_hint,
+  rows_patch = write_hint, rows_upsert = write_hint, rows_delete = write_hint
+)
+
+# Joins and set operations between memory tables of one connection run in the
+# engine; with a stream or a data frame they can't.
+two_table_verbs <- c(
+  "inner_join", "left_join", "right_join", "full_join", "semi_join", "anti_join",
+  "union", "union_all", "intersect", "setdiff"
+)
+
+abort_unsupported_verb <- function(verb, what, hint, arg = "x", call) {
+  abort_streamlyr(
+    paste0("`", verb, "()` ", what, " is not supported yet."),
+    class = "streamlyr_error_unsupported", hint = hint, arg = arg, call = call
+  )
+}
+
+register_unsupported_verbs <- function() {
+  for (verb in names(unsupported_stream_verbs)) {
+    local({
+      verb <- verb
+      hint <- unsupported_stream_verbs[[verb]]
+      # A method's frame carries the generic's call: the error names `left_join()`.
+      stream_method <- function(...) abort_unsupported_verb(verb, "on a stream", hint, call = rlang::current_env())
+      register_s3_method("dplyr", verb, "tbl_stream", stream_method)
+      register_s3_method("dplyr", verb, "tbl_stream_sql", stream_method)
+      if (verb %in% two_table_verbs) {
+        register_s3_method("dplyr", verb, "tbl_streamlyr_memory", function(x, y, ...) {
+          check_memory_partner(y, verb, call = rlang::current_env())
+          NextMethod()
+        })
+      } else if (verb != "setequal") {
+        register_s3_method("dplyr", verb, "tbl_streamlyr_memory", function(...) {
+          abort_unsupported_verb(verb, "on a memory table", hint = NULL, call = rlang::current_env())
+        })
+      }
+    })
+  }
+  register_s3_method("dplyr", "copy_to", "streamlyr_connection", copy_to.streamlyr_connection)
+  # Backstops for dbplyr's copy and compute steps when they are reached
+  # without one of the verbs above, e.g. copy_to(dbplyr::src_dbi(sc), df):
+  # a streamlyr error naming the verb on the call stack, not a DBI error.
+  backstop <- function(default, hint = NULL) {
+    function(con, ...) {
+      found <- user_verb_frame()
+      abort_unsupported_verb(found$verb %||% default, "on a streamlyr connection", hint = hint, arg = NULL, call = found$frame)
+    }
+  }
+  register_s3_method("dbplyr", "db_copy_to", "streamlyr_connection", backstop("copy_to", copy_hint))
+  register_s3_method("dbplyr", "db_compute", "streamlyr_connection", backstop("compute"))
+}
+
+check_memory_partner <- function(y, verb, call) {
+  if (is_stream(y)) {
+    abort_unsupported_verb(verb, "with a stream", hint = join_hint, arg = "y", call = call)
+  }
+  if (!inherits(y, "tbl_streamlyr_memory")) {
+    abort_unsupported_verb(
+      verb, paste0("of a memory table with ", obj_type(y)),
+      hint = "combine two memory tables of one connection, or `collect()` the memory table first",
+      arg = "y", call = call
+    )
+  }
+}
+
+copy_hint <- paste(
+  "streamlyr has no static tables yet; to query a data frame through the engine, write it with",
+  "`stream_write_memory(df, name = \"...\")` and read it with `tbl(sc, \"...\")`"
+)
+
+# copy_to(sc, df): streamlyr has no static tables yet.
+copy_to.streamlyr_connection <- function(dest, df, ...) {
+  abort_unsupported_verb("copy_to", "on a streamlyr connection", hint = copy_hint, arg = "dest", call = rlang::current_env())
+}
+
+# For errors raised deep inside dbplyr: the outermost dplyr verb on the call
+# stack, which is the one the user called.
+user_verb_frame <- function() {
+  verbs <- c(names(unsupported_stream_verbs), "copy_to")
+  calls <- sys.calls()
+  for (i in seq_along(calls)) {
+    head <- calls[[i]][[1]]
+    if (is.call(head) && (identical(head[[1]], quote(`::`)) || identical(head[[1]], quote(`:::`)))) head <- head[[3]]
+    if (is.symbol(head) && as.character(head) %in% verbs) return(list(verb = as.character(head), frame = sys.frame(i)))
+  }
+  NULL
+}
+
+# As vctrs::s3_register(): now if `pkg` is loaded, and whenever it loads;
+# not at all if this version of `pkg` has no such generic (union() and the
+# other set operations are dplyr's through the generics package).
 register_s3_method <- function(pkg, generic, class, fun) {
-  register <- function(...) registerS3method(generic, class, fun, envir = asNamespace(pkg))
+  register <- function(...) {
+    ns <- asNamespace(pkg)
+    if (exists(generic, envir = ns)) registerS3method(generic, class, fun, envir = ns)
+  }
   if (isNamespaceLoaded(pkg)) register()
   setHook(packageEvent(pkg, "onLoad"), register)
 }

@@ -1,13 +1,15 @@
-# Errors in the tidyverse style: classed (`streamlyr_error_<kind>`), naming
-# the argument at fault, raised with the user's call.
+# Errors in the tidyverse style: classed (`streamlyr_error_<kind>`, after
+# any more specific `class`), naming the argument at fault, raised with the
+# user's call.
 
 abort_streamlyr <- function(message, kind = "config", hint = NULL, arg = NULL,
-                            call = rlang::caller_env(), parent = NULL, option = NULL) {
+                            call = rlang::caller_env(), parent = NULL, class = NULL,
+                            option = NULL) {
   bullets <- c("{message}")
   if (!is.null(hint) && nzchar(hint)) bullets <- c(bullets, i = "{hint}")
   cli::cli_abort(
     bullets,
-    class = c(paste0("streamlyr_error_", kind), "streamlyr_error"),
+    class = c(class, paste0("streamlyr_error_", kind), "streamlyr_error"),
     call = call,
     parent = parent,
     arg = arg,

@@ -8,8 +8,11 @@
 #' the stream starts, commits, and stops by itself: handy in tests and cron
 #' jobs.
 #'
-#' @param interval Milliseconds between the starts of two micro-batches.
-#' @param checkpoint Milliseconds between two checkpoints (epochs).
+#' @param interval Milliseconds between the starts of two micro-batches: a
+#'   single non-negative number. `0` starts each micro-batch as soon as the
+#'   previous one ends, as Spark's `ProcessingTime(0)`.
+#' @param checkpoint Milliseconds between two checkpoints (epochs): a single
+#'   positive number.
 #' @return A trigger, to pass as `trigger` to a `stream_write_*()` function.
 #' @details
 #' With `stream_trigger_continuous()` each record is sent on as soon as it is
@@ -21,12 +24,20 @@
 #' @examples
 #' stream_trigger_interval(5000)
 stream_trigger_interval <- function(interval = 1000) {
+  check_milliseconds(
+    interval,
+    hint = "for example `stream_trigger_interval(5000)` for a micro-batch every 5 seconds; 0 runs them back to back"
+  )
   structure(class = c("stream_trigger_interval"), list(interval = interval))
 }
 
 #' @rdname stream_trigger_interval
 #' @export
 stream_trigger_continuous <- function(checkpoint = 5000) {
+  check_milliseconds(
+    checkpoint, positive = TRUE,
+    hint = "for example `stream_trigger_continuous(1000)` to record progress every second"
+  )
   structure(class = c("stream_trigger_continuous"), list(interval = checkpoint))
 }
 
@@ -54,22 +65,31 @@ print.stream_trigger_once <- function(x, ...) {
   invisible(x)
 }
 
-# The engine's description of a trigger, after checking it.
-trigger_spec <- function(trigger, call = rlang::caller_env()) {
-  ms <- function(value, what) {
-    if (!is.numeric(value) || length(value) != 1 || is.na(value) || value < 0) {
-      abort_streamlyr(
-        paste0("`trigger`'s ", what, " must be a single non-negative number of milliseconds, not ", obj_type(value), "."),
-        arg = "trigger", call = call
-      )
-    }
-    as.numeric(value)
+# A trigger's time: a single finite number of milliseconds, >= 0 (or > 0
+# when `positive`). `what` is how the message names it.
+check_milliseconds <- function(x, positive = FALSE, hint = NULL, arg = rlang::caller_arg(x),
+                               what = paste0("`", arg, "`"), call = rlang::caller_env()) {
+  ok <- is.numeric(x) && length(x) == 1 && is.null(dim(x)) && is.finite(x)
+  if (!ok || x < 0 || (positive && x == 0)) {
+    abort_streamlyr(
+      paste0(what, " must be a single ", if (positive) "positive" else "non-negative",
+             " number of milliseconds, not ", obj_type(x), "."),
+      hint = hint, arg = arg, call = call
+    )
   }
+  invisible(x)
+}
+
+# The engine's description of a trigger, after checking it (again: the
+# constructors check their argument, but a trigger is a list anyone can edit).
+trigger_spec <- function(trigger, call = rlang::caller_env()) {
   if (inherits(trigger, "stream_trigger_interval")) {
-    return(list(kind = "interval", interval_ms = ms(trigger$interval, "interval")))
+    check_milliseconds(trigger$interval, arg = "trigger", what = "`trigger`'s interval", call = call)
+    return(list(kind = "interval", interval_ms = as.numeric(trigger$interval)))
   }
   if (inherits(trigger, "stream_trigger_continuous")) {
-    return(list(kind = "continuous", checkpoint_ms = ms(trigger$interval, "checkpoint interval")))
+    check_milliseconds(trigger$interval, positive = TRUE, arg = "trigger", what = "`trigger`'s checkpoint interval", call = call)
+    return(list(kind = "continuous", checkpoint_ms = as.numeric(trigger$interval)))
   }
   if (inherits(trigger, "stream_trigger_once")) {
     return(list(kind = "once"))

@@ -274,3 +274,82 @@ test_that("the console sink prints each batch from R's main thread", {
   wait_for(function() stream_state(stream) == "stopped")
   expect_output(stream_stop(stream), "Batch: 0.*hello.*world")
 })
+
+# Verbs that can't run on a stream yet: a classed error naming the verb,
+# raised by the verb itself, never a DBI dispatch error from inside dbplyr.
+# No broker needed: a stream connects only when it is written.
+
+unconnected_stream <- function(sc) {
+  stream_read_kafka(sc, options = list(kafka.bootstrap.servers = "127.0.0.1:1", subscribe = "t"))
+}
+
+join_verbs <- c("inner_join", "left_join", "right_join", "full_join", "semi_join", "anti_join", "nest_join")
+set_verbs <- c("union", "union_all", "intersect", "setdiff")
+
+test_that("a join on a stream is an error that names the verb", {
+  sc <- spark_connect()
+  on.exit(spark_disconnect(sc))
+  s <- unconnected_stream(sc)
+  labels <- data.frame(k = c("a", "b"), label = c("x", "y"))
+  expect_snapshot(left_join(s, labels, copy = TRUE), error = TRUE)
+  expect_snapshot(s %>% transmute(k = as.character(key)) %>% inner_join(labels, by = "k"), error = TRUE)
+  pipeline <- transmute(s, k = as.character(key))
+  for (verb in join_verbs) {
+    join <- getExportedValue("dplyr", verb)
+    for (x in list(s, pipeline)) {
+      for (y in list(labels, pipeline)) {
+        expect_error(join(x, y, by = "k", copy = TRUE), paste0("`", verb, "\\(\\)` on a stream is not supported yet"),
+                     class = "streamlyr_error_unsupported")
+      }
+    }
+  }
+})
+
+test_that("set operations on a stream are errors that name the verb", {
+  sc <- spark_connect()
+  on.exit(spark_disconnect(sc))
+  s <- unconnected_stream(sc)
+  expect_snapshot(union_all(s, s), error = TRUE)
+  expect_snapshot(s %>% select(key) %>% setdiff(data.frame(key = "a")), error = TRUE)
+  for (verb in c(set_verbs, "setequal")) {
+    set_op <- getExportedValue("dplyr", verb)
+    expect_error(set_op(s, s), paste0("`", verb, "\\(\\)` on a stream is not supported yet"),
+                 class = "streamlyr_error_unsupported")
+    expect_error(set_op(select(s, key), select(s, key)), paste0("`", verb, "\\(\\)` on a stream"),
+                 class = "streamlyr_error_unsupported")
+  }
+})
+
+test_that("copy_to(), compute(), collapse(), explain() and rows_*() are errors that name the verb", {
+  sc <- spark_connect()
+  on.exit(spark_disconnect(sc))
+  s <- unconnected_stream(sc)
+  expect_snapshot(copy_to(sc, data.frame(k = "a")), error = TRUE)
+  expect_snapshot(compute(s), error = TRUE)
+  expect_snapshot(s %>% filter(partition == 0L) %>% collapse(), error = TRUE)
+  expect_snapshot(explain(s), error = TRUE)
+  expect_error(rows_insert(s, data.frame(key = "a"), by = "key"), "`rows_insert\\(\\)` on a stream",
+               class = "streamlyr_error_unsupported")
+  # Through dbplyr's own door to the database layer, too.
+  expect_error(copy_to(dbplyr::src_dbi(sc), data.frame(k = "a"), name = "k"),
+               "`copy_to\\(\\)` on a streamlyr connection is not supported yet", class = "streamlyr_error_unsupported")
+})
+
+test_that("memory tables combine with each other, and give clear errors with anything else", {
+  sc <- spark_connect()
+  on.exit(spark_disconnect(sc))
+  write_table <- function(df, name) {
+    stream <- stream_write_memory(df, name = name, checkpoint = tempfile())
+    wait_for(function() stream_state(stream) == "stopped")
+    tbl(sc, name)
+  }
+  words <- write_table(data.frame(k = c("a", "b", "c"), n = c(1, 2, 3)), "words")
+  labels <- write_table(data.frame(k = c("a", "b"), label = c("x", "y")), "labels")
+  expect_same_rows(collect(left_join(words, labels, by = "k")),
+                   data.frame(k = c("a", "b", "c"), n = c(1, 2, 3), label = c("x", "y", NA)))
+  expect_same_rows(collect(union_all(select(words, k), select(labels, k))), data.frame(k = c("a", "b", "c", "a", "b")))
+  expect_snapshot(left_join(words, data.frame(k = "a", other = 1), copy = TRUE), error = TRUE)
+  expect_snapshot(semi_join(words, unconnected_stream(sc), by = c(k = "topic")), error = TRUE)
+  expect_error(compute(words), "`compute\\(\\)` on a memory table is not supported yet", class = "streamlyr_error_unsupported")
+  expect_error(collapse(words), "`collapse\\(\\)` on a memory table", class = "streamlyr_error_unsupported")
+})
