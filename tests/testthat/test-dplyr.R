@@ -310,7 +310,7 @@ test_that("set operations on a stream are errors that name the verb", {
   on.exit(spark_disconnect(sc))
   s <- unconnected_stream(sc)
   expect_snapshot(union_all(s, s), error = TRUE)
-  expect_snapshot(s %>% select(key) %>% setdiff(data.frame(key = "a")), error = TRUE)
+  expect_snapshot(s %>% select(key) %>% dplyr::setdiff(data.frame(key = "a")), error = TRUE)
   for (verb in c(set_verbs, "setequal")) {
     set_op <- getExportedValue("dplyr", verb)
     expect_error(set_op(s, s), paste0("`", verb, "\\(\\)` on a stream is not supported yet"),

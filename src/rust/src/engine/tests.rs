@@ -154,7 +154,8 @@ impl Sink for ScriptedSink {
             return Err(e);
         }
         while self.hang {
-            stop.check_abort()?;
+            // Context on the way up must not turn an abort into a failure.
+            stop.check_abort().map_err(|e| e.context("while writing"))?;
             stop.wait(Duration::from_millis(5));
         }
         let n = chunk.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
