@@ -332,7 +332,7 @@ collect.tbl_stream_sql <- function(x, ...) {
 #' @export
 print.tbl_streamlyr_memory <- function(x, ...) {
   cat("# Memory table `", x$stream$name, "` (rows committed so far; first 10 shown)\n", sep = "")
-  print(collect(utils::head(x, 10)))
+  print(dplyr::collect(utils::head(x, 10)))
   invisible(x)
 }
 

@@ -17,13 +17,14 @@ no_broker=(env -u STREAMLYR_TEST_BOOTSTRAP -u STREAMLYR_TEST_SASL_BOOTSTRAP -u S
 tarball="$(ls streamlyr_*.tar.gz)"
 status=0
 "${no_broker[@]}" R CMD check --no-manual "$tarball" > check.out 2>&1 || status=$?
-grep -v "^\s*Compiling " check.out | tail -40
 log="streamlyr.Rcheck/00check.log"
+# Every finding with its details: from its "* checking ..." line to the next one.
+findings() { awk '/^\* /{show = ($0 ~ /\.\.\. *('"$1"')$/)} show' "$log"; }
 if [ "$status" -ne 0 ] || grep -qE "^Status: .*(ERROR|WARNING)" "$log"; then
-  echo "check.sh: R CMD check found problems; the details:" >&2
-  grep -B2 -A25 -E "\.\.\. (ERROR|WARNING)$" "$log" >&2 || true
+  echo "check.sh: R CMD check found problems:" >&2
+  findings "ERROR|WARNING" >&2
   [ -f streamlyr.Rcheck/tests/testthat.Rout.fail ] && tail -60 streamlyr.Rcheck/tests/testthat.Rout.fail >&2
   exit 1
 fi
-grep -A12 -E "\.\.\. NOTE$" "$log" || true
+findings "NOTE"
 grep "^Status:" "$log"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Command (1): set everything up, start Kafka on localhost:9092, run the main
-# job (inst/demo/seed.R: the seed's stream_read_kafka() %>% stream_write_kafka()
+# job (inst/scripts/seed.R: the seed's stream_read_kafka() %>% stream_write_kafka()
 # over sample data), print what happened, stop Kafka.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -14,6 +14,6 @@ trap 'bash "$here/kafka.sh" stop --port 9092' EXIT
 
 workdir="$(mktemp -d)"
 cd "$workdir"
-Rscript "$root/inst/demo/seed.R"
+Rscript "$root/inst/scripts/seed.R"
 cd "$root"
 rm -rf "$workdir"

@@ -98,7 +98,7 @@ test_that("a broker that stays down fails the stream after `retryTimeoutMs`, and
   sc <- spark_connect()
   on.exit(spark_disconnect(sc), add = TRUE)
   stream <- stream_read_kafka(sc, options = list(kafka.bootstrap.servers = servers, subscribe = "in")) %>%
-    stream_write_memory(name = "held", trigger = stream_trigger_interval(100),
+    stream_write_memory(name = "held", trigger = stream_trigger_interval(100), checkpoint = new_checkpoint(),
                         options = list(retryTimeoutMs = 3000))
   kafka_mock_broker_down(cluster, 1)
   expect_true(wait_for(function() !is.null(streamlyr:::query_status(stream$ptr)$retrying), 30))
