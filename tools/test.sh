@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # Command (2): set everything up, start a local Kafka, run every test
-# (the engine's Rust tests, then the R package's testthat suite against the
-# real broker, with R CMD check of the source tarball before it, as a
-# machine with only R and Rust would run it), print one summary line, stop
-# Kafka.
+# (the engine's Rust tests, the R package's testthat suite against the real
+# broker, then R CMD check of the source tarball as a machine with only R
+# and Rust would run it), print one summary line, stop Kafka.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(dirname "$here")"
@@ -25,8 +24,12 @@ cargo test --release --locked --manifest-path src/rust/Cargo.toml 2>&1 | grep -v
 echo; echo "==> vignette (runs its code against the broker)"
 Rscript -e 'out <- knitr::knit("vignettes/streamlyr.Rmd", output = tempfile(fileext = ".md"), quiet = TRUE); cat("vignette ran:", out, "\n")'
 
+echo; echo "==> testthat (R package, against Kafka at $STREAMLYR_TEST_BOOTSTRAP)"
+summary="$(mktemp)"
+Rscript "$here/run-testthat.R" | tee "$summary"
+
 echo; echo "==> R CMD build + R CMD check --no-manual (the tarball, as on a machine with only R and Rust: no broker)"
 bash "$here/check.sh"
 
-echo; echo "==> testthat (R package, against Kafka at $STREAMLYR_TEST_BOOTSTRAP)"
-Rscript "$here/run-testthat.R"
+# The testthat summary again, as the last line.
+echo; tail -1 "$summary"

@@ -6,8 +6,9 @@
 //! query once (`engine::plan`) and runs that loop on a trigger in a
 //! background thread (`engine::query`, tested with in-memory sources and
 //! sinks in `engine::tests`). [`kafka`] holds what the Kafka source and sink
-//! share. The R face (`r`, feature `r`) is a thin layer over the engine;
-//! everything but that face is tested by `cargo test` without R.
+//! share. The R face (`r`, feature `r`) is a thin layer over the engine,
+//! and `cargo test` tests the engine without R (the Kafka client code itself
+//! only through R's tests against a broker and librdkafka's mock cluster).
 //!
 //! The public surface is what the R face and the integration tests
 //! (`tests/`) use: `engine` (plan a query, start it, watch and stop it),

@@ -2,8 +2,10 @@
 //! JSON) becomes a [`QueryPlan`], every option parsed once into its type,
 //! the pipeline planned, the output mode decided and the Kafka record
 //! layout built. Every rule about a query that needs no network is checked
-//! here, once, and fails with an error naming the R argument (and the option
-//! in it); `Engine::start` then only builds and spawns.
+//! here and fails with an error naming the R argument (and the option in
+//! it); `Engine::start` then only builds and spawns. R checks only what its
+//! own calls need first (argument types, `match.arg(mode)`, a trigger
+//! constructor's argument) so that the error names the user's call.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -189,11 +191,13 @@ impl QueryPlan {
 
 fn trigger(spec: &TriggerSpec) -> Result<Trigger> {
     let ms = |v: f64, arg: &str, positive: bool| {
-        if v.is_finite() && (v > 0.0 || (!positive && v == 0.0)) {
-            Ok(Duration::from_secs_f64(v / 1000.0))
-        } else {
-            let what = if positive { "a positive" } else { "a non-negative" };
-            Err(Error::config("trigger", format!("`{arg}` must be {what} number of milliseconds, not {v}")))
+        let valid = v > 0.0 || (!positive && v == 0.0);
+        match Duration::try_from_secs_f64(v / 1000.0) {
+            Ok(d) if valid => Ok(d),
+            _ => {
+                let what = if positive { "a positive" } else { "a non-negative" };
+                Err(Error::config("trigger", format!("`{arg}` must be {what} number of milliseconds, not {v}")))
+            }
         }
     };
     Ok(match spec {
@@ -238,6 +242,7 @@ mod tests {
         for (trigger, arg) in [
             (r#"{"kind":"interval","interval_ms":-5}"#, "`interval`"),
             (r#"{"kind":"continuous","checkpoint_ms":0}"#, "`checkpoint`"),
+            (r#"{"kind":"interval","interval_ms":1e300}"#, "`interval`"),
         ] {
             let json = KAFKA_TO_KAFKA.replace(r#"{"kind":"once"}"#, trigger);
             let e = QueryPlan::new(spec(&json), None).err().unwrap();

@@ -10,10 +10,12 @@
 //! A restart finds `offsets/N` without `commits/N` and runs batch N again on
 //! the same range: nothing is lost (at-least-once).
 //!
-//! A retriable failure (see `kafka::errors`) runs the batch again from its
-//! recorded range after a pause (0.5 s doubling to 10 s); once a query has
-//! made no progress for its retry bound (`retryTimeoutMs`), or is asked to
-//! stop meanwhile, it fails with the last error instead. A permanent
+//! A retriable failure (see `kafka::errors`) runs the batch (or epoch) again
+//! on its recorded range after a pause (0.5 s doubling to 10 s), unless the
+//! sink says the failed try did commit (a commit that timed out but went
+//! through is never written twice). Once failures have gone on for the retry
+//! bound (`retryTimeoutMs`) with no success in between, or the query is
+//! asked to stop meanwhile, it fails with the last error. A permanent
 //! failure fails it at once. An abort (`stream_stop()` giving up) ends it
 //! quietly: the uncommitted batch runs again on restart.
 
@@ -127,7 +129,10 @@ impl Query {
                 if let Some(offsets) = replay.take() {
                     // The epoch in flight at a crash is written again, on exactly its range.
                     status.set_active(format!("Writing epoch {batch} again"));
-                    let (rows_in, rows_out) = self.run_batch(batch, &offsets, log, stop, status)?;
+                    let mut retry = Retry::new(self.retry_timeout);
+                    let Some((rows_in, rows_out)) = self.run_batch_surely(batch, &offsets, log, stop, status, &mut retry)? else {
+                        return Ok(()); // aborted
+                    };
                     log.write_commit(batch, &BatchCommit { rows_in, rows_out })?;
                     start = offsets.end;
                     batch += 1;
@@ -150,7 +155,10 @@ impl Query {
             let planned = match replay.take() {
                 Some(offsets) => Some((offsets.start, offsets.end, offsets.timestamp_ms)),
                 None => match self.source.plan(&start) {
-                    Ok(p) => p.map(|(s, e)| (s, e, now_ms())),
+                    Ok(p) => {
+                        retry.reset(status); // the source answered: whatever failed before is over
+                        p.map(|(s, e)| (s, e, now_ms()))
+                    }
                     Err(e) if e.retriable => {
                         retry.wait(e, status, stop)?;
                         continue;
@@ -172,18 +180,9 @@ impl Query {
                     let offsets = BatchOffsets { start: from, end: to, timestamp_ms };
                     log.write_offsets(batch, &offsets)?;
                     let began = Instant::now();
-                    let (rows_in, rows_out) = match self.run_batch(batch, &offsets, log, stop, status) {
-                        Err(e) if e.is_aborted() => return Ok(()),
-                        Err(e) if e.retriable => {
-                            // At-least-once: write the whole batch again once Kafka is back.
-                            retry.wait(e, status, stop)?;
-                            self.restore_state(log)?;
-                            replay = Some(offsets);
-                            continue;
-                        }
-                        other => other?,
+                    let Some((rows_in, rows_out)) = self.run_batch_surely(batch, &offsets, log, stop, status, &mut retry)? else {
+                        return Ok(()); // aborted
                     };
-                    retry.reset(status);
                     log.write_commit(batch, &BatchCommit { rows_in, rows_out })?;
                     let since_last = (timestamp_ms - last_batch_ms) / 1000.0;
                     last_batch_ms = timestamp_ms;
@@ -228,7 +227,8 @@ impl Query {
             let began = Instant::now();
             let timestamp_ms = now_ms();
             let (mut rows_in, mut rows_out) = (0u64, 0u64);
-            let mut run = || -> Result<Positions> {
+            // The epoch's records, then (if there were any) its range and the sink's commit.
+            let mut run = || -> Result<Option<Positions>> {
                 self.sink.begin()?;
                 let mut at = epoch_start.clone();
                 while began.elapsed() < epoch && !stop.is_set() {
@@ -241,10 +241,20 @@ impl Query {
                     })?;
                 }
                 self.sink.flush(stop, status)?;
-                Ok(at)
+                if rows_in == 0 {
+                    return Ok(None);
+                }
+                log.write_offsets(epoch_id, &BatchOffsets { start: epoch_start.clone(), end: at.clone(), timestamp_ms })?;
+                self.sink.commit(epoch_id, log)?;
+                Ok(Some(at))
             };
             let reached = match run() {
-                Ok(at) => at,
+                Ok(Some(at)) => at,
+                Ok(None) => {
+                    self.sink.abort()?; // an empty epoch: nothing to record
+                    retry.reset(status);
+                    continue;
+                }
                 Err(e) => {
                     if let Err(abort) = self.sink.abort() {
                         status.warn(format!("could not abort epoch {epoch_id}: {abort}"));
@@ -256,16 +266,15 @@ impl Query {
                         return Err(e);
                     }
                     retry.wait(e, status, stop)?;
-                    continue;
+                    match log.latest_offsets::<BatchOffsets>()? {
+                        Some((n, offsets)) if n == epoch_id && self.committed_meanwhile(epoch_id, log, &mut retry, status, stop)? => {
+                            offsets.end
+                        }
+                        _ => continue, // read the epoch again from where it started
+                    }
                 }
             };
             retry.reset(status);
-            if rows_in == 0 {
-                self.sink.abort()?; // an empty epoch: nothing to record
-                continue;
-            }
-            log.write_offsets(epoch_id, &BatchOffsets { start: epoch_start, end: reached.clone(), timestamp_ms })?;
-            self.sink.commit(epoch_id, log)?;
             log.write_commit(epoch_id, &BatchCommit { rows_in, rows_out })?;
             let took = began.elapsed();
             status.record_batch(BatchProgress::new(epoch_id, timestamp_ms, rows_in, rows_out, took, took.as_secs_f64()));
@@ -273,6 +282,55 @@ impl Query {
             epoch_id += 1;
         }
         Ok(())
+    }
+
+    /// Batch `batch` on exactly `offsets` until the sink has committed it:
+    /// after a retriable failure, from the last committed state again, unless
+    /// the sink says the failed try committed after all. `None`: aborted.
+    fn run_batch_surely(
+        &mut self,
+        batch: u64,
+        offsets: &BatchOffsets,
+        log: &CheckpointLog,
+        stop: &StopSignal,
+        status: &SharedStatus,
+        retry: &mut Retry,
+    ) -> Result<Option<(u64, u64)>> {
+        loop {
+            match self.run_batch(batch, offsets, log, stop, status) {
+                Ok(rows) => {
+                    retry.reset(status);
+                    return Ok(Some(rows));
+                }
+                Err(e) if e.is_aborted() => return Ok(None),
+                Err(e) if e.retriable => {
+                    retry.wait(e, status, stop)?;
+                    if self.committed_meanwhile(batch, log, retry, status, stop)? {
+                        return Ok(Some((0, 0)));
+                    }
+                    self.restore_state(log)?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Did the sink commit `batch` in a try that then reported a failure?
+    /// Asked again (within the retry bound) while Kafka can't say.
+    fn committed_meanwhile(
+        &mut self,
+        batch: u64,
+        log: &CheckpointLog,
+        retry: &mut Retry,
+        status: &SharedStatus,
+        stop: &StopSignal,
+    ) -> Result<bool> {
+        loop {
+            match self.sink.was_committed(batch, log) {
+                Err(e) if e.retriable => retry.wait(e, status, stop)?,
+                answer => return answer,
+            }
+        }
     }
 
     fn run_batch(
@@ -336,7 +394,7 @@ fn pass_through(
 struct Retry {
     bound: Duration,
     tries: u32,
-    /// When the query last made progress before the current failures.
+    /// When the current run of failures began (none since the last success).
     since: Option<Instant>,
 }
 

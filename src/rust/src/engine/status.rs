@@ -165,6 +165,7 @@ impl SharedStatus {
     /// The query thread is over; wake everyone waiting for it.
     pub fn finish(&self, result: Result<(), Error>) {
         let mut s = self.lock();
+        s.retrying = None;
         match result {
             Ok(()) => {
                 s.state = State::Stopped;

@@ -29,11 +29,13 @@ struct CountingSource {
     total: usize,
     per_batch: usize,
     available: Arc<AtomicUsize>,
+    /// Errors the next `plan` calls return.
+    plan_failures: Arc<Mutex<VecDeque<Error>>>,
 }
 
 impl CountingSource {
     fn new(total: usize, per_batch: usize) -> Self {
-        CountingSource { total, per_batch, available: Arc::new(AtomicUsize::new(total)) }
+        CountingSource { total, per_batch, available: Arc::new(AtomicUsize::new(total)), plan_failures: Arc::default() }
     }
 }
 
@@ -66,6 +68,9 @@ impl Source for CountingSource {
         Ok(Positions::Rows { rows: 0 })
     }
     fn plan(&mut self, start: &Positions) -> Result<Option<(Positions, Positions)>> {
+        if let Some(e) = self.plan_failures.lock().unwrap().pop_front() {
+            return Err(e);
+        }
         let from = rows_of(start);
         let until = (from + self.per_batch).min(self.available.load(Ordering::SeqCst));
         Ok((until > from).then(|| (start.clone(), Positions::Rows { rows: until as u64 })))
@@ -262,7 +267,9 @@ fn a_retriable_failure_runs_the_batch_again_and_nothing_is_lost_or_doubled() {
     let dir = tempfile::tempdir().unwrap();
     let shared = Shared::default();
     shared.fail_next([Error::kafka("broker restarting").retriable(), Error::kafka("still restarting").retriable()]);
+    let began = Instant::now();
     run(&mut query(CountingSource::new(10, 4), ScriptedSink::new(&shared), dir.path()), &StopSignal::default()).unwrap();
+    assert!(began.elapsed() >= Duration::from_millis(1400), "it waited 0.5 s, then 1 s: {:?}", began.elapsed());
     assert_eq!(shared.all_numbers(), (0..10).collect::<Vec<_>>());
     assert_eq!(shared.lock().writes, 5);
 }
@@ -384,4 +391,91 @@ fn continuous_epochs_commit_what_arrived_and_resume_after_the_last_one() {
     run(&mut q, &stop).unwrap();
     stopper.join().unwrap();
     assert_eq!(shared.all_numbers(), (0..25).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_source_that_answers_again_ends_a_run_of_failures_even_with_nothing_to_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let shared = Shared::default();
+    let source = CountingSource::new(4, 4);
+    source.available.store(0, Ordering::SeqCst);
+    source.plan_failures.lock().unwrap().push_back(Error::kafka("broker restarting").retriable());
+    let (available, failures) = (source.available.clone(), source.plan_failures.clone());
+    let mut q = query(source, ScriptedSink::new(&shared), dir.path());
+    q.retry_timeout = Duration::from_millis(1500);
+    let later = std::thread::spawn(move || {
+        // Idle and healthy for longer than the bound, then one more blip, then data.
+        std::thread::sleep(Duration::from_millis(2500));
+        failures.lock().unwrap().push_back(Error::kafka("a blip hours later").retriable());
+        available.store(4, Ordering::SeqCst);
+    });
+    run(&mut q, &StopSignal::default()).unwrap();
+    later.join().unwrap();
+    assert_eq!(shared.all_numbers(), vec![0, 1, 2, 3]);
+}
+
+/// Runs a continuous query until `rows` rows are available and a little more.
+fn run_continuously(q: &mut Query, available: &Arc<AtomicUsize>, rows: usize) -> Result<()> {
+    q.trigger = Trigger::Continuous(Duration::from_millis(30));
+    let stop = StopSignal::default();
+    let feeder = {
+        let (stop, available) = (stop.clone(), available.clone());
+        std::thread::spawn(move || {
+            for n in 1..=rows {
+                available.store(n, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            std::thread::sleep(Duration::from_millis(1500));
+            stop.stop();
+        })
+    };
+    let result = run(q, &stop);
+    feeder.join().unwrap();
+    result
+}
+
+#[test]
+fn a_retriable_failure_in_an_epoch_reads_the_epoch_again_without_loss_or_doubles() {
+    let dir = tempfile::tempdir().unwrap();
+    let shared = Shared::default();
+    let source = CountingSource::new(1000, 3);
+    let available = source.available.clone();
+    available.store(0, Ordering::SeqCst);
+    let mut q = query(source, ScriptedSink::new(&shared), dir.path());
+    shared.lock().script.extend([None, None, Some(Error::kafka("leader moved").retriable())]);
+    run_continuously(&mut q, &available, 20).unwrap();
+    assert_eq!(shared.all_numbers(), (0..20).collect::<Vec<_>>());
+}
+
+#[test]
+fn an_epoch_in_flight_at_a_crash_is_replayed_on_its_range_or_recorded_if_the_sink_committed_it() {
+    for two_phase in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = Shared::default();
+        let source = CountingSource::new(1000, 3);
+        let available = source.available.clone();
+        available.store(0, Ordering::SeqCst);
+        let mut crashing = ScriptedSink::new(&shared);
+        crashing.crash_after_commit = Some(1);
+        crashing.two_phase = two_phase;
+        let e = run_continuously(&mut query(source, crashing, dir.path()), &available, 20).unwrap_err();
+        assert!(e.message.contains("simulated crash"), "{e}");
+        let in_flight = shared.lock().committed[1].clone();
+
+        let source = CountingSource::new(1000, 3);
+        let available = source.available.clone();
+        let mut restarted = ScriptedSink::new(&shared);
+        restarted.two_phase = two_phase;
+        run_continuously(&mut query(source, restarted, dir.path()), &available, 30).unwrap();
+        let committed = shared.lock().committed.clone();
+        if two_phase {
+            assert_eq!(shared.all_numbers(), (0..30).collect::<Vec<_>>(), "recorded, not written twice");
+        } else {
+            assert_eq!(committed[2], in_flight, "epoch 1 written again on exactly its range");
+            let mut numbers = shared.all_numbers();
+            numbers.sort();
+            numbers.dedup();
+            assert_eq!(numbers, (0..30).collect::<Vec<_>>());
+        }
+    }
 }

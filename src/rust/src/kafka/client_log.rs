@@ -9,7 +9,7 @@ use rdkafka::client::ClientContext;
 use rdkafka::consumer::ConsumerContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
-use super::errors::{code_of, is_authentication};
+use super::errors::{code_of, is_authentication, is_retriable, Operation};
 use crate::engine::status::SharedStatus;
 use crate::error::Error;
 
@@ -51,7 +51,7 @@ impl ClientLog {
             error.option = Some("kafka.bootstrap.servers".to_string());
         }
         // Unreachable at start is the user's to fix; mid-stream the broker may come back.
-        error.retriable = !authentication;
+        error.retriable = !authentication && is_retriable(Operation::Request, e);
         error
     }
 }

@@ -6,17 +6,24 @@
 //! - A *fatal* error (librdkafka's `is_fatal`, or its `Fatal` code) ends
 //!   the client for good: permanent.
 //! - Authentication and authorization failures need the user: permanent.
-//! - [`Operation::Produce`]: librdkafka refuses a record at once only for
-//!   what a retry cannot change (unknown topic or partition, a record too
-//!   large, a bad argument); a full queue is backpressure and never reaches
-//!   here. Permanent.
+//! - [`Operation::Produce`]: librdkafka refuses a record at once for what a
+//!   retry cannot change (unknown topic or partition, a record too large, a
+//!   bad argument): permanent. The exception is `State`: a transaction that
+//!   hit an abortable error refuses records until it is aborted, which the
+//!   batch's retry does. A full queue is backpressure and never reaches here.
 //! - [`Operation::Delivery`]: librdkafka has already retried what it could
 //!   within `message.timeout.ms`. A failure that is about the record or its
 //!   topic is permanent; the rest (timeouts, brokers going away) retriable.
 //! - [`Operation::Request`] (metadata, watermarks, offsets, connecting): a
 //!   cluster that is restarting answers these with all sorts of codes, so
-//!   they are retriable; the retry bound (`retryTimeoutMs`) ends a wait
-//!   that does not end by itself.
+//!   they are retriable unless the request itself is wrong (a bad argument,
+//!   an invalid topic name, a version the broker lacks); the retry bound
+//!   (`retryTimeoutMs`) ends a wait that does not end by itself.
+//!
+//! librdkafka exposes its retriable/fatal flags only on transaction errors
+//! (and its client-wide fatal error); for the rest, the short lists below
+//! name what a retry can't change, and everything else is retried within
+//! the bound, so a code missing from them costs time, never data.
 //! - Transactions: `is_retriable` or `txn_requires_abort` (the batch is
 //!   aborted and run again) are retriable; the rest permanent.
 
@@ -70,6 +77,18 @@ fn is_about_the_record(code: C) -> bool {
             | C::UnknownPartition
             | C::InvalidTopic
             | C::MessageBatchTooLarge
+            | C::PolicyViolation
+            | C::UnsupportedForMessageFormat
+            | C::InvalidTimestamp
+            | C::InvalidRequiredAcks
+    )
+}
+
+/// A request that no answer from the cluster can make right.
+fn is_a_wrong_request(code: C) -> bool {
+    matches!(
+        code,
+        C::InvalidArgument | C::InvalidTopic | C::UnsupportedVersion | C::UnsupportedFeature | C::UnknownTopic
     )
 }
 
@@ -90,9 +109,9 @@ pub(crate) fn is_retriable(op: Operation, e: &KafkaError) -> bool {
         return false;
     }
     match op {
-        Operation::Produce => false,
+        Operation::Produce => code == C::State,
         Operation::Delivery => !is_about_the_record(code),
-        Operation::Request => true,
+        Operation::Request => !is_a_wrong_request(code),
     }
 }
 
@@ -134,6 +153,9 @@ mod tests {
         assert!(is_retriable(Operation::Delivery, &KafkaError::MessageProduction(C::DestroyBroker)));
         assert!(is_retriable(Operation::Request, &KafkaError::MetadataFetch(C::OperationTimedOut)));
         assert!(is_retriable(Operation::Request, &KafkaError::MetadataFetch(C::UnknownTopicOrPartition)));
+        assert!(!is_retriable(Operation::Request, &KafkaError::MetadataFetch(C::InvalidArgument)));
+        // A transaction in an abortable state refuses records until the batch's retry aborts it.
+        assert!(is_retriable(Operation::Produce, &KafkaError::MessageProduction(C::State)));
     }
 
     #[test]

@@ -51,6 +51,8 @@ use crate::kafka::errors::{is_retriable, kafka_error, transaction_error, Operati
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(60);
 const FLUSH_SLICE: Duration = Duration::from_millis(100);
+/// How long a topic may be reported unknown before it counts as missing.
+const MISSING_TOPIC_WAIT: Duration = Duration::from_secs(5);
 
 /// Room a writer waits for when librdkafka's queue is full: waking it for
 /// every single acknowledgement would cost a context switch per record.
@@ -231,9 +233,11 @@ impl KafkaSink {
     /// Opens `topic` for writing, once it is known to exist: librdkafka
     /// would hold records for a missing topic until
     /// `topic.metadata.propagation.max.ms`, then refuse them one by one.
+    /// A broker that creates topics on first use answers "unknown" while it
+    /// creates one, so the answer counts only after `MISSING_TOPIC_WAIT`.
     fn open_topic(&mut self, topic: &str) -> Result<()> {
         let producer = self.producer()?;
-        let mut tries = 0;
+        let asked = Instant::now();
         loop {
             let metadata = producer
                 .client()
@@ -245,13 +249,11 @@ impl KafkaSink {
             if !missing {
                 break;
             }
-            // A topic created a moment ago may not be in every broker's metadata yet.
-            tries += 1;
-            if tries == 3 {
+            if asked.elapsed() >= MISSING_TOPIC_WAIT {
                 return Err(Error::kafka(format!("can't write to topic `{topic}`: it does not exist"))
                     .with_hint("create it first: topics are created on first use only when the broker allows it (`auto.create.topics.enable`) and so does the producer (`kafka.allow.auto.create.topics`)"));
             }
-            std::thread::sleep(Duration::from_millis(500));
+            std::thread::sleep(Duration::from_millis(250));
         }
         // SAFETY: the producer outlives its topic handles (see the field order of `KafkaSink`).
         let handle = unsafe { TopicHandle::new(producer.client().native_ptr(), topic)? };
@@ -414,7 +416,7 @@ impl Sink for KafkaSink {
             .map_err(|e| Error::config("options", format!("the Kafka producer settings are not valid: {e}")))?;
         producer
             .client()
-            .fetch_metadata(None, CONNECT_TIMEOUT)
+            .fetch_metadata(self.options.topic.as_deref(), CONNECT_TIMEOUT)
             .map_err(|e| log.unreachable(self.options.client.bootstrap_servers(), CONNECT_TIMEOUT.as_secs(), &e))?;
         if self.exactly_once() {
             // Fences producers of an earlier run of this query and aborts their open transaction.
@@ -539,7 +541,16 @@ impl Sink for KafkaSink {
             .send_offsets_to_transaction(&tpl, &metadata, TRANSACTION_TIMEOUT)
             .map_err(|e| transaction_error("recording the batch", &e))?;
         log.write_pending(batch, &marker)?;
-        producer.commit_transaction(TRANSACTION_TIMEOUT).map_err(|e| transaction_error("commit", &e))?;
+        let mut tries = 0;
+        loop {
+            match producer.commit_transaction(TRANSACTION_TIMEOUT) {
+                Ok(()) => break,
+                // librdkafka: a retriable commit error may still commit in the background;
+                // calling commit again finishes it (an abort instead would race it).
+                Err(KafkaError::Transaction(t)) if t.is_retriable() && !t.txn_requires_abort() && tries < 3 => tries += 1,
+                Err(e) => return Err(transaction_error("commit", &e)),
+            }
+        }
         self.in_transaction = false;
         Ok(())
     }

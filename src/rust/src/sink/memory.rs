@@ -72,14 +72,14 @@ fn without_keys(table: &[RecordBatch], replaced: &[RecordBatch], keys: &[usize])
 
 impl Sink for MemorySink {
     fn describe(&self) -> String {
+        self.identity()
+    }
+
+    fn identity(&self) -> String {
         match &self.target {
             Target::Table { name, .. } => format!("memory[{name}]"),
             Target::Console(_) => "console".to_string(),
         }
-    }
-
-    fn identity(&self) -> String {
-        self.describe()
     }
 
     fn connect(&mut self, _status: &SharedStatus, _query_id: &str) -> Result<()> {

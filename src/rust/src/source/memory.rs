@@ -32,12 +32,12 @@ impl MemorySource {
 
 impl Source for MemorySource {
     fn describe(&self) -> String {
-        let cols: Vec<&str> = self.batch.schema_ref().fields().iter().map(|f| f.name().as_str()).collect();
-        format!("data.frame[{} rows; {}]", self.batch.num_rows(), cols.join(", "))
+        self.identity()
     }
 
     fn identity(&self) -> String {
-        self.describe()
+        let cols: Vec<&str> = self.batch.schema_ref().fields().iter().map(|f| f.name().as_str()).collect();
+        format!("data.frame[{} rows; {}]", self.batch.num_rows(), cols.join(", "))
     }
 
     fn schema(&self) -> SchemaRef {
@@ -83,5 +83,21 @@ impl Source for MemorySource {
 
     fn is_exhausted(&self, committed_end: &Positions) -> bool {
         self.rows_of(committed_end).map(|n| n >= self.batch.num_rows()).unwrap_or(false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::Int32Array;
+    use arrow::datatypes::{DataType, Field, Schema};
+    use std::sync::Arc;
+
+    #[test]
+    fn the_identity_keeps_the_format_that_checkpoints_hold() {
+        let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int32, false), Field::new("m", DataType::Int32, false)]));
+        let column = Arc::new(Int32Array::from(vec![1, 2]));
+        let batch = RecordBatch::try_new(schema, vec![column.clone(), column]).unwrap();
+        assert_eq!(MemorySource::new(batch).identity(), "data.frame[2 rows; n, m]");
     }
 }

@@ -133,4 +133,17 @@ mod tests {
         assert_eq!(serde_json::to_string(&rows).unwrap(), r#"{"rows":3}"#);
         assert!(serde_json::from_str::<Positions>(r#"{"t":{"x":5}}"#).is_err());
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_checkpoint_text_is_a_position_or_an_error_and_positions_round_trip(
+            text in "\\PC{0,60}",
+            offsets in proptest::collection::btree_map("[a-z.]{1,8}", proptest::collection::btree_map(0i32..100, -2i64..1_000_000, 0..3), 0..3),
+        ) {
+            let _ = serde_json::from_str::<Positions>(&text);
+            let kafka = Positions::Kafka(offsets);
+            let back: Positions = serde_json::from_str(&serde_json::to_string(&kafka).unwrap()).unwrap();
+            proptest::prop_assert_eq!(back, kafka);
+        }
+    }
 }
