@@ -206,6 +206,11 @@ fn run(q: &mut Query, stop: &StopSignal) -> Result<()> {
     })
 }
 
+/// Ten numbers, four a batch, into a plain scripted sink, to the end.
+fn run_plainly(shared: &Shared, checkpoint: &Path) -> Result<()> {
+    run(&mut query(CountingSource::new(10, 4), ScriptedSink::new(shared), checkpoint), &StopSignal::default())
+}
+
 fn committed_in_checkpoint(dir: &Path) -> Vec<u64> {
     let mut ids: Vec<u64> =
         std::fs::read_dir(dir.join("commits")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().parse().unwrap()).collect();
@@ -217,12 +222,12 @@ fn committed_in_checkpoint(dir: &Path) -> Vec<u64> {
 fn a_finite_source_is_written_once_batch_by_batch() {
     let dir = tempfile::tempdir().unwrap();
     let shared = Shared::default();
-    run(&mut query(CountingSource::new(10, 4), ScriptedSink::new(&shared), dir.path()), &StopSignal::default()).unwrap();
+    run_plainly(&shared, dir.path()).unwrap();
     assert_eq!(shared.committed_ids(), vec![0, 1, 2]);
     assert_eq!(shared.all_numbers(), (0..10).collect::<Vec<_>>());
     assert_eq!(committed_in_checkpoint(dir.path()), vec![0, 1, 2]);
     // Run again: the checkpoint has it all, nothing is written twice.
-    run(&mut query(CountingSource::new(10, 4), ScriptedSink::new(&shared), dir.path()), &StopSignal::default()).unwrap();
+    run_plainly(&shared, dir.path()).unwrap();
     assert_eq!(shared.all_numbers(), (0..10).collect::<Vec<_>>());
 }
 
@@ -268,7 +273,7 @@ fn a_retriable_failure_runs_the_batch_again_and_nothing_is_lost_or_doubled() {
     let shared = Shared::default();
     shared.fail_next([Error::kafka("broker restarting").retriable(), Error::kafka("still restarting").retriable()]);
     let began = Instant::now();
-    run(&mut query(CountingSource::new(10, 4), ScriptedSink::new(&shared), dir.path()), &StopSignal::default()).unwrap();
+    run_plainly(&shared, dir.path()).unwrap();
     assert!(began.elapsed() >= Duration::from_millis(1400), "it waited 0.5 s, then 1 s: {:?}", began.elapsed());
     assert_eq!(shared.all_numbers(), (0..10).collect::<Vec<_>>());
     assert_eq!(shared.lock().writes, 5);
@@ -280,7 +285,7 @@ fn a_permanent_failure_fails_the_query_at_once_without_a_commit() {
     let shared = Shared::default();
     shared.fail_next([Error::kafka("topic `t` does not exist")]);
     let began = Instant::now();
-    let e = run(&mut query(CountingSource::new(10, 4), ScriptedSink::new(&shared), dir.path()), &StopSignal::default()).unwrap_err();
+    let e = run_plainly(&shared, dir.path()).unwrap_err();
     assert_eq!(e.message, "topic `t` does not exist");
     assert!(began.elapsed() < Duration::from_secs(1));
     assert_eq!(shared.lock().writes, 1);
@@ -343,7 +348,7 @@ fn an_abort_during_a_batch_ends_quietly_and_the_batch_runs_again_on_restart() {
     aborter.join().unwrap();
     assert!(shared.committed_ids().is_empty());
     assert!(committed_in_checkpoint(dir.path()).is_empty());
-    run(&mut query(CountingSource::new(10, 4), ScriptedSink::new(&shared), dir.path()), &StopSignal::default()).unwrap();
+    run_plainly(&shared, dir.path()).unwrap();
     assert_eq!(shared.all_numbers(), (0..10).collect::<Vec<_>>());
 }
 
