@@ -54,7 +54,7 @@ pub(crate) struct Query {
     pub sink: Box<dyn Sink>,
     pub trigger: Trigger,
     pub checkpoint: PathBuf,
-    /// How long retriable failures may go on with no batch committed.
+    /// How long retriable failures may go on with no success in between.
     pub retry_timeout: Duration,
 }
 
