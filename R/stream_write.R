@@ -50,8 +50,8 @@
 #'   it keeps exactly-once markers in) can't be replaced; `kafka.group.id`
 #'   is accepted, as in sparklyr scripts, and ignored. `retryTimeoutMs`
 #'   (any writer): how long the stream keeps trying while Kafka is
-#'   unreachable or failing in a way that waiting can cure, without a batch
-#'   committed, before it fails with the last error (default 300000, five
+#'   unreachable or failing in a way that waiting can cure, with no success
+#'   in between, before it fails with the last error (default 300000, five
 #'   minutes, as Kafka Streams' `task.timeout.ms`); errors that waiting
 #'   can't cure (a missing topic, a record too large, bad credentials) fail
 #'   the stream at once. Secrets are never printed or written to the
