@@ -9,7 +9,7 @@ use rdkafka::client::ClientContext;
 use rdkafka::consumer::ConsumerContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
-use super::errors::{code_of, is_authentication, is_retriable, Operation};
+use super::errors::{code_of, is_authentication, is_retriable, Operation, CREDENTIALS_HINT};
 use crate::engine::status::SharedStatus;
 use crate::error::Error;
 
@@ -42,7 +42,7 @@ impl ClientLog {
             message.push_str(&format!("; librdkafka says: {said}"));
         }
         let hint = if authentication {
-            "check `kafka.sasl.username`, `kafka.sasl.password` and `kafka.sasl.mechanism`"
+            CREDENTIALS_HINT
         } else {
             "check `kafka.bootstrap.servers` and that the broker is running"
         };

@@ -50,6 +50,9 @@ pub(crate) fn code_of(e: &KafkaError) -> Option<C> {
     }
 }
 
+/// What to check when Kafka refused the credentials.
+pub(crate) const CREDENTIALS_HINT: &str = "check `kafka.sasl.username`, `kafka.sasl.password` and `kafka.sasl.mechanism`";
+
 pub(crate) fn is_authentication(code: C) -> bool {
     matches!(code, C::Authentication | C::SaslAuthenticationFailed)
 }
@@ -121,7 +124,7 @@ pub(crate) fn kafka_error(op: Operation, e: &KafkaError) -> Error {
     error.retriable = is_retriable(op, e);
     if let Some(code) = code_of(e) {
         if is_authentication(code) {
-            error = error.with_hint("check `kafka.sasl.username`, `kafka.sasl.password` and `kafka.sasl.mechanism`");
+            error = error.with_hint(CREDENTIALS_HINT);
         } else if is_authorization(code) {
             error = error.with_hint("the Kafka user lacks an ACL for this; ask the cluster's administrator");
         }
