@@ -10,6 +10,13 @@
 //! A restart finds `offsets/N` without `commits/N` and runs batch N again on
 //! the same range: nothing is lost (at-least-once).
 //!
+//! Event time: `offsets/N` also records the batch's time and the watermark
+//! it runs with (Spark's `batchTimestampMs`, `batchWatermarkMs`), so a batch
+//! run again sees both as they were; `commits/N` records the watermark the
+//! next batch gets (`nextBatchWatermarkMs`). When the watermark has moved
+//! and closed groups wait to be emitted or forgotten, a batch runs even
+//! without new rows (Spark's no-data batch).
+//!
 //! A retriable failure (see `kafka::errors`) runs the batch (or epoch) again
 //! on its recorded range after a pause (0.5 s doubling to 10 s), unless the
 //! sink says the failed try did commit (a commit that timed out but went
@@ -38,13 +45,33 @@ use crate::source::{Positions, Source};
 pub(crate) struct BatchOffsets {
     pub start: Positions,
     pub end: Positions,
+    #[serde(rename = "batchTimestampMs", alias = "timestamp_ms")]
     pub timestamp_ms: f64,
+    #[serde(rename = "batchWatermarkMs", default)]
+    pub watermark_ms: i64,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct BatchCommit {
     pub rows_in: u64,
     pub rows_out: u64,
+    #[serde(rename = "nextBatchWatermarkMs", default)]
+    pub next_watermark_ms: i64,
+}
+
+/// What a committed batch did, for its commit record and its progress.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct BatchOutcome {
+    pub rows_in: u64,
+    pub rows_out: u64,
+    pub rows_dropped: u64,
+    pub next_watermark_ms: i64,
+}
+
+impl BatchOutcome {
+    fn commit(&self) -> BatchCommit {
+        BatchCommit { rows_in: self.rows_in, rows_out: self.rows_out, next_watermark_ms: self.next_watermark_ms }
+    }
 }
 
 pub(crate) struct Query {
@@ -58,12 +85,21 @@ pub(crate) struct Query {
     pub retry_timeout: Duration,
 }
 
+/// Where the watermark stands between batches.
+#[derive(Debug, Clone, Copy, Default)]
+struct Watermark {
+    /// What the last batch ran with.
+    last_ran: i64,
+    /// What the next batch gets.
+    next: i64,
+}
+
 /// What the checkpoint says to do next.
 enum Resume {
     /// Batch `n` was planned but never committed: run it again, same range.
     Replay(u64, BatchOffsets),
     /// Batch `n` is next, starting at `start`.
-    Next(u64, Positions),
+    Next(u64, Positions, Watermark),
 }
 
 impl Query {
@@ -81,19 +117,25 @@ impl Query {
         let last_committed = log.latest_commit::<BatchCommit>()?.map(|(n, _)| n);
         Ok(match (last_planned, last_committed) {
             (None, None) => match log.initial_positions()? {
-                Some(p) => Resume::Next(0, p),
+                Some(p) => Resume::Next(0, p, Watermark::default()),
                 None => {
                     let p = self.source.initial_positions()?;
                     log.write_initial_positions(&p)?;
-                    Resume::Next(0, p)
+                    Resume::Next(0, p, Watermark::default())
                 }
             },
-            (Some((n, offsets)), Some(c)) if c == n => Resume::Next(n + 1, offsets.end),
+            (Some((n, offsets)), Some(c)) if c == n => {
+                let next = log.latest_commit::<BatchCommit>()?.map_or(0, |(_, c)| c.next_watermark_ms);
+                Resume::Next(n + 1, offsets.end, Watermark { last_ran: offsets.watermark_ms, next: next.max(offsets.watermark_ms) })
+            }
             (Some((n, offsets)), c) if c.is_none_or(|c| c + 1 == n) => {
                 if self.sink.was_committed(n, log)? {
                     // The sink committed it just before a crash: record it, don't write it twice.
-                    log.write_commit(n, &BatchCommit { rows_in: 0, rows_out: 0 })?;
-                    Resume::Next(n + 1, offsets.end)
+                    // What the batch would have moved the watermark to is unknown: it stays
+                    // (a later watermark only comes later; nothing closes twice).
+                    let wm = offsets.watermark_ms;
+                    log.write_commit(n, &BatchOutcome { next_watermark_ms: wm, ..Default::default() }.commit())?;
+                    Resume::Next(n + 1, offsets.end, Watermark { last_ran: wm, next: wm })
                 } else {
                     Resume::Replay(n, offsets)
                 }
@@ -119,9 +161,12 @@ impl Query {
 
     /// Run until stopped, failed, or (for bounded sources and `Once`) done.
     pub fn run(&mut self, log: &CheckpointLog, status: &SharedStatus, stop: &StopSignal) -> Result<()> {
-        let (mut batch, mut start, mut replay) = match self.resume(log)? {
-            Resume::Replay(n, offsets) => (n, offsets.start.clone(), Some(offsets)),
-            Resume::Next(n, p) => (n, p, None),
+        let (mut batch, mut start, mut replay, mut watermark) = match self.resume(log)? {
+            Resume::Replay(n, offsets) => {
+                let wm = offsets.watermark_ms;
+                (n, offsets.start.clone(), Some(offsets), Watermark { last_ran: wm, next: wm })
+            }
+            Resume::Next(n, p, wm) => (n, p, None, wm),
         };
         self.restore_state(log)?;
         if let Trigger::Continuous(epoch) = self.trigger {
@@ -130,17 +175,17 @@ impl Query {
                     // The epoch in flight at a crash is written again, on exactly its range.
                     status.set_active(format!("Writing epoch {batch} again"));
                     let mut retry = Retry::new(self.retry_timeout);
-                    let Some((rows_in, rows_out)) = self.run_batch_surely(batch, &offsets, log, stop, status, &mut retry)? else {
+                    let Some(outcome) = self.run_batch_surely(batch, &offsets, log, stop, status, &mut retry)? else {
                         return Ok(()); // aborted
                     };
-                    log.write_commit(batch, &BatchCommit { rows_in, rows_out })?;
+                    log.write_commit(batch, &outcome.commit())?;
                     start = offsets.end;
                     batch += 1;
                 }
                 return self.run_continuous(batch, start, epoch, log, status, stop);
             }
         }
-        if replay.is_none() && batch > 0 && self.source.is_exhausted(&start) {
+        if replay.is_none() && batch > 0 && self.source.is_exhausted(&start) && !self.closes_groups_at(watermark) {
             status.set_active("Nothing left to write: the checkpoint has it all");
             return Ok(());
         }
@@ -153,11 +198,12 @@ impl Query {
             }
             let tick = Instant::now();
             let planned = match replay.take() {
-                Some(offsets) => Some((offsets.start, offsets.end, offsets.timestamp_ms)),
+                Some(offsets) => Some(offsets),
                 None => match self.source.plan(&start) {
                     Ok(p) => {
                         retry.reset(status); // the source answered: whatever failed before is over
-                        p.map(|(s, e)| (s, e, now_ms()))
+                        let p = p.or_else(|| self.closes_groups_at(watermark).then(|| (start.clone(), start.clone())));
+                        p.map(|(s, e)| BatchOffsets { start: s, end: e, timestamp_ms: now_ms(), watermark_ms: watermark.next })
                     }
                     Err(e) if e.retriable => {
                         retry.wait(e, status, stop)?;
@@ -175,19 +221,20 @@ impl Query {
                     self.source.wait_for_data(self.trigger.idle_wait(), stop)?;
                     continue;
                 }
-                Some((from, to, timestamp_ms)) => {
+                Some(offsets) => {
                     status.set_message(format!("Writing batch {batch}"));
-                    let offsets = BatchOffsets { start: from, end: to, timestamp_ms };
                     log.write_offsets(batch, &offsets)?;
                     let began = Instant::now();
-                    let Some((rows_in, rows_out)) = self.run_batch_surely(batch, &offsets, log, stop, status, &mut retry)? else {
+                    let Some(outcome) = self.run_batch_surely(batch, &offsets, log, stop, status, &mut retry)? else {
                         return Ok(()); // aborted
                     };
-                    log.write_commit(batch, &BatchCommit { rows_in, rows_out })?;
-                    let since_last = (timestamp_ms - last_batch_ms) / 1000.0;
-                    last_batch_ms = timestamp_ms;
-                    status.record_batch(BatchProgress::new(batch, timestamp_ms, rows_in, rows_out, began.elapsed(), since_last));
-                    let exhausted = self.source.is_exhausted(&offsets.end);
+                    log.write_commit(batch, &outcome.commit())?;
+                    let since_last = (offsets.timestamp_ms - last_batch_ms) / 1000.0;
+                    last_batch_ms = offsets.timestamp_ms;
+                    let progress = BatchProgress::new(batch, offsets.timestamp_ms, outcome.rows_in, outcome.rows_out, began.elapsed(), since_last);
+                    status.record_batch(self.with_event_time(progress, &offsets, &outcome));
+                    watermark = Watermark { last_ran: offsets.watermark_ms, next: outcome.next_watermark_ms };
+                    let exhausted = self.source.is_exhausted(&offsets.end) && !self.closes_groups_at(watermark);
                     start = offsets.end;
                     batch += 1;
                     if exhausted || self.trigger == Trigger::Once {
@@ -244,7 +291,8 @@ impl Query {
                 if rows_in == 0 {
                     return Ok(None);
                 }
-                log.write_offsets(epoch_id, &BatchOffsets { start: epoch_start.clone(), end: at.clone(), timestamp_ms })?;
+                let offsets = BatchOffsets { start: epoch_start.clone(), end: at.clone(), timestamp_ms, watermark_ms: 0 };
+                log.write_offsets(epoch_id, &offsets)?;
                 self.sink.commit(epoch_id, log)?;
                 Ok(Some(at))
             };
@@ -275,7 +323,7 @@ impl Query {
                 }
             };
             retry.reset(status);
-            log.write_commit(epoch_id, &BatchCommit { rows_in, rows_out })?;
+            log.write_commit(epoch_id, &BatchOutcome { rows_in, rows_out, ..Default::default() }.commit())?;
             let took = began.elapsed();
             status.record_batch(BatchProgress::new(epoch_id, timestamp_ms, rows_in, rows_out, took, took.as_secs_f64()));
             position = reached;
@@ -295,18 +343,20 @@ impl Query {
         stop: &StopSignal,
         status: &SharedStatus,
         retry: &mut Retry,
-    ) -> Result<Option<(u64, u64)>> {
+    ) -> Result<Option<BatchOutcome>> {
         loop {
             match self.run_batch(batch, offsets, log, stop, status) {
-                Ok(rows) => {
+                Ok(outcome) => {
                     retry.reset(status);
-                    return Ok(Some(rows));
+                    return Ok(Some(outcome));
                 }
                 Err(e) if e.is_aborted() => return Ok(None),
                 Err(e) if e.retriable => {
                     retry.wait(e, status, stop)?;
                     if self.committed_meanwhile(batch, log, retry, status, stop)? {
-                        return Ok(Some((0, 0)));
+                        // Its rows went out in the try that failed; the watermark it reached stands.
+                        let next_watermark_ms = self.next_watermark(offsets);
+                        return Ok(Some(BatchOutcome { next_watermark_ms, ..Default::default() }));
                     }
                     self.restore_state(log)?;
                 }
@@ -340,15 +390,19 @@ impl Query {
         log: &CheckpointLog,
         stop: &StopSignal,
         status: &SharedStatus,
-    ) -> Result<(u64, u64)> {
+    ) -> Result<BatchOutcome> {
         self.sink.begin()?;
-        let written = self.write_batch(offsets, stop, status).and_then(|rows| {
+        if let Some(t) = &mut self.transform {
+            t.begin_batch(offsets.timestamp_ms as i64, offsets.watermark_ms);
+        }
+        let written = self.write_batch(offsets, stop, status).and_then(|(rows_in, rows_out)| {
             if let Some(state) = self.transform.as_mut().map(|t| t.save_state()).transpose()?.flatten() {
                 // Saved before the sink commits; it counts once commits/N exists.
                 log.write_state(batch, &state)?;
             }
             self.sink.commit(batch, log)?;
-            Ok(rows)
+            let rows_dropped = self.transform.as_ref().map_or(0, |t| t.rows_dropped());
+            Ok(BatchOutcome { rows_in, rows_out, rows_dropped, next_watermark_ms: self.next_watermark(offsets) })
         });
         if written.is_err() {
             if let Err(e) = self.sink.abort() {
@@ -373,6 +427,28 @@ impl Query {
         }
         self.sink.flush(stop, status)?;
         Ok((rows_in, rows_out))
+    }
+}
+
+impl Query {
+    /// The watermark after the batch on `offsets` (as it was without one).
+    fn next_watermark(&self, offsets: &BatchOffsets) -> i64 {
+        self.transform.as_ref().map_or(offsets.watermark_ms, |t| t.next_watermark())
+    }
+
+    /// Does the watermark's move wait for a batch to close groups?
+    fn closes_groups_at(&self, watermark: Watermark) -> bool {
+        watermark.next > watermark.last_ran && self.transform.as_ref().is_some_and(|t| t.closes_groups())
+    }
+
+    fn with_event_time(&self, progress: BatchProgress, offsets: &BatchOffsets, outcome: &BatchOutcome) -> BatchProgress {
+        let Some(t) = self.transform.as_ref() else { return progress };
+        BatchProgress {
+            watermark_ms: t.has_watermark().then_some(offsets.watermark_ms),
+            rows_dropped: outcome.rows_dropped,
+            groups_held: t.groups_held(),
+            ..progress
+        }
     }
 }
 

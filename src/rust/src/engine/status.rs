@@ -46,6 +46,13 @@ pub struct BatchProgress {
     pub input_rows_per_second: f64,
     /// Rows per second the batch was processed at.
     pub processed_rows_per_second: f64,
+    /// The watermark the batch ran with (ms since the epoch), if the
+    /// pipeline has one.
+    pub watermark_ms: Option<i64>,
+    /// Rows dropped as too late for their window.
+    pub rows_dropped: u64,
+    /// Groups held in the aggregation state after the batch.
+    pub groups_held: Option<u64>,
 }
 
 impl BatchProgress {
@@ -61,6 +68,9 @@ impl BatchProgress {
             duration_ms: secs * 1000.0,
             input_rows_per_second: rows_in as f64 / arrived_over_secs.max(1e-3),
             processed_rows_per_second: rows_in as f64 / secs,
+            watermark_ms: None,
+            rows_dropped: 0,
+            groups_held: None,
         }
     }
 }
@@ -73,6 +83,10 @@ pub struct QueryStatus {
     pub batches_committed: u64,
     pub rows_in: u64,
     pub rows_out: u64,
+    /// Rows dropped as too late for their window, over all batches.
+    pub rows_dropped: u64,
+    /// The watermark of the last batch, if the pipeline has one.
+    pub watermark_ms: Option<i64>,
     pub error: Option<Error>,
     /// Since when (ms since the epoch) and how many times the query has
     /// been retrying without progress; `None` while all is well.
@@ -101,6 +115,8 @@ impl Default for SharedStatus {
                 batches_committed: 0,
                 rows_in: 0,
                 rows_out: 0,
+                rows_dropped: 0,
+                watermark_ms: None,
                 error: None,
                 retrying: None,
                 warnings: VecDeque::new(),
@@ -156,6 +172,8 @@ impl SharedStatus {
         s.batches_committed += 1;
         s.rows_in += progress.rows_in;
         s.rows_out += progress.rows_out;
+        s.rows_dropped += progress.rows_dropped;
+        s.watermark_ms = progress.watermark_ms.or(s.watermark_ms);
         if s.recent.len() == RECENT_BATCHES {
             s.recent.pop_front();
         }

@@ -484,3 +484,51 @@ fn an_epoch_in_flight_at_a_crash_is_replayed_on_its_range_or_recorded_if_the_sin
         }
     }
 }
+
+/// Counts per 10-second window of event time `n` seconds, written when the
+/// watermark (no delay) passes the window's end; the sink sees the counts.
+fn windowed_query(source: CountingSource, sink: ScriptedSink, checkpoint: &Path) -> Query {
+    let sql = r#"SELECT COUNT(*) AS "c", "w" FROM (SELECT window("t", '10 seconds') AS "w" FROM (SELECT streamlyr_watermark(to_timestamp_seconds("n"), 0) AS "t" FROM "numbers") "q01") "q02" GROUP BY "w""#;
+    let transform =
+        crate::transform::Transform::plan(sql, "numbers", numbers(0, 0).schema(), Some(crate::transform::OutputMode::Append), false)
+            .unwrap();
+    Query { transform: Some(transform), ..query(source, sink, checkpoint) }
+}
+
+#[test]
+fn closed_windows_are_written_once_across_a_crash_and_the_watermark_is_checkpointed() {
+    let dir = tempfile::tempdir().unwrap();
+    let shared = Shared::default();
+    let mut crashing = ScriptedSink::new(&shared);
+    crashing.two_phase = true;
+    crashing.crash_after_commit = Some(5);
+    run(&mut windowed_query(CountingSource::new(30, 4), crashing, dir.path()), &StopSignal::default()).unwrap_err();
+    let mut restarted = ScriptedSink::new(&shared);
+    restarted.two_phase = true;
+    run(&mut windowed_query(CountingSource::new(30, 4), restarted, dir.path()), &StopSignal::default()).unwrap();
+    // [0, 10) and [10, 20) closed, each written once; [20, 30) waits for a watermark past 30 s.
+    assert_eq!(shared.all_numbers(), vec![10, 10]);
+
+    // Each batch records its time and watermark, each commit the next watermark (Spark's names).
+    let log = CheckpointLog::open(dir.path(), "counting[30]", "scripted").unwrap().0;
+    let (last, offsets) = log.latest_offsets::<serde_json::Value>().unwrap().unwrap();
+    let (_, commit) = log.latest_commit::<serde_json::Value>().unwrap().unwrap();
+    assert!(offsets["batchTimestampMs"].as_f64().unwrap() > 1e12, "{offsets}");
+    assert_eq!(offsets["batchWatermarkMs"], 29_000, "{offsets}");
+    assert_eq!(commit["nextBatchWatermarkMs"], 29_000, "{commit}");
+    // 8 batches of rows; the watermark the last one reached gets a batch without rows.
+    assert_eq!(last, 8);
+
+    // Run again: nothing more to write, nothing written twice.
+    run(&mut windowed_query(CountingSource::new(30, 4), ScriptedSink::new(&shared), dir.path()), &StopSignal::default()).unwrap();
+    assert_eq!(shared.all_numbers(), vec![10, 10]);
+}
+
+#[test]
+fn checkpoints_from_before_event_time_still_read() {
+    let old = r#"{"start":{"rows":0},"end":{"rows":4},"timestamp_ms":1700000000000.0}"#;
+    let offsets: super::query::BatchOffsets = serde_json::from_str(old).unwrap();
+    assert_eq!((offsets.timestamp_ms, offsets.watermark_ms), (1.7e12, 0));
+    let commit: super::query::BatchCommit = serde_json::from_str(r#"{"rows_in":4,"rows_out":4}"#).unwrap();
+    assert_eq!(commit.next_watermark_ms, 0);
+}

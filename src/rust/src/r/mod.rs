@@ -150,6 +150,8 @@ fn query_status(query: QueryPtr) -> Robj {
         batches = s.batches_committed as f64,
         rows_in = s.rows_in as f64,
         rows_out = s.rows_out as f64,
+        rows_dropped = s.rows_dropped as f64,
+        watermark_ms = s.watermark_ms.map(|w| w as f64),
         error = error,
         retrying = retrying,
         warnings = warnings
@@ -169,7 +171,10 @@ fn query_progress(query: QueryPtr) -> Robj {
         rows_out = col(&|b| b.rows_out as f64),
         duration_ms = col(&|b| b.duration_ms),
         input_rows_per_second = col(&|b| b.input_rows_per_second),
-        processed_rows_per_second = col(&|b| b.processed_rows_per_second)
+        processed_rows_per_second = col(&|b| b.processed_rows_per_second),
+        watermark_ms = col(&|b| b.watermark_ms.map_or(f64::NAN, |w| w as f64)),
+        rows_dropped = col(&|b| b.rows_dropped as f64),
+        groups_held = col(&|b| b.groups_held.map_or(f64::NAN, |g| g as f64))
     )
     .into()
 }

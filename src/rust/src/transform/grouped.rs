@@ -10,8 +10,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, UInt32Array};
-use arrow::compute::take;
+use arrow::array::{ArrayRef, AsArray, BooleanArray, UInt32Array};
+use arrow::compute::kernels::boolean::not;
+use arrow::compute::{filter_record_batch, take};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use arrow::row::{RowConverter, Rows, SortField};
@@ -186,6 +187,11 @@ impl GroupedState {
             snapshot
         };
         self.is_changed.iter_mut().for_each(|c| *c = false);
+        self.finalize(&chosen)
+    }
+
+    /// The final values of some groups' partial state (rows of a snapshot).
+    pub fn finalize(&self, chosen: &RecordBatch) -> Result<RecordBatch> {
         let n = chosen.num_rows();
         let positions: Vec<usize> = (0..n).collect();
         let mut columns: Vec<ArrayRef> = chosen.columns()[..self.key_count].to_vec();
@@ -198,6 +204,33 @@ impl GroupedState {
         }
         RecordBatch::try_new(self.output_schema.clone(), columns)
             .map_err(|e| Error::internal(format!("aggregation result: {e}")))
+    }
+
+    /// Take out the groups `pick` chooses from the group keys: their partial
+    /// state is returned, and the state keeps the others. Accumulators can
+    /// only hand groups over from the front, so a split rebuilds the state
+    /// (only when something is picked).
+    pub fn split_off(&mut self, pick: impl Fn(&[ArrayRef]) -> Result<BooleanArray>) -> Result<RecordBatch> {
+        let snapshot = self.snapshot()?;
+        let picked = pick(&snapshot.columns()[..self.key_count])?;
+        let fail = |e: arrow::error::ArrowError| Error::internal(format!("splitting the aggregation state: {e}"));
+        let taken = filter_record_batch(&snapshot, &picked).map_err(fail)?;
+        if taken.num_rows() > 0 {
+            let kept = filter_record_batch(&snapshot, &not(&picked).map_err(fail)?).map_err(fail)?;
+            let changed: Vec<bool> = std::mem::take(&mut self.is_changed);
+            let was_changed = BooleanArray::from(changed);
+            let kept_changed = arrow::compute::filter(&was_changed, &not(&picked).map_err(fail)?).map_err(fail)?;
+            self.clear()?;
+            self.merge(&kept, false)?;
+            // Which kept groups had changed since the last emit survives the rebuild.
+            for (group, changed) in kept_changed.as_boolean().iter().enumerate() {
+                if changed == Some(true) {
+                    self.is_changed[group] = true;
+                    self.changed.push(group);
+                }
+            }
+        }
+        Ok(taken)
     }
 
     fn key_columns(&self) -> Result<Vec<ArrayRef>> {

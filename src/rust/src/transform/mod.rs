@@ -10,14 +10,20 @@
 //!   end of a batch the result table (`complete`) or its changed groups
 //!   (`update`) go through the steps after the aggregation ([`after`]).
 //!   The state is saved in the checkpoint with every committed batch.
+//!
+//! Event time ([`event_time`]): `window()` and `stream_watermark()` make an
+//! aggregation's groups close; closed groups are emitted once (`append`) or
+//! forgotten (`update`), and rows too late for them are dropped.
 
 mod after;
 mod batch_table;
+pub mod event_time;
 mod grouped;
 
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
 
+use arrow::array::AsArray;
 use arrow::datatypes::SchemaRef;
 use arrow::ipc::reader::StreamReader;
 use arrow::ipc::writer::StreamWriter;
@@ -33,6 +39,7 @@ use datafusion::prelude::SessionConfig;
 use crate::error::{Error, Result};
 use after::AfterStep;
 use batch_table::BatchTable;
+use event_time::{Clock, EventKey};
 use grouped::GroupedState;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +70,13 @@ pub struct Transform {
     shape: Shape,
     output_schema: SchemaRef,
     mode: OutputMode,
+    clock: Arc<Clock>,
+    /// `stream_watermark()`'s delay, if the pipeline has one.
+    watermark_delay_ms: Option<i64>,
+    /// The watermark in effect for the batch being run.
+    watermark_ms: i64,
+    /// Rows of this batch dropped as too late for their (closed) window.
+    rows_dropped: u64,
 }
 
 enum Shape {
@@ -78,6 +92,10 @@ struct Grouped {
     mode: OutputMode,
     /// Names of the group columns that reach the output (for Kafka keys).
     key_columns: Vec<String>,
+    /// The group key on event time, when the watermark closes groups (not
+    /// in `complete` mode, which keeps every group). The partial aggregation
+    /// then carries a last, hidden column: each partial row's input rows.
+    closing: Option<EventKey>,
 }
 
 /// DataFusion's error as ours, its kind decided by the variant: a query
@@ -142,9 +160,15 @@ impl Transform {
         let ctx = datafusion::prelude::SessionContext::new_with_state(state);
         ctx.register_table(datafusion::common::TableReference::bare(table), table_provider.clone())
             .map_err(df_error)?;
+        let clock = Clock::new();
+        for function in event_time::functions(&clock) {
+            ctx.register_udf(function);
+        }
         let state = ctx.state();
         let plan = block_on(state.create_logical_plan(sql)).map_err(df_error)?;
         let plan = state.analyzer().execute_and_check(plan, state.config_options(), |_, _| {}).map_err(df_error)?;
+        let plan = event_time::expand_sliding_windows(plan)?;
+        let watermark_delay_ms = event_time::watermark_delay(&plan)?;
 
         // Walk down from the top to the aggregation, if there is one.
         let mut above = Vec::new();
@@ -180,9 +204,13 @@ impl Transform {
                 Shape::Rows(state.optimize(&plan).map_err(df_error)?)
             }
             Some(aggregate) => {
-                if mode == OutputMode::Append {
-                    return Err(Error::config("mode", "`x` aggregates (summarise(), count() or distinct()), so it can't be written in `append` mode")
-                        .with_hint("use `mode = \"complete\"` (the whole result every trigger) or `mode = \"update\"` (the groups that changed)"));
+                let event_key = watermark_delay_ms.and_then(|_| event_time::event_key(&aggregate.group_expr, &aggregate.input));
+                if mode == OutputMode::Append && event_key.is_none() {
+                    return Err(Error::config(
+                        "mode",
+                        "Append output mode not supported when there are streaming aggregations on streaming DataFrames/DataSets without watermark",
+                    )
+                    .with_hint("group by `window()` of a column given to `stream_watermark()` (each window is written once, when it closes), or use `mode = \"update\"` or `mode = \"complete\"`"));
                 }
                 if continuous {
                     return Err(Error::config("trigger", "a continuous trigger can't run an aggregation")
@@ -192,10 +220,61 @@ impl Transform {
                     return Err(unsupported("grouping sets"));
                 }
                 check_row_by_row(&aggregate.input)?;
-                Shape::Grouped(Box::new(Grouped::plan(&state, aggregate, &above, mode, &output_schema)?))
+                let closing = event_key.filter(|_| mode != OutputMode::Complete);
+                Shape::Grouped(Box::new(Grouped::plan(&state, aggregate, &above, mode, &output_schema, closing)?))
             }
         };
-        Ok(Transform { state, table: table_provider, shape, output_schema, mode })
+        Ok(Transform {
+            state,
+            table: table_provider,
+            shape,
+            output_schema,
+            mode,
+            clock,
+            watermark_delay_ms,
+            watermark_ms: 0,
+            rows_dropped: 0,
+        })
+    }
+
+    /// A batch begins: its time (what `now()` gives) and the watermark in
+    /// effect, both as recorded for it in the checkpoint.
+    pub fn begin_batch(&mut self, timestamp_ms: i64, watermark_ms: i64) {
+        self.clock.set_batch_time(timestamp_ms);
+        self.clock.forget_event_times();
+        self.watermark_ms = watermark_ms;
+        self.rows_dropped = 0;
+    }
+
+    /// The watermark for the next batch: the largest event time this batch
+    /// saw minus the delay, if that is later than the current one.
+    pub fn next_watermark(&self) -> i64 {
+        match (self.watermark_delay_ms, self.clock.max_event_ms()) {
+            (Some(delay), Some(max)) => self.watermark_ms.max(max.saturating_sub(delay)),
+            _ => self.watermark_ms,
+        }
+    }
+
+    pub fn has_watermark(&self) -> bool {
+        self.watermark_delay_ms.is_some()
+    }
+
+    /// Would a batch without new rows emit or forget groups once the
+    /// watermark has moved? (Spark's no-data batches.)
+    pub fn closes_groups(&self) -> bool {
+        matches!(&self.shape, Shape::Grouped(g) if g.closing.is_some())
+    }
+
+    pub fn rows_dropped(&self) -> u64 {
+        self.rows_dropped
+    }
+
+    /// Groups held in the aggregation state.
+    pub fn groups_held(&self) -> Option<u64> {
+        match &self.shape {
+            Shape::Rows(_) => None,
+            Shape::Grouped(g) => Some(g.groups.groups() as u64),
+        }
     }
 
     pub fn mode(&self) -> OutputMode {
@@ -232,7 +311,14 @@ impl Transform {
                     datafusion::physical_plan::collect(partial, self.state.task_ctx()).await
                 })
                 .map_err(df_error);
-                partial.and_then(|batches| batches.iter().try_for_each(|b| g.groups.merge(b, true))).map(|_| Vec::new())
+                partial
+                    .and_then(|batches| {
+                        batches.iter().try_for_each(|b| {
+                            let b = g.without_late_rows(b, self.watermark_ms, &mut self.rows_dropped)?;
+                            g.groups.merge(&b, true)
+                        })
+                    })
+                    .map(|_| Vec::new())
             }
         };
         self.table.clear();
@@ -242,7 +328,19 @@ impl Transform {
     /// The end of a micro-batch: an aggregation's result, as its mode says.
     pub fn finish_batch(&mut self) -> Result<Vec<RecordBatch>> {
         let Shape::Grouped(g) = &mut self.shape else { return Ok(Vec::new()) };
-        let mut result = g.groups.emit(g.mode == OutputMode::Update)?;
+        let mut result = match (g.mode, g.closing) {
+            (OutputMode::Append, Some(key)) => {
+                let closed = g.groups.split_off(|keys| key.closed(&keys[key.index()], self.watermark_ms))?;
+                g.groups.finalize(&closed)?
+            }
+            (mode, closing) => {
+                let result = g.groups.emit(mode == OutputMode::Update)?;
+                if let Some(key) = closing {
+                    g.groups.split_off(|keys| key.closed(&keys[key.index()], self.watermark_ms))?;
+                }
+                result
+            }
+        };
         for step in &g.after {
             result = step.apply(result)?;
         }
@@ -316,6 +414,8 @@ fn mode_name(mode: OutputMode) -> &'static str {
 fn check_row_by_row(plan: &LogicalPlan) -> Result<()> {
     let what = match plan {
         LogicalPlan::Projection(_) | LogicalPlan::Filter(_) | LogicalPlan::SubqueryAlias(_) | LogicalPlan::TableScan(_) => None,
+        // A sliding window's rows, one per window (see `event_time`).
+        LogicalPlan::Unnest(_) => None,
         LogicalPlan::Window(_) => Some("a window function (e.g. a grouped mutate(), lag() or row_number())"),
         LogicalPlan::Sort(_) => Some("`arrange()` before an aggregation or without one"),
         LogicalPlan::Limit(_) => Some("`head()` before an aggregation or without one"),
@@ -370,21 +470,33 @@ impl Grouped {
         above: &[&LogicalPlan],
         mode: OutputMode,
         output_schema: &SchemaRef,
+        closing: Option<EventKey>,
     ) -> Result<Grouped> {
         let input = state.optimize(&aggregate.input).map_err(df_error)?;
         let aggregate_output = Arc::new(aggregate.schema.as_arrow().clone());
         let key_count = aggregate.group_expr.len();
         let group_names: Vec<String> = aggregate.schema.fields()[..key_count].iter().map(|f| f.name().clone()).collect();
+        let mut aggr_expr = aggregate.aggr_expr;
+        if closing.is_some() {
+            aggr_expr.push(datafusion::functions_aggregate::expr_fn::count(datafusion::prelude::lit(1)).alias(ROWS_COLUMN));
+        }
         let plan = LogicalPlan::Aggregate(
-            Aggregate::try_new(Arc::new(input), aggregate.group_expr, aggregate.aggr_expr).map_err(df_error)?,
+            Aggregate::try_new(Arc::new(input), aggregate.group_expr, aggr_expr).map_err(df_error)?,
         );
         let physical = block_on(state.query_planner().create_physical_plan(&plan, state)).map_err(df_error)?;
         let partial = partial_aggregate(&physical).map_err(df_error)?;
         let partial_exec = partial
             .downcast_ref::<AggregateExec>()
             .ok_or_else(|| Error::internal("the partial aggregation is not an AggregateExec"))?;
-        let groups =
-            GroupedState::new(partial.schema(), aggregate_output, key_count, partial_exec.aggr_expr().to_vec())?;
+        let mut partial_schema = partial.schema();
+        let mut aggregates = partial_exec.aggr_expr().to_vec();
+        if closing.is_some() {
+            // The hidden row count is read and dropped before the state sees a partial row.
+            aggregates.pop();
+            let fields = &partial_schema.fields()[..partial_schema.fields().len() - 1];
+            partial_schema = Arc::new(arrow::datatypes::Schema::new(fields.to_vec()));
+        }
+        let groups = GroupedState::new(partial_schema, aggregate_output, key_count, aggregates)?;
         let props = state.execution_props();
         let mut after = Vec::new();
         for node in above.iter().rev() {
@@ -394,9 +506,32 @@ impl Grouped {
         }
         let key_columns =
             group_names.into_iter().filter(|n| output_schema.field_with_name(n).is_ok()).collect();
-        Ok(Grouped { aggregate: plan, groups, after, mode, key_columns })
+        Ok(Grouped { aggregate: plan, groups, after, mode, key_columns, closing })
+    }
+
+    /// A chunk's partial rows without those of groups the watermark has
+    /// closed (their input rows counted in `dropped`) and without the
+    /// hidden row count; as they are when nothing closes.
+    fn without_late_rows(&self, partial: &RecordBatch, watermark_ms: i64, dropped: &mut u64) -> Result<RecordBatch> {
+        let Some(key) = self.closing else { return Ok(partial.clone()) };
+        let fail = |e: arrow::error::ArrowError| Error::internal(format!("dropping late rows: {e}"));
+        let rows = partial.column(partial.num_columns() - 1);
+        let rows = rows.as_primitive_opt::<arrow::datatypes::Int64Type>().ok_or_else(|| Error::internal("the row count is not Int64"))?;
+        let late = key.closed(partial.column(key.index()), watermark_ms)?;
+        let no_window = key.bound_us(partial.column(key.index()))?;
+        *dropped += late.iter().zip(rows.iter()).filter(|(l, _)| *l == Some(true)).map(|(_, n)| n.unwrap_or(0) as u64).sum::<u64>();
+        // Rows with no event time have no window (Spark filters them out): not late, just gone.
+        let keep: arrow::array::BooleanArray =
+            late.iter().zip(no_window.iter()).map(|(l, b)| Some(l != Some(true) && b.is_some())).collect();
+        let kept = arrow::compute::filter_record_batch(partial, &keep).map_err(fail)?;
+        kept.project(&(0..kept.num_columns() - 1).collect::<Vec<_>>()).map_err(fail)
     }
 }
 
+/// The hidden partial column that counts a group's input rows in a chunk.
+const ROWS_COLUMN: &str = "__streamlyr_rows";
+
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod window_tests;
