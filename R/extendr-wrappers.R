@@ -17,6 +17,7 @@ engine_drop_memory <- function(engine, table) .Call(wrap__engine_drop_memory, en
 query_console_take <- function(query) .Call(wrap__query_console_take, query)
 rust_panic_for_test <- function() .Call(wrap__rust_panic_for_test)
 kafka_source_check <- function(options_json) .Call(wrap__kafka_source_check, options_json)
+duration_ms <- function(text, arg) .Call(wrap__duration_ms, text, arg)
 mock_cluster_new <- function(brokers) .Call(wrap__mock_cluster_new, brokers)
 mock_cluster_close <- function(ptr) .Call(wrap__mock_cluster_close, ptr)
 mock_cluster_broker <- function(ptr, broker, up) .Call(wrap__mock_cluster_broker, ptr, broker, up)

@@ -91,7 +91,10 @@ check_stream <- function(stream, arg = rlang::caller_arg(stream), call = rlang::
 #' @param stream A stream.
 #' @param stats A stats object from an earlier call, to extend.
 #' @return A list with `sources`, `sink` and `stats`, one entry per call, each
-#'   with `timestamp` and `rps` (`in` and `out`).
+#'   with `timestamp` and `rps` (`in` and `out`), and for event time (see
+#'   [stream_watermark()]) `watermark` (a date-time, `NA` without one),
+#'   `late_rows` (rows dropped as too late for their window, so far) and
+#'   `state_rows` (groups an aggregation holds after the last batch).
 #' @export
 stream_stats <- function(stream, stats = list()) {
   check_stream(stream)
@@ -108,7 +111,12 @@ stream_stats <- function(stream, stats = list()) {
     rps = list(
       "in" = if (last > 0) floor(progress$input_rows_per_second[last]) else 0,
       "out" = if (last > 0) floor(progress$processed_rows_per_second[last]) else 0
-    )
+    ),
+    # Event time (stream_watermark()): the watermark, rows dropped as late so
+    # far, and the groups an aggregation holds.
+    watermark = ms_to_time(status$watermark_ms %||% NA_real_),
+    late_rows = status$rows_dropped,
+    state_rows = if (last > 0) progress$groups_held[last] else NA_real_
   )
   stats
 }
@@ -122,9 +130,14 @@ stream_progress_frame <- function(stream) {
     rows_out = p$rows_out,
     duration_ms = p$duration_ms,
     input_rows_per_second = p$input_rows_per_second,
-    processed_rows_per_second = p$processed_rows_per_second
+    processed_rows_per_second = p$processed_rows_per_second,
+    watermark = ms_to_time(p$watermark_ms),
+    rows_dropped = p$rows_dropped,
+    groups_held = p$groups_held
   )
 }
+
+ms_to_time <- function(ms) as.POSIXct(ms / 1000, origin = "1970-01-01", tz = "UTC")
 
 #' @export
 print.streamlyr_stream <- function(x, ...) {
@@ -141,6 +154,10 @@ print.streamlyr_stream <- function(x, ...) {
       ", rows out: ", fmt_count(s$rows_out), sep = "")
   if (n > 0) cat("; last batch: ", fmt_count(p$processed_rows_per_second[n]), " rows/s", sep = "")
   cat("\n")
+  if (!is.null(s$watermark_ms)) {
+    wm <- if (s$watermark_ms > 0) format(ms_to_time(s$watermark_ms), "%Y-%m-%d %H:%M:%OS3 %Z") else "none yet"
+    cat("watermark: ", wm, "; rows dropped as late: ", fmt_count(s$rows_dropped), "\n", sep = "")
+  }
   if (!is.null(s$retrying)) {
     since <- (as.numeric(Sys.time()) * 1000 - s$retrying$since_ms) / 1000
     cat("retrying: for ", format(round(since)), " s (try ", s$retrying$tries, "), without progress\n", sep = "")

@@ -108,6 +108,17 @@ fn kafka_source_check(options_json: &str) -> Robj {
     }
 }
 
+/// A Spark interval string ("10 minutes") in milliseconds, or the error
+/// naming `arg`. The rule lives in `transform::event_time`; R asks it here
+/// so that a bad `threshold` fails when `stream_watermark()` is called.
+#[extendr]
+fn duration_ms(text: &str, arg: &str) -> Robj {
+    match crate::transform::event_time::parse_duration_us(text) {
+        Ok(us) => ok(us as f64 / 1000.0),
+        Err(message) => err(Error::config(arg, message)),
+    }
+}
+
 /// Wait up to `timeout_ms` for the query to have started (`until_started`)
 /// or to have terminated. Returns its state. R calls it in short slices.
 #[extendr]
@@ -200,6 +211,7 @@ fn query_console_take(query: QueryPtr) -> Robj {
     let waiting = query.take_console_batches();
     let mut out = Vec::with_capacity(waiting.len());
     for (batch, rows) in waiting {
+        let rows: Vec<arrow::record_batch::RecordBatch> = rows.iter().map(crate::sink::memory::flatten_structs).collect();
         let schema = match rows.first() {
             Some(b) => b.schema(),
             None => continue,
@@ -229,6 +241,7 @@ extendr_module! {
     fn engine_find;
     fn query_start;
     fn kafka_source_check;
+    fn duration_ms;
     fn query_wait;
     fn query_stop;
     fn query_status;

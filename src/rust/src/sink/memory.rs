@@ -7,9 +7,10 @@
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
-use arrow::array::BooleanArray;
+use arrow::array::{make_array, Array, ArrayRef, AsArray, BooleanArray};
+use arrow::buffer::NullBuffer;
 use arrow::compute::filter_record_batch;
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 
 use super::encode::key_bytes;
@@ -27,8 +28,52 @@ pub(crate) struct MemoryTable {
 }
 
 impl MemoryTable {
+    /// The committed rows, as R sees them ([`flatten_structs`]).
     pub fn snapshot(&self) -> (Option<SchemaRef>, Vec<RecordBatch>) {
-        self.rows.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        let (schema, rows) = self.rows.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        (schema.as_ref().map(flat_schema), rows.iter().map(flatten_structs).collect())
+    }
+}
+
+/// Rows as R sees them: R has no struct columns, so a struct column `w`
+/// becomes one column per field, `w_start` and `w_end` for a `window()`.
+pub(crate) fn flatten_structs(batch: &RecordBatch) -> RecordBatch {
+    if !batch.schema().fields().iter().any(|f| matches!(f.data_type(), DataType::Struct(_))) {
+        return batch.clone();
+    }
+    let mut fields = Vec::new();
+    let mut columns = Vec::new();
+    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+        flatten_into(field.name(), field, column, &mut fields, &mut columns);
+    }
+    let schema = Arc::new(Schema::new(fields));
+    RecordBatch::try_new(schema, columns).expect("flattening keeps the row count")
+}
+
+fn flat_schema(schema: &SchemaRef) -> SchemaRef {
+    let empty = RecordBatch::new_empty(schema.clone());
+    flatten_structs(&empty).schema()
+}
+
+fn flatten_into(name: &str, field: &Field, column: &ArrayRef, fields: &mut Vec<Field>, columns: &mut Vec<ArrayRef>) {
+    match column.as_struct_opt() {
+        Some(parts) => {
+            for (child, values) in parts.fields().iter().zip(parts.columns()) {
+                // A null struct's fields are null too.
+                let values = match parts.nulls() {
+                    Some(nulls) => {
+                        let merged = NullBuffer::union(Some(nulls), values.nulls());
+                        make_array(values.to_data().into_builder().nulls(merged).build().expect("same length"))
+                    }
+                    None => values.clone(),
+                };
+                flatten_into(&format!("{name}_{}", child.name()), child, &values, fields, columns);
+            }
+        }
+        None => {
+            fields.push(Field::new(name, field.data_type().clone(), true));
+            columns.push(column.clone());
+        }
     }
 }
 

@@ -234,9 +234,10 @@ impl ScalarUDFImpl for WindowFunction {
 
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> DfResult<FieldRef> {
         let spec = WindowSpec::from_arguments(args.scalar_arguments)?;
+        // A time without a zone is UTC's, as the engine reads it everywhere.
         let tz = match args.arg_fields[0].data_type() {
-            DataType::Timestamp(_, tz) => tz.clone(),
-            DataType::Null => None,
+            DataType::Timestamp(_, tz) => tz.clone().or_else(|| Some("UTC".into())),
+            DataType::Null => Some("UTC".into()),
             other => {
                 return plan_error(&format!(
                     "`window()` needs a timestamp column, but `{}` is of type {other}",
@@ -489,7 +490,11 @@ pub fn watermark_delay(plan: &LogicalPlan) -> Result<Option<i64>> {
                         Some(s) => call.args[0].get_type(s)?,
                         None => DataType::Null,
                     };
-                    found.push((delay, call.args[0].schema_name().to_string(), data_type));
+                    let column = match &call.args[0] {
+                        Expr::Column(c) => c.name.clone(),
+                        other => other.schema_name().to_string(),
+                    };
+                    found.push((delay, column, data_type));
                 }
                 Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
             })
