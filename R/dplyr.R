@@ -223,6 +223,8 @@ sql_translation.streamlyr_connection <- function(con) {
       as.integer = function(x) dbplyr::build_sql("CAST(", x, " AS INTEGER)", con = con),
       as.raw = function(x) dbplyr::build_sql("CAST(", x, " AS BYTEA)", con = con),
       sign = dbplyr::sql_prefix("SIGNUM", 1),
+      # The batch's time (Spark's current_timestamp() in a stream).
+      Sys.time = function() dbplyr::sql("now()"),
       `%/%` = function(x, y) dbplyr::build_sql("FLOOR(CAST(", x, " AS DOUBLE) / ", y, ")", con = con),
       `%%` = function(x, y) dbplyr::build_sql("(", x, " % ", y, ")", con = con),
       nchar = dbplyr::sql_prefix("CHARACTER_LENGTH", 1),

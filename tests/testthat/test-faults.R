@@ -97,6 +97,52 @@ test_that("a running count killed 6 times at random moments ends with the exact 
   expect_equal(as.numeric(counts[names(expected)]), as.numeric(expected))
 })
 
+test_that("a windowed count in append mode killed 6 times (exactly-once): every closed window once, with the oracle's count", {
+  servers <- kafka_bootstrap()
+  input <- new_topic("in")
+  output <- new_topic("out")
+  n <- 20000
+  set.seed(11)
+  # Time moves on 1 s every 20 records, each up to 3 s out of order: within the 5 s delay, so nothing is late.
+  times <- 1000 + (seq_len(n) - 1) %/% 20 + sample(0:3, n, TRUE)
+  words <- sample(c("a", "b", "c"), n, TRUE)
+  kcat_produce(input, paste0(words, ",", times))
+  watermark <- max(times) - 5
+  start <- floor(times / 10) * 10
+  closed <- start + 10 <= watermark
+  expected <- table(paste(start[closed], words[closed]))
+  env <- c(
+    STREAM_SERVERS = servers, STREAM_INPUT = input, STREAM_OUTPUT = output,
+    STREAM_CHECKPOINT = new_checkpoint(), STREAM_GUARANTEE = "exactly-once",
+    STREAM_PIPELINE = "windowed", STREAM_MAX_OFFSETS = "100", STREAM_INTERVAL = "0"
+  )
+  written <- function() {
+    got <- kcat_read(output, 0, timeout = 0)
+    if (nrow(got) == 0) return(data.frame(window = character(), n = numeric()))
+    rows <- lapply(got$value, jsonlite::fromJSON)
+    start <- vapply(rows, function(r) as.numeric(as.POSIXct(r$w$start, format = "%Y-%m-%dT%H:%M:%OSZ", tz = "UTC")), 0)
+    data.frame(window = paste(start, vapply(rows, function(r) r$word, "")), n = vapply(rows, function(r) r$n, 0))
+  }
+  kills_mid_work <- 0
+  for (i in 1:6) {
+    p <- run_stream_process(env)
+    wait_started(p)
+    Sys.sleep(runif(1, 0.3, 1.5))
+    p$kill()
+    p$wait()
+    kills_mid_work <- kills_mid_work + (nrow(written()) < length(expected))
+  }
+  expect_gte(kills_mid_work, 3)
+  p <- run_stream_process(env)
+  on.exit(p$kill())
+  wait_started(p)
+  expect_true(wait_for(function() nrow(written()) >= length(expected), 120, 1))
+  got <- written()
+  expect_equal(sum(duplicated(got$window)), 0)
+  expect_setequal(got$window, names(expected))
+  expect_equal(got$n[match(names(expected), got$window)], as.numeric(expected))
+})
+
 test_that("an R session that ends stops its stream and exits promptly", {
   servers <- kafka_bootstrap()
   p <- run_stream_process(c(

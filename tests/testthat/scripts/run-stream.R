@@ -26,6 +26,15 @@ if (identical(env("STREAM_PIPELINE"), "count")) {
   # A running count per key: aggregation state across kills.
   input <- input %>% dplyr::mutate(word = as.character(key)) %>% dplyr::count(word)
   mode <- "update"
+} else if (identical(env("STREAM_PIPELINE"), "windowed")) {
+  # Counts per 10-second window of the event time in "word,seconds" values,
+  # each written once when the watermark (5 s behind) passes its end.
+  input <- input %>%
+    dplyr::mutate(v = as.character(value)) %>%
+    dplyr::mutate(word = split_part(v, ",", 1L), ts = to_timestamp(as.integer(split_part(v, ",", 2L)))) %>%
+    stream_watermark("ts", "5 seconds") %>%
+    dplyr::group_by(w = window(ts, "10 seconds"), word) %>%
+    dplyr::summarise(n = n(), .groups = "drop")
 }
 stream <- input %>%
   stream_write_kafka(
