@@ -11,17 +11,27 @@
 #' A pipeline with an aggregation keeps one row of state per group, saved in
 #' the checkpoint with every batch; write it with `mode = "complete"` (the
 #' whole result every trigger) or `mode = "update"` (the groups that
-#' changed). Binary Kafka columns become text with `as.character(value)`.
+#' changed), or, grouped by a `window()` of a watermarked time, with
+#' `mode = "append"` (see [stream_watermark()]). Binary Kafka columns become
+#' text with `as.character(value)`.
+#'
+#' A stream joins a table of its connection (from `copy_to(sc, df, name)`,
+#' or a memory table) with `inner_join()`, `left_join()`, `semi_join()` or
+#' `anti_join()`, the stream on the left, as in Spark; `left_join(stream, df,
+#' copy = TRUE)` copies the data frame in first. Each batch joins its new
+#' rows with the table as it is when the batch begins, so `copy_to(...,
+#' overwrite = TRUE)` changes what running streams join with from their next
+#' batch. Right and full joins with a stream, and joins of two streams, are
+#' errors.
 #'
 #' Verbs that can't run on a stream yet are errors of class
 #' `streamlyr_error_unsupported` that name the verb and say what to do
-#' instead: joins (`left_join()` and the others, `semi_join()`,
-#' `anti_join()`, `nest_join()`), set operations (`union()`, `union_all()`,
+#' instead: `nest_join()`, set operations (`union()`, `union_all()`,
 #' `intersect()`, `setdiff()`), `compute()`, `collapse()`, `explain()`,
-#' `do()` and the `rows_*()` verbs, as well as `copy_to()` on a connection.
-#' Joins and set operations between two memory tables of one connection
-#' work. Window functions (a grouped `mutate()`, `lag()`, `row_number()`)
-#' build, but are an error when the stream is written.
+#' `do()` and the `rows_*()` verbs. Joins and set operations between two
+#' memory tables of one connection work. Window functions (a grouped
+#' `mutate()`, `lag()`, `row_number()`) build, but are an error when the
+#' stream is written.
 #'
 #' @param x A stream, a pipeline over one, or a memory table from
 #'   `dplyr::tbl(sc, name)` after [stream_write_memory()].
@@ -77,6 +87,7 @@ register_stream_verbs <- function() {
   }
   register_s3_method("utils", "head", "tbl_stream", function(x, ...) utils::head(as_lazy_stream(x), ...))
   register_unsupported_verbs()
+  register_stream_joins()
   register_s3_method("dplyr", "collect", "tbl_stream_sql", collect.tbl_stream_sql)
   register_s3_method("dplyr", "collect", "tbl_streamlyr_memory", collect.tbl_streamlyr_memory)
   register_s3_method("dplyr", "tbl", "streamlyr_connection", tbl.streamlyr_connection)
@@ -90,15 +101,11 @@ register_stream_verbs <- function() {
 # a method of ours, dbplyr would run them through DBI's S4 generics, which
 # know nothing of our S3 connection ("unable to find an inherited method for
 # function 'dbBegin'"). Each is an error naming the verb when it is called.
-join_hint <- paste(
-  "joins with a stream are planned; until then, join downstream of what the stream writes,",
-  "or `collect()` what has arrived so far and join that data frame"
-)
+join_hint <- "a stream joins a table (`copy_to()`, a memory table) with the stream on the left, e.g. `left_join(stream, table)`"
 set_hint <- "a stream has no end to compare; to keep rows whose key is in a set, `filter(key %in% c(...))`"
 write_hint <- "a stream can't be changed in place: write the rows with a `stream_write_*()` function"
 unsupported_stream_verbs <- list(
-  inner_join = join_hint, left_join = join_hint, right_join = join_hint, full_join = join_hint,
-  semi_join = join_hint, anti_join = join_hint, nest_join = join_hint,
+  nest_join = "join the table with `left_join()` and nest what arrives downstream",
   union = "to read several topics as one stream, subscribe to all of them: `options = list(subscribe = \"a,b\")`",
   union_all = "to read several topics as one stream, subscribe to all of them: `options = list(subscribe = \"a,b\")`",
   intersect = set_hint, setdiff = set_hint, setequal = set_hint,
@@ -110,8 +117,9 @@ unsupported_stream_verbs <- list(
   rows_patch = write_hint, rows_upsert = write_hint, rows_delete = write_hint
 )
 
-# Joins and set operations between memory tables of one connection run in the
-# engine; with a stream or a data frame they can't.
+# Joins and set operations between tables of one connection run in the
+# engine (a data frame with `copy = TRUE` is copied in first); with a stream
+# on the right they can't.
 two_table_verbs <- c(
   "inner_join", "left_join", "right_join", "full_join", "semi_join", "anti_join",
   "union", "union_all", "intersect", "setdiff"
@@ -133,53 +141,105 @@ register_unsupported_verbs <- function() {
       stream_method <- function(...) abort_unsupported_verb(verb, "on a stream", hint, call = rlang::current_env())
       register_s3_method("dplyr", verb, "tbl_stream", stream_method)
       register_s3_method("dplyr", verb, "tbl_stream_sql", stream_method)
-      if (verb %in% two_table_verbs) {
-        register_s3_method("dplyr", verb, "tbl_streamlyr_memory", function(x, y, ...) {
-          check_memory_partner(y, verb, call = rlang::current_env())
-          NextMethod()
-        })
-      } else if (verb != "setequal") {
+      if (!verb %in% c(two_table_verbs, "setequal")) {
         register_s3_method("dplyr", verb, "tbl_streamlyr_memory", function(...) {
           abort_unsupported_verb(verb, "on a memory table", hint = NULL, call = rlang::current_env())
         })
       }
     })
   }
-  register_s3_method("dplyr", "copy_to", "streamlyr_connection", copy_to.streamlyr_connection)
-  # Backstops for dbplyr's copy and compute steps when they are reached
-  # without one of the verbs above, e.g. copy_to(dbplyr::src_dbi(sc), df):
-  # a streamlyr error naming the verb on the call stack, not a DBI error.
-  backstop <- function(default, hint = NULL) {
-    function(con, ...) {
-      found <- user_verb_frame()
-      abort_unsupported_verb(found$verb %||% default, "on a streamlyr connection", hint = hint, arg = NULL, call = found$frame)
-    }
+  for (verb in two_table_verbs) {
+    local({
+      verb <- verb
+      register_s3_method("dplyr", verb, "tbl_streamlyr_memory", function(x, y, ...) {
+        check_memory_partner(y, verb, call = rlang::current_env())
+        NextMethod()
+      })
+    })
   }
-  register_s3_method("dbplyr", "db_copy_to", "streamlyr_connection", backstop("copy_to", copy_hint))
-  register_s3_method("dbplyr", "db_compute", "streamlyr_connection", backstop("compute"))
+  register_s3_method("dplyr", "copy_to", "streamlyr_connection", copy_to.streamlyr_connection)
+  register_s3_method("dbplyr", "db_copy_to", "streamlyr_connection", db_copy_to.streamlyr_connection)
+  # A backstop for dbplyr's compute step when it is reached without one of
+  # the verbs above: a streamlyr error naming the verb on the call stack,
+  # not a DBI error.
+  register_s3_method("dbplyr", "db_compute", "streamlyr_connection", function(con, ...) {
+    found <- user_verb_frame()
+    abort_unsupported_verb(found$verb %||% "compute", "on a streamlyr connection", hint = NULL, arg = NULL, call = found$frame)
+  })
+}
+
+# Joins with a stream on the left: dbplyr renders them, the engine checks
+# them against Spark's support matrix when the stream is written. Only a
+# stream on the right side is refused here, where it is known.
+stream_join_verbs <- c("inner_join", "left_join", "right_join", "full_join", "semi_join", "anti_join")
+
+register_stream_joins <- function() {
+  for (verb in stream_join_verbs) {
+    local({
+      verb <- verb
+      register_s3_method("dplyr", verb, "tbl_stream", function(x, y, ...) {
+        getExportedValue("dplyr", verb)(as_lazy_stream(x), y, ...)
+      })
+      register_s3_method("dplyr", verb, "tbl_stream_sql", function(x, y, ...) {
+        if (is_stream(y)) {
+          abort_unsupported_verb(verb, "between two streams", hint = join_hint, arg = "y", call = rlang::current_env())
+        }
+        NextMethod()
+      })
+    })
+  }
 }
 
 check_memory_partner <- function(y, verb, call) {
   if (is_stream(y)) {
-    abort_unsupported_verb(verb, "with a stream", hint = join_hint, arg = "y", call = call)
+    abort_unsupported_verb(verb, "with a stream on the right", hint = join_hint, arg = "y", call = call)
   }
-  if (!inherits(y, "tbl_streamlyr_memory")) {
+  if (!inherits(y, "tbl_streamlyr_memory") && !is.data.frame(y)) {
     abort_unsupported_verb(
       verb, paste0("of a memory table with ", obj_type(y)),
-      hint = "combine two memory tables of one connection, or `collect()` the memory table first",
+      hint = "combine two tables of one connection, or a table with a data frame (`copy = TRUE`)",
       arg = "y", call = call
     )
   }
 }
 
-copy_hint <- paste(
-  "streamlyr has no static tables yet; to query a data frame through the engine, write it with",
-  "`stream_write_memory(df, name = \"...\")` and read it with `tbl(sc, \"...\")`"
-)
+#' Copy a data frame into the connection
+#'
+#' sparklyr's `copy_to()`: `df` becomes the connection's table `name`, which
+#' `tbl(sc, name)` reads and streams join with (see [streamlyr-dplyr]). A
+#' stream joining the table sees a replacement (`overwrite = TRUE`) from its
+#' next batch on; the table is not part of any checkpoint.
+#'
+#' @param dest A connection from [spark_connect()].
+#' @param df A data frame.
+#' @param name The table's name.
+#' @param overwrite Replace a table of that name? Otherwise it is an error.
+#' @param ... Unused (sparklyr's `memory` and `repartition` have no effect here).
+#' @return The table, as `tbl(dest, name)`.
+#' @name copy_to
+copy_to.streamlyr_connection <- function(dest, df, name = spark_table_name(substitute(df)), overwrite = FALSE, ...) {
+  check_connection(dest, arg = "dest")
+  if (!is.data.frame(df)) {
+    abort_streamlyr(paste0("`df` must be a data frame, not ", obj_type(df), "."), arg = "df")
+  }
+  check_string(name)
+  if (!rlang::is_bool(overwrite)) {
+    abort_streamlyr(paste0("`overwrite` must be `TRUE` or `FALSE`, not ", obj_type(overwrite), "."), arg = "overwrite")
+  }
+  engine_result(engine_copy_to(dest$engine, name, as.data.frame(df), overwrite))
+  tbl.streamlyr_connection(dest, name)
+}
 
-# copy_to(sc, df): streamlyr has no static tables yet.
-copy_to.streamlyr_connection <- function(dest, df, ...) {
-  abort_unsupported_verb("copy_to", "on a streamlyr connection", hint = copy_hint, arg = "dest", call = rlang::current_env())
+# The name sparklyr gives a copied table: the variable's, else a fresh one.
+spark_table_name <- function(expr) {
+  if (is.name(expr)) as.character(expr) else random_string("streamlyr_tmp")
+}
+
+# dbplyr's door for `copy = TRUE` in a join: the same table registry.
+db_copy_to.streamlyr_connection <- function(con, table, values, ..., overwrite = FALSE) {
+  name <- as.character(table)
+  engine_result(engine_copy_to(con$engine, name, as.data.frame(values), isTRUE(overwrite)), call = rlang::caller_env(2))
+  dbplyr::ident(name)
 }
 
 # For errors raised deep inside dbplyr: the outermost dplyr verb on the call

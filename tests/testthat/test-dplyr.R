@@ -257,7 +257,7 @@ test_that("pipeline mistakes are clear errors when the stream starts", {
   )
   expect_error(
     stream_write_kafka(s %>% count(topic), options = opts, checkpoint = new_checkpoint()),
-    "can't be written in `append` mode", class = "streamlyr_error_config"
+    "Append output mode not supported when there are streaming aggregations", class = "streamlyr_error_config"
   )
   expect_error(
     stream_write_kafka(s %>% mutate(value = offset * 2), options = opts, checkpoint = new_checkpoint()),
@@ -296,26 +296,45 @@ unconnected_stream <- function(sc) {
   stream_read_kafka(sc, options = list(kafka.bootstrap.servers = "127.0.0.1:1", subscribe = "t"))
 }
 
-join_verbs <- c("inner_join", "left_join", "right_join", "full_join", "semi_join", "anti_join", "nest_join")
 set_verbs <- c("union", "union_all", "intersect", "setdiff")
 
-test_that("a join on a stream is an error that names the verb", {
+test_that("joins with a stream on the right, of two streams, and nest_join() are errors that name the verb", {
   sc <- spark_connect()
   on.exit(spark_disconnect(sc))
   s <- unconnected_stream(sc)
-  labels <- data.frame(k = c("a", "b"), label = c("x", "y"))
-  expect_snapshot(left_join(s, labels, copy = TRUE), error = TRUE)
-  expect_snapshot(s %>% transmute(k = as.character(key)) %>% inner_join(labels, by = "k"), error = TRUE)
+  labels <- copy_to(sc, data.frame(k = c("a", "b"), label = c("x", "y")), "labels")
   pipeline <- transmute(s, k = as.character(key))
-  for (verb in join_verbs) {
+  expect_snapshot(left_join(pipeline, s, by = c(k = "topic")), error = TRUE)
+  expect_snapshot(left_join(labels, pipeline, by = "k"), error = TRUE)
+  expect_snapshot(nest_join(pipeline, labels, by = "k"), error = TRUE)
+  for (verb in c("inner_join", "left_join", "right_join", "full_join", "semi_join", "anti_join")) {
     join <- getExportedValue("dplyr", verb)
     for (x in list(s, pipeline)) {
-      for (y in list(labels, pipeline)) {
-        expect_error(join(x, y, by = "k", copy = TRUE), paste0("`", verb, "\\(\\)` on a stream is not supported yet"),
-                     class = "streamlyr_error_unsupported")
-      }
+      expect_error(join(x, pipeline, by = "k"), paste0("`", verb, "\\(\\)` between two streams is not supported yet"),
+                   class = "streamlyr_error_unsupported")
     }
+    expect_error(join(labels, pipeline, by = "k"), paste0("`", verb, "\\(\\)` with a stream on the right"),
+                 class = "streamlyr_error_unsupported")
   }
+})
+
+test_that("copy_to() makes a table of the connection, with sparklyr's checks", {
+  sc <- spark_connect()
+  on.exit(spark_disconnect(sc))
+  lookup <- data.frame(k = c("a", "b"), n = c(1L, 2L))
+  table <- copy_to(sc, lookup)
+  expect_s3_class(table, "tbl_streamlyr_memory")
+  expect_same_rows(collect(table), lookup)
+  expect_snapshot(copy_to(sc, lookup), error = TRUE)
+  replaced <- copy_to(sc, data.frame(k = "c", n = 3L), "lookup", overwrite = TRUE)
+  expect_same_rows(collect(replaced), data.frame(k = "c", n = 3L))
+  expect_error(copy_to(sc, 1:3, "x"), "`df` must be a data frame", class = "streamlyr_error_config")
+  expect_error(copy_to(sc, lookup, "x", overwrite = NA), "`overwrite` must be `TRUE` or `FALSE`")
+  # A name that isn't a variable's gets a fresh one.
+  expect_match(copy_to(sc, data.frame(k = "a"))$stream$name, "^streamlyr_tmp_")
+  # dbplyr's own door (`copy = TRUE`) registers the table the same way.
+  copy_to(dbplyr::src_dbi(sc), data.frame(k = "z"), name = "via_dbplyr")
+  expect_same_rows(collect(tbl(sc, "via_dbplyr")), data.frame(k = "z"))
 })
 
 test_that("set operations on a stream are errors that name the verb", {
@@ -333,19 +352,15 @@ test_that("set operations on a stream are errors that name the verb", {
   }
 })
 
-test_that("copy_to(), compute(), collapse(), explain() and rows_*() are errors that name the verb", {
+test_that("compute(), collapse(), explain() and rows_*() are errors that name the verb", {
   sc <- spark_connect()
   on.exit(spark_disconnect(sc))
   s <- unconnected_stream(sc)
-  expect_snapshot(copy_to(sc, data.frame(k = "a")), error = TRUE)
   expect_snapshot(compute(s), error = TRUE)
   expect_snapshot(s %>% filter(partition == 0L) %>% collapse(), error = TRUE)
   expect_snapshot(explain(s), error = TRUE)
   expect_error(rows_insert(s, data.frame(key = "a"), by = "key"), "`rows_insert\\(\\)` on a stream",
                class = "streamlyr_error_unsupported")
-  # Through dbplyr's own door to the database layer, too.
-  expect_error(copy_to(dbplyr::src_dbi(sc), data.frame(k = "a"), name = "k"),
-               "`copy_to\\(\\)` on a streamlyr connection is not supported yet", class = "streamlyr_error_unsupported")
 })
 
 test_that("memory tables combine with each other, and give clear errors with anything else", {
@@ -361,8 +376,71 @@ test_that("memory tables combine with each other, and give clear errors with any
   expect_same_rows(collect(left_join(words, labels, by = "k")),
                    data.frame(k = c("a", "b", "c"), n = c(1, 2, 3), label = c("x", "y", NA)))
   expect_same_rows(collect(union_all(select(words, k), select(labels, k))), data.frame(k = c("a", "b", "c", "a", "b")))
-  expect_snapshot(left_join(words, data.frame(k = "a", other = 1), copy = TRUE), error = TRUE)
+  expect_same_rows(collect(left_join(words, data.frame(k = "a", other = 1), by = "k", copy = TRUE)),
+                   data.frame(k = c("a", "b", "c"), n = c(1, 2, 3), other = c(1, NA, NA)))
   expect_snapshot(semi_join(words, unconnected_stream(sc), by = c(k = "topic")), error = TRUE)
   expect_error(compute(words), "`compute\\(\\)` on a memory table is not supported yet", class = "streamlyr_error_unsupported")
   expect_error(collapse(words), "`collapse\\(\\)` on a memory table", class = "streamlyr_error_unsupported")
+})
+
+test_that("a stream joins a table: left join into Kafka (unmatched rows without the table's columns), a replaced table from the next batch on", {
+  servers <- kafka_bootstrap()
+  input <- new_topic("orders")
+  output <- new_topic("enriched")
+  sc <- spark_connect(master = "local")
+  on.exit(spark_disconnect(sc))
+  customers <- copy_to(sc, data.frame(id = c("c1", "c2"), city = c("Lyon", "Oslo")), "customers")
+  orders <- stream_read_kafka(sc, options = list(kafka.bootstrap.servers = servers, subscribe = input, startingOffsets = "earliest"))
+  enriched <- orders %>%
+    transmute(order = as.character(value), id = as.character(key)) %>%
+    left_join(customers, by = "id")
+  stream <- stream_write_kafka(enriched, options = list(kafka.bootstrap.servers = servers, topic = output))
+  kcat_produce(input, c("o1", "o2", "o3"), keys = c("c1", "c2", "c3"))
+  got <- kcat_read(output, 3)
+  rows <- lapply(got$value, jsonlite::fromJSON)
+  expect_equal(sort(vapply(rows, function(r) paste(r$order, r$id, rlang::`%||%`(r$city, "NA")), "")), c("o1 c1 Lyon", "o2 c2 Oslo", "o3 c3 NA"))
+  # copy_to(overwrite = TRUE): the next batch joins the new rows.
+  copy_to(sc, data.frame(id = c("c1", "c3"), city = c("Lima", "Rome")), "customers", overwrite = TRUE)
+  kcat_produce(input, c("o4", "o5"), keys = c("c3", "c2"))
+  got <- kcat_read(output, 5)
+  rows <- lapply(got$value[4:5], jsonlite::fromJSON)
+  expect_equal(sort(vapply(rows, function(r) paste(r$order, rlang::`%||%`(r$city, "NA")), "")), c("o4 Rome", "o5 NA"))
+  stream_stop(stream)
+})
+
+test_that("inner, semi and anti joins, and a join then a windowed count, equal dplyr on the same data frame", {
+  servers <- kafka_bootstrap()
+  input <- new_topic("clicks")
+  sc <- spark_connect(master = "local")
+  on.exit(spark_disconnect(sc))
+  set.seed(5)
+  clicks <- data.frame(user = sample(paste0("u", 1:8), 200, TRUE), t = 1000 + sort(sample(0:59, 200, TRUE)))
+  users <- data.frame(user = paste0("u", 1:6), country = rep(c("FR", "NO", "PE"), 2))
+  kcat_produce(input, paste0(clicks$user, ",", clicks$t))
+  table <- copy_to(sc, users, "users")
+  stream <- stream_read_kafka(sc, options = list(kafka.bootstrap.servers = servers, subscribe = input, startingOffsets = "earliest")) %>%
+    mutate(v = as.character(value)) %>%
+    transmute(user = split_part(v, ",", 1L), t = as.integer(split_part(v, ",", 2L)))
+  expect_same_rows(collect(inner_join(stream, table, by = "user")), dplyr::inner_join(clicks, users, by = "user"))
+  expect_same_rows(collect(semi_join(stream, table, by = "user")), dplyr::semi_join(clicks, users, by = "user"))
+  expect_same_rows(collect(anti_join(stream, table, by = "user")), dplyr::anti_join(clicks, users, by = "user"))
+  # Enrich, then count per country and 10-second window, written once each window closes.
+  per_window <- stream %>%
+    inner_join(table, by = "user") %>%
+    mutate(ts = to_timestamp(t)) %>%
+    stream_watermark("ts", "5 seconds") %>%
+    group_by(w = window(ts, "10 seconds"), country) %>%
+    summarise(n = n(), .groups = "drop")
+  st <- stream_write_memory(per_window, name = "per_window", mode = "append")
+  expect_true(wait_for(function() streamlyr:::query_status(st$ptr)$rows_in >= 200))
+  expect_true(wait_for(function() nrow(collect(tbl(sc, "per_window"))) > 0))
+  Sys.sleep(0.5)
+  stream_stop(st)
+  got <- collect(tbl(sc, "per_window"))
+  joined <- dplyr::inner_join(clicks, users, by = "user")
+  joined$start <- floor(joined$t / 10) * 10
+  closed <- joined[joined$start + 10 <= max(clicks$t) - 5, ]
+  expected <- as.data.frame(dplyr::count(closed, start, country))
+  expect_same_rows(data.frame(start = as.numeric(got$w_start), country = got$country, n = as.numeric(got$n)),
+                   data.frame(start = expected$start, country = expected$country, n = as.numeric(expected$n)))
 })

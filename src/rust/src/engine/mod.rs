@@ -23,7 +23,7 @@ use arrow::record_batch::RecordBatch;
 
 use crate::error::{panic_message, Error, Result};
 use crate::sink::kafka::KafkaSink;
-use crate::sink::memory::{ConsoleQueue, MemorySink, MemoryTable, Target};
+use crate::sink::memory::{ConsoleQueue, MemorySink, MemoryTable, Tables, Target};
 use crate::sink::Sink;
 use crate::source::kafka::KafkaSource;
 use crate::source::memory::MemorySource;
@@ -69,7 +69,7 @@ impl Drop for QueryHandle {
 pub struct Engine {
     runtime: Mutex<Option<tokio::runtime::Runtime>>,
     queries: Mutex<BTreeMap<String, Weak<QueryHandle>>>,
-    memory_tables: Mutex<BTreeMap<String, Arc<MemoryTable>>>,
+    tables: Arc<Tables>,
 }
 
 impl Engine {
@@ -84,7 +84,7 @@ impl Engine {
             .enable_time()
             .build()
             .map_err(|e| Error::internal(format!("can't start the engine's threads: {e}")))?;
-        Ok(Engine { runtime: Mutex::new(Some(runtime)), queries: Mutex::new(BTreeMap::new()), memory_tables: Mutex::new(BTreeMap::new()) })
+        Ok(Engine { runtime: Mutex::new(Some(runtime)), queries: Mutex::new(BTreeMap::new()), tables: Arc::default() })
     }
 
     /// Build the planned query's source and sink and start its thread.
@@ -104,7 +104,7 @@ impl Engine {
             }
             SinkPlan::Memory { table, key_columns } => {
                 let shared = Arc::new(MemoryTable::default());
-                self.memory_tables.lock().unwrap_or_else(|p| p.into_inner()).insert(table.clone(), shared.clone());
+                self.tables.insert(&table, shared.clone());
                 let target = Target::Table { name: table, table: shared, mode: plan.mode, key_columns };
                 Box::new(MemorySink::new(target, plan.output_schema.clone()))
             }
@@ -155,23 +155,18 @@ impl Engine {
         queries.values().filter_map(Weak::upgrade).collect()
     }
 
-    /// Run `sql` over the memory tables (`stream_write_memory()`) as they are now.
+    /// The connection's tables: memory tables and those copied in from R.
+    pub fn tables(&self) -> &Arc<Tables> {
+        &self.tables
+    }
+
+    /// Run `sql` over the connection's tables as they are now.
     pub fn query_memory(&self, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>)> {
-        let snapshots = {
-            let tables = self.memory_tables.lock().unwrap_or_else(|p| p.into_inner());
-            tables
-                .iter()
-                .filter_map(|(name, t)| match t.snapshot() {
-                    (Some(schema), rows) => Some((name.clone(), schema, rows)),
-                    (None, _) => None,
-                })
-                .collect::<Vec<_>>()
-        };
-        crate::transform::run_sql(sql, snapshots)
+        crate::transform::run_sql(sql, self.tables.snapshots())
     }
 
     pub fn drop_memory_table(&self, name: &str) {
-        self.memory_tables.lock().unwrap_or_else(|p| p.into_inner()).remove(name);
+        self.tables.remove(name);
     }
 
     pub fn find(&self, id: &str) -> Option<Arc<QueryHandle>> {

@@ -7,6 +7,7 @@
 //! own calls need first (argument types, `match.arg(mode)`, a trigger
 //! constructor's argument) so that the error names the user's call.
 
+use std::sync::Arc;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -18,6 +19,7 @@ use super::trigger::Trigger;
 use crate::error::{Error, Result};
 use crate::kafka::config::{KafkaSinkOptions, KafkaSourceOptions, Options};
 use crate::sink::encode::RecordLayout;
+use crate::sink::memory::Tables;
 use crate::source::kafka::kafka_schema;
 use crate::transform::{needs_aggregation, OutputMode, Transform};
 
@@ -115,7 +117,8 @@ pub struct QueryPlan {
 
 impl QueryPlan {
     /// Check `spec` and plan it; `rows` is the data frame of a data-frame source.
-    pub fn new(spec: QuerySpec, rows: Option<RecordBatch>) -> Result<QueryPlan> {
+    /// `tables` are the connection's, which the pipeline may join with.
+    pub fn new(spec: QuerySpec, rows: Option<RecordBatch>, tables: &Arc<Tables>) -> Result<QueryPlan> {
         let trigger = trigger(&spec.trigger)?;
         let requested = spec.mode.as_deref().map(OutputMode::parse).transpose()?;
         let checkpoint = spec.checkpoint.trim();
@@ -136,7 +139,7 @@ impl QueryPlan {
         };
         let continuous = matches!(trigger, Trigger::Continuous(_));
         let transform = match &spec.sql {
-            Some(sql) => Some(Transform::plan(&sql.sql, &sql.table, input_schema.clone(), requested, continuous)?),
+            Some(sql) => Some(Transform::plan(&sql.sql, &sql.table, input_schema.clone(), requested, continuous, tables)?),
             None => match requested {
                 Some(m) if m != OutputMode::Append => return Err(needs_aggregation(m)),
                 _ => None,
@@ -221,7 +224,7 @@ mod tests {
 
     #[test]
     fn a_valid_spec_is_planned_once_with_typed_parts() {
-        let plan = QueryPlan::new(spec(KAFKA_TO_KAFKA), None).unwrap();
+        let plan = QueryPlan::new(spec(KAFKA_TO_KAFKA), None, &Arc::default()).unwrap();
         assert!(matches!(plan.source, SourcePlan::Kafka(_)));
         assert!(matches!(plan.sink, SinkPlan::Kafka { .. }));
         assert_eq!(plan.mode, OutputMode::Append);
@@ -231,9 +234,9 @@ mod tests {
     #[test]
     fn the_retry_bound_is_a_writer_option() {
         let json = KAFKA_TO_KAFKA.replace(r#""topic":"out"}"#, r#""topic":"out","retryTimeoutMs":"1500"}"#);
-        assert_eq!(QueryPlan::new(spec(&json), None).unwrap().retry_timeout, Duration::from_millis(1500));
+        assert_eq!(QueryPlan::new(spec(&json), None, &Arc::default()).unwrap().retry_timeout, Duration::from_millis(1500));
         let json = KAFKA_TO_KAFKA.replace(r#""topic":"out"}"#, r#""topic":"out","retryTimeoutMs":"soon"}"#);
-        let e = QueryPlan::new(spec(&json), None).err().unwrap();
+        let e = QueryPlan::new(spec(&json), None, &Arc::default()).err().unwrap();
         assert_eq!((e.arg.as_deref(), e.option.as_deref()), (Some("options"), Some("retryTimeoutMs")));
     }
 
@@ -245,7 +248,7 @@ mod tests {
             (r#"{"kind":"interval","interval_ms":1e300}"#, "`interval`"),
         ] {
             let json = KAFKA_TO_KAFKA.replace(r#"{"kind":"once"}"#, trigger);
-            let e = QueryPlan::new(spec(&json), None).err().unwrap();
+            let e = QueryPlan::new(spec(&json), None, &Arc::default()).err().unwrap();
             assert_eq!(e.arg.as_deref(), Some("trigger"));
             assert!(e.message.contains(arg), "{e}");
         }
@@ -254,7 +257,7 @@ mod tests {
     #[test]
     fn complete_mode_needs_an_aggregation() {
         let json = KAFKA_TO_KAFKA.replace(r#""checkpoint""#, r#""mode":"complete","checkpoint""#);
-        let e = QueryPlan::new(spec(&json), None).err().unwrap();
+        let e = QueryPlan::new(spec(&json), None, &Arc::default()).err().unwrap();
         assert_eq!(e.arg.as_deref(), Some("mode"));
     }
 }

@@ -277,6 +277,9 @@ impl Query {
             // The epoch's records, then (if there were any) its range and the sink's commit.
             let mut run = || -> Result<Option<Positions>> {
                 self.sink.begin()?;
+                if let Some(t) = &mut self.transform {
+                    t.begin_batch(timestamp_ms as i64, 0)?;
+                }
                 let mut at = epoch_start.clone();
                 while began.elapsed() < epoch && !stop.is_set() {
                     let wait = (epoch - began.elapsed().min(epoch)).min(Duration::from_millis(100));
@@ -393,7 +396,7 @@ impl Query {
     ) -> Result<BatchOutcome> {
         self.sink.begin()?;
         if let Some(t) = &mut self.transform {
-            t.begin_batch(offsets.timestamp_ms as i64, offsets.watermark_ms);
+            t.begin_batch(offsets.timestamp_ms as i64, offsets.watermark_ms)?;
         }
         let written = self.write_batch(offsets, stop, status).and_then(|(rows_in, rows_out)| {
             if let Some(state) = self.transform.as_mut().map(|t| t.save_state()).transpose()?.flatten() {

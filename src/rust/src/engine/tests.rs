@@ -490,7 +490,7 @@ fn an_epoch_in_flight_at_a_crash_is_replayed_on_its_range_or_recorded_if_the_sin
 fn windowed_query(source: CountingSource, sink: ScriptedSink, checkpoint: &Path) -> Query {
     let sql = r#"SELECT COUNT(*) AS "c", "w" FROM (SELECT window("t", '10 seconds') AS "w" FROM (SELECT streamlyr_watermark(to_timestamp_seconds("n"), 0) AS "t" FROM "numbers") "q01") "q02" GROUP BY "w""#;
     let transform =
-        crate::transform::Transform::plan(sql, "numbers", numbers(0, 0).schema(), Some(crate::transform::OutputMode::Append), false)
+        crate::transform::Transform::plan(sql, "numbers", numbers(0, 0).schema(), Some(crate::transform::OutputMode::Append), false, &Arc::default())
             .unwrap();
     Query { transform: Some(transform), ..query(source, sink, checkpoint) }
 }

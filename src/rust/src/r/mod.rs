@@ -84,7 +84,7 @@ fn query_start(engine: EnginePtr, spec_json: &str, data: Robj) -> Robj {
             SourceSpec::DataFrame => Some(to_arrow::data_frame_to_arrow(&data)?),
             _ => None,
         };
-        let plan = QueryPlan::new(spec, rows)?;
+        let plan = QueryPlan::new(spec, rows, engine.tables())?;
         let ignored = plan.ignored.clone();
         let handle = engine.start(plan)?;
         Ok::<_, Error>((handle, ignored))
@@ -199,6 +199,15 @@ fn engine_query_memory(engine: EnginePtr, sql: &str) -> Robj {
     }
 }
 
+/// `copy_to()`: the data frame `df` as the connection's table `name`.
+#[extendr]
+fn engine_copy_to(engine: EnginePtr, name: &str, df: Robj, overwrite: bool) -> Robj {
+    match to_arrow::data_frame_to_arrow(&df).and_then(|rows| engine.tables().copy_in(name, rows, overwrite)) {
+        Ok(()) => ok(name),
+        Err(e) => err(e),
+    }
+}
+
 #[extendr]
 fn engine_drop_memory(engine: EnginePtr, table: &str) {
     engine.drop_memory_table(table);
@@ -249,5 +258,6 @@ extendr_module! {
     fn engine_query_memory;
     fn query_console_take;
     fn engine_drop_memory;
+    fn engine_copy_to;
     fn rust_panic_for_test;
 }

@@ -4,7 +4,7 @@
 //! until R's main thread prints them. Rows become visible when their batch
 //! commits, never half a batch.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use arrow::array::{make_array, Array, ArrayRef, AsArray, BooleanArray};
@@ -21,13 +21,72 @@ use crate::engine::stop::StopSignal;
 use crate::error::{Error, Result};
 use crate::transform::OutputMode;
 
-/// A table R can query while streams write it.
+/// A table R can query while streams write it, or one R copied in
+/// (`copy_to()`) to join streams with.
 #[derive(Debug, Default)]
 pub(crate) struct MemoryTable {
     rows: Mutex<(Option<SchemaRef>, Vec<RecordBatch>)>,
 }
 
+/// The connection's tables by name: what `stream_write_memory()` writes,
+/// what `copy_to()` copies, what `tbl(sc, name)` and joins read.
+#[derive(Debug, Default)]
+pub struct Tables(Mutex<BTreeMap<String, Arc<MemoryTable>>>);
+
+impl Tables {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Arc<MemoryTable>>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn get(&self, name: &str) -> Option<Arc<MemoryTable>> {
+        self.lock().get(name).cloned()
+    }
+
+    pub(crate) fn insert(&self, name: &str, table: Arc<MemoryTable>) {
+        self.lock().insert(name.to_string(), table);
+    }
+
+    pub fn remove(&self, name: &str) {
+        self.lock().remove(name);
+    }
+
+    /// `copy_to()`: `rows` under `name`, replacing a table of that name only
+    /// when asked to. Running streams that join it see the new rows from
+    /// their next batch.
+    pub fn copy_in(&self, name: &str, rows: RecordBatch, overwrite: bool) -> Result<()> {
+        let mut tables = self.lock();
+        if tables.contains_key(name) && !overwrite {
+            return Err(Error::config("name", format!("table {name} already exists (pass overwrite = TRUE to overwrite)")));
+        }
+        let table = MemoryTable { rows: Mutex::new((Some(rows.schema()), vec![rows])) };
+        tables.insert(name.to_string(), Arc::new(table));
+        Ok(())
+    }
+
+    /// The name and columns (as R sees them) of every table that has columns.
+    pub(crate) fn schemas(&self) -> Vec<(String, SchemaRef)> {
+        let tables = self.lock();
+        tables.iter().filter_map(|(name, t)| t.schema().map(|s| (name.clone(), s))).collect()
+    }
+
+    /// Every table with rows or a schema, as R sees them now.
+    pub(crate) fn snapshots(&self) -> Vec<(String, SchemaRef, Vec<RecordBatch>)> {
+        let tables = self.lock();
+        tables
+            .iter()
+            .filter_map(|(name, t)| match t.snapshot() {
+                (Some(schema), rows) => Some((name.clone(), schema, rows)),
+                (None, _) => None,
+            })
+            .collect()
+    }
+}
+
 impl MemoryTable {
+    fn schema(&self) -> Option<SchemaRef> {
+        self.rows.lock().unwrap_or_else(|p| p.into_inner()).0.as_ref().map(flat_schema)
+    }
+
     /// The committed rows, as R sees them ([`flatten_structs`]).
     pub fn snapshot(&self) -> (Option<SchemaRef>, Vec<RecordBatch>) {
         let (schema, rows) = self.rows.lock().unwrap_or_else(|p| p.into_inner()).clone();

@@ -19,6 +19,7 @@ mod after;
 mod batch_table;
 pub mod event_time;
 mod grouped;
+mod static_table;
 
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
@@ -41,6 +42,9 @@ use after::AfterStep;
 use batch_table::BatchTable;
 use event_time::{Clock, EventKey};
 use grouped::GroupedState;
+use static_table::StaticTable;
+
+use crate::sink::memory::Tables;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutputMode {
@@ -77,6 +81,8 @@ pub struct Transform {
     watermark_ms: i64,
     /// Rows of this batch dropped as too late for their (closed) window.
     rows_dropped: u64,
+    /// The connection's tables the pipeline joins with.
+    statics: Vec<Arc<StaticTable>>,
 }
 
 enum Shape {
@@ -131,7 +137,7 @@ fn unknown_function(e: &DataFusionError) -> Option<String> {
 
 pub(crate) fn unsupported(what: &str) -> Error {
     Error::config("x", format!("{what} is not supported on a stream"))
-        .with_hint("streams support filter(), mutate(), select(), and one group_by() + summarise()")
+        .with_hint("streams support filter(), mutate(), select(), joins with a table, and one group_by() + summarise()")
 }
 
 /// DataFusion's planning and execution are async; the engine's threads are
@@ -152,7 +158,14 @@ impl Transform {
     /// Plan `sql` over a table named `table` with rows of `input`. Every
     /// error a user can make (unknown function, wrong mode) shows here.
     /// Without a `mode`, an aggregation is `Complete` and the rest `Append`.
-    pub fn plan(sql: &str, table: &str, input: SchemaRef, mode: Option<OutputMode>, continuous: bool) -> Result<Transform> {
+    pub fn plan(
+        sql: &str,
+        table: &str,
+        input: SchemaRef,
+        mode: Option<OutputMode>,
+        continuous: bool,
+        tables: &Arc<Tables>,
+    ) -> Result<Transform> {
         // One partition: micro-batches are small, and order within a chunk is kept.
         let config = SessionConfig::new().with_target_partitions(1).with_information_schema(false);
         let state = SessionStateBuilder::new().with_config(config).with_default_features().build();
@@ -160,6 +173,12 @@ impl Transform {
         let ctx = datafusion::prelude::SessionContext::new_with_state(state);
         ctx.register_table(datafusion::common::TableReference::bare(table), table_provider.clone())
             .map_err(df_error)?;
+        let mut statics = Vec::new();
+        for (name, schema) in tables.schemas().into_iter().filter(|(name, _)| name != table) {
+            let provider = Arc::new(StaticTable::new(&name, schema, tables));
+            ctx.register_table(datafusion::common::TableReference::bare(name), provider.clone()).map_err(df_error)?;
+            statics.push(provider);
+        }
         let clock = Clock::new();
         for function in event_time::functions(&clock) {
             ctx.register_udf(function);
@@ -169,6 +188,7 @@ impl Transform {
         let plan = state.analyzer().execute_and_check(plan, state.config_options(), |_, _| {}).map_err(df_error)?;
         let plan = event_time::expand_sliding_windows(plan)?;
         let watermark_delay_ms = event_time::watermark_delay(&plan)?;
+        statics.retain(|s| static_table::reads_table(&plan, s.name()));
 
         // Walk down from the top to the aggregation, if there is one.
         let mut above = Vec::new();
@@ -182,6 +202,11 @@ impl Transform {
                 }
                 LogicalPlan::Distinct(Distinct::On(_)) => return Err(unsupported("`distinct()` keeping other columns")),
                 LogicalPlan::TableScan(_) => break None,
+                LogicalPlan::Join(join) if aggregates_stream(&join.left, table) => {
+                    return Err(unsupported("a join after an aggregation"))
+                }
+                // A join with a table, row by row (`check_row_by_row` has its rules).
+                LogicalPlan::Join(_) => break None,
                 _ => {
                     let inputs = node.inputs();
                     if inputs.len() != 1 {
@@ -200,7 +225,7 @@ impl Transform {
                 if mode != OutputMode::Append {
                     return Err(needs_aggregation(mode));
                 }
-                check_row_by_row(&plan)?;
+                check_row_by_row(&plan, table)?;
                 Shape::Rows(state.optimize(&plan).map_err(df_error)?)
             }
             Some(aggregate) => {
@@ -219,7 +244,7 @@ impl Transform {
                 if aggregate.group_expr.iter().any(|e| matches!(e, Expr::GroupingSet(_))) {
                     return Err(unsupported("grouping sets"));
                 }
-                check_row_by_row(&aggregate.input)?;
+                check_row_by_row(&aggregate.input, table)?;
                 let closing = event_key.filter(|_| mode != OutputMode::Complete);
                 Shape::Grouped(Box::new(Grouped::plan(&state, aggregate, &above, mode, &output_schema, closing)?))
             }
@@ -234,16 +259,19 @@ impl Transform {
             watermark_delay_ms,
             watermark_ms: 0,
             rows_dropped: 0,
+            statics,
         })
     }
 
     /// A batch begins: its time (what `now()` gives) and the watermark in
     /// effect, both as recorded for it in the checkpoint.
-    pub fn begin_batch(&mut self, timestamp_ms: i64, watermark_ms: i64) {
+    /// The tables it joins with are taken as they are now, for the batch.
+    pub fn begin_batch(&mut self, timestamp_ms: i64, watermark_ms: i64) -> Result<()> {
         self.clock.set_batch_time(timestamp_ms);
         self.clock.forget_event_times();
         self.watermark_ms = watermark_ms;
         self.rows_dropped = 0;
+        self.statics.iter().try_for_each(|s| s.refresh())
     }
 
     /// The watermark for the next batch: the largest event time this batch
@@ -409,17 +437,22 @@ fn mode_name(mode: OutputMode) -> &'static str {
     }
 }
 
-/// What runs on each chunk must give each row's output from that row alone:
-/// no joins, windows, sorts or limits over an endless stream.
-fn check_row_by_row(plan: &LogicalPlan) -> Result<()> {
+/// What runs on each chunk must give each row's output from that row alone
+/// (and the tables it joins with): no windows, sorts or limits over an
+/// endless stream. `stream` is the stream's table.
+fn check_row_by_row(plan: &LogicalPlan, stream: &str) -> Result<()> {
     let what = match plan {
+        LogicalPlan::Join(join) => {
+            // The static side may be anything; the stream's side goes on row by row.
+            static_table::check_join(join, stream)?;
+            return check_row_by_row(&join.left, stream);
+        }
         LogicalPlan::Projection(_) | LogicalPlan::Filter(_) | LogicalPlan::SubqueryAlias(_) | LogicalPlan::TableScan(_) => None,
         // A sliding window's rows, one per window (see `event_time`).
         LogicalPlan::Unnest(_) => None,
         LogicalPlan::Window(_) => Some("a window function (e.g. a grouped mutate(), lag() or row_number())"),
         LogicalPlan::Sort(_) => Some("`arrange()` before an aggregation or without one"),
         LogicalPlan::Limit(_) => Some("`head()` before an aggregation or without one"),
-        LogicalPlan::Join(_) => Some("a join"),
         LogicalPlan::Union(_) => Some("`union()`"),
         LogicalPlan::Aggregate(_) | LogicalPlan::Distinct(_) => Some("an aggregation over an aggregation"),
         _ => Some("this step"),
@@ -427,7 +460,15 @@ fn check_row_by_row(plan: &LogicalPlan) -> Result<()> {
     if let Some(what) = what {
         return Err(unsupported(what));
     }
-    plan.inputs().into_iter().try_for_each(check_row_by_row)
+    plan.inputs().into_iter().try_for_each(|input| check_row_by_row(input, stream))
+}
+
+/// Is there an aggregation of the stream's rows in `plan`?
+fn aggregates_stream(plan: &LogicalPlan, stream: &str) -> bool {
+    match plan {
+        LogicalPlan::Aggregate(_) | LogicalPlan::Distinct(_) => static_table::reads_table(plan, stream),
+        other => other.inputs().into_iter().any(|input| aggregates_stream(input, stream)),
+    }
 }
 
 fn run(state: &SessionState, plan: &LogicalPlan) -> Result<Vec<RecordBatch>> {

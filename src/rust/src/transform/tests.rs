@@ -5,6 +5,7 @@ use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
 
 use super::*;
+use crate::sink::memory::Tables;
 
 fn words_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![Field::new("word", DataType::Utf8, true), Field::new("x", DataType::Float64, true)]))
@@ -22,7 +23,7 @@ fn words(items: &[(&str, f64)]) -> RecordBatch {
 }
 
 fn plan(sql: &str, mode: OutputMode) -> Result<Transform> {
-    Transform::plan(sql, "words", words_schema(), Some(mode), false)
+    Transform::plan(sql, "words", words_schema(), Some(mode), false, &Arc::default())
 }
 
 /// (word, count) pairs of a result, sorted.
@@ -122,7 +123,7 @@ fn user_mistakes_are_config_errors_naming_the_problem() {
     assert_eq!(e.arg.as_deref(), Some("mode"));
     let e = plan(r#"SELECT "word" FROM "words""#, OutputMode::Complete).err().unwrap();
     assert_eq!(e.arg.as_deref(), Some("mode"));
-    let e = Transform::plan(COUNT, "words", words_schema(), Some(OutputMode::Complete), true).err().unwrap();
+    let e = Transform::plan(COUNT, "words", words_schema(), Some(OutputMode::Complete), true, &Arc::default()).err().unwrap();
     assert_eq!(e.arg.as_deref(), Some("trigger"));
     let e = plan(r#"SELECT "word", ROW_NUMBER() OVER (ORDER BY "x") AS "r" FROM "words""#, OutputMode::Append).err().unwrap();
     assert!(e.message.contains("window"), "{}", e.message);
@@ -136,4 +137,101 @@ fn a_failure_on_the_data_is_an_execution_error_not_a_users_mistake() {
     assert_eq!(e.arg, None);
     let e = plan(r#"SELECT "nope" FROM "words""#, OutputMode::Append).err().unwrap();
     assert_eq!((e.kind, e.arg.as_deref()), (crate::error::ErrorKind::Config, Some("x")));
+}
+
+/// A connection with a table `lookup(word, label)`.
+fn lookup(rows: &[(&str, &str)]) -> Arc<Tables> {
+    let tables: Arc<Tables> = Arc::default();
+    replace_lookup(&tables, rows);
+    tables
+}
+
+fn replace_lookup(tables: &Tables, rows: &[(&str, &str)]) {
+    let schema = Arc::new(Schema::new(vec![Field::new("word", DataType::Utf8, true), Field::new("label", DataType::Utf8, true)]));
+    let batch = RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0))),
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.1))),
+        ],
+    )
+    .unwrap();
+    tables.copy_in("lookup", batch, true).unwrap();
+}
+
+/// Rows of a result as text, sorted.
+fn texts(batches: &[RecordBatch]) -> Vec<String> {
+    let mut out: Vec<String> = arrow::util::pretty::pretty_format_batches(batches)
+        .unwrap()
+        .to_string()
+        .lines()
+        .filter(|l| l.starts_with('|'))
+        .skip(1)
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    out.sort();
+    out
+}
+
+fn join(sql: &str, tables: &Arc<Tables>) -> Result<Transform> {
+    Transform::plan(sql, "words", words_schema(), Some(OutputMode::Append), false, tables)
+}
+
+#[test]
+fn a_stream_joins_the_table_as_it_is_when_each_batch_begins() {
+    let tables = lookup(&[("a", "first"), ("b", "second")]);
+    let sql = r#"SELECT "words"."word", "x", "label" FROM "words" LEFT JOIN "lookup" ON ("words"."word" = "lookup"."word")"#;
+    let mut t = join(sql, &tables).unwrap();
+    t.begin_batch(0, 0).unwrap();
+    let out = t.process(words(&[("a", 1.0), ("c", 2.0)])).unwrap();
+    assert_eq!(texts(&out), ["| a | 1.0 | first |", "| c | 2.0 | |"]);
+    // A replaced table is seen from the next batch on, not in the middle of one.
+    replace_lookup(&tables, &[("c", "third")]);
+    let out = t.process(words(&[("c", 3.0)])).unwrap();
+    assert_eq!(texts(&out), ["| c | 3.0 | |"]);
+    t.begin_batch(0, 0).unwrap();
+    let out = t.process(words(&[("c", 3.0)])).unwrap();
+    assert_eq!(texts(&out), ["| c | 3.0 | third |"]);
+}
+
+#[test]
+fn inner_semi_and_anti_joins_keep_the_rows_spark_keeps() {
+    let tables = lookup(&[("a", "first"), ("a", "again"), ("b", "second")]);
+    let chunk = || words(&[("a", 1.0), ("c", 2.0), ("b", 3.0)]);
+    let run_one = |sql: &str| {
+        let mut t = join(sql, &tables).unwrap();
+        t.begin_batch(0, 0).unwrap();
+        texts(&t.process(chunk()).unwrap())
+    };
+    let inner = run_one(r#"SELECT "words"."word", "label" FROM "words" INNER JOIN "lookup" ON ("words"."word" = "lookup"."word")"#);
+    assert_eq!(inner, ["| a | again |", "| a | first |", "| b | second |"]);
+    let semi = run_one(r#"SELECT * FROM "words" WHERE EXISTS (SELECT 1 FROM "lookup" WHERE ("words"."word" = "lookup"."word"))"#);
+    assert_eq!(semi, ["| a | 1.0 |", "| b | 3.0 |"]);
+    let anti = run_one(r#"SELECT * FROM "words" WHERE NOT EXISTS (SELECT 1 FROM "lookup" WHERE ("words"."word" = "lookup"."word"))"#);
+    assert_eq!(anti, ["| c | 2.0 |"]);
+}
+
+#[test]
+fn a_join_then_a_count_aggregates_the_enriched_rows() {
+    let tables = lookup(&[("a", "vowel"), ("b", "consonant"), ("c", "consonant")]);
+    let sql = r#"SELECT "label" AS "word", COUNT(*) AS "n" FROM (SELECT "label" FROM "words" INNER JOIN "lookup" ON ("words"."word" = "lookup"."word")) "q01" GROUP BY "label""#;
+    let mut t = Transform::plan(sql, "words", words_schema(), Some(OutputMode::Complete), false, &tables).unwrap();
+    t.begin_batch(0, 0).unwrap();
+    t.process(words(&[("a", 1.0), ("b", 1.0), ("c", 1.0), ("z", 1.0)])).unwrap();
+    assert_eq!(counts(&t.finish_batch().unwrap()), [("consonant".into(), 2), ("vowel".into(), 1)]);
+}
+
+#[test]
+fn joins_outside_sparks_matrix_and_mismatched_keys_are_errors_at_start() {
+    let tables = lookup(&[("a", "first")]);
+    let on = r#"ON ("words"."word" = "lookup"."word")"#;
+    let e = join(&format!(r#"SELECT "x" FROM "words" RIGHT JOIN "lookup" {on}"#), &tables).err().unwrap();
+    assert!(e.message.contains("Right outer join with a streaming DataFrame/Dataset on the left is not supported"), "{}", e.message);
+    let e = join(&format!(r#"SELECT "x" FROM "words" FULL JOIN "lookup" {on}"#), &tables).err().unwrap();
+    assert!(e.message.contains("Full outer joins with streaming DataFrames/Datasets are not supported"), "{}", e.message);
+    let e = join(&format!(r#"SELECT "label" FROM "lookup" LEFT JOIN "words" {on}"#), &tables).err().unwrap();
+    assert!(e.message.contains("on the right is not supported"), "{}", e.message);
+    let e = join(r#"SELECT "label" FROM "words" JOIN "lookup" ON ("words"."x" = "lookup"."word")"#, &tables).err().unwrap();
+    assert_eq!(e.arg.as_deref(), Some("by"));
+    assert!(e.message.contains("can't join `x` (Float64) with `word` (Utf8)"), "{}", e.message);
 }

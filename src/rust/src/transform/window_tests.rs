@@ -37,7 +37,7 @@ fn windowed_count(delay_ms: i64, window: &str) -> String {
 }
 
 fn plan(sql: &str, mode: OutputMode) -> Result<Transform> {
-    Transform::plan(sql, "events", events_schema(), Some(mode), false)
+    Transform::plan(sql, "events", events_schema(), Some(mode), false, &Arc::default())
 }
 
 type Counts = Vec<(i64, i64, String, i64)>; // (start ms, end ms, word, n)
@@ -65,7 +65,7 @@ fn run(t: &mut Transform, batches: &[Vec<(&str, i64)>]) -> Vec<(Counts, u64)> {
     let mut wm = 0;
     let mut out = Vec::new();
     let run_one = |t: &mut Transform, rows: &[(&str, i64)], wm: &mut i64| {
-        t.begin_batch(1_000, *wm);
+        t.begin_batch(1_000, *wm).unwrap();
         if !rows.is_empty() {
             t.process(events(rows)).unwrap();
         }
@@ -195,7 +195,7 @@ fn bad_windows_and_watermarks_are_the_users_errors() {
 #[test]
 fn now_is_the_batch_time() {
     let mut t = plan(r#"SELECT "word", now() AS "t", current_timestamp AS "u" FROM "events""#, OutputMode::Append).unwrap();
-    t.begin_batch(1_234_567, 0);
+    t.begin_batch(1_234_567, 0).unwrap();
     let out = t.process(events(&[("a", 0)])).unwrap();
     let time = out[0].column(1).as_primitive::<TimestampMicrosecondType>().value(0);
     assert_eq!(time, 1_234_567_000);
@@ -206,13 +206,13 @@ fn now_is_the_batch_time() {
 fn window_state_survives_a_restore() {
     let sql = windowed_count(0, "'10 seconds'");
     let mut a = plan(&sql, OutputMode::Update).unwrap();
-    a.begin_batch(0, 0);
+    a.begin_batch(0, 0).unwrap();
     a.process(events(&[("a", 1_000), ("a", 12_000)])).unwrap();
     a.finish_batch().unwrap();
     let saved = a.save_state().unwrap().unwrap();
     let mut b = plan(&sql, OutputMode::Update).unwrap();
     b.restore_state(Some(&saved)).unwrap();
-    b.begin_batch(0, 0);
+    b.begin_batch(0, 0).unwrap();
     b.process(events(&[("a", 13_000)])).unwrap();
     assert_eq!(decode(&b.finish_batch().unwrap()), vec![(10_000, 20_000, "a".into(), 2)]);
 }
