@@ -154,7 +154,7 @@ print.streamlyr_stream <- function(x, ...) {
       ", rows out: ", fmt_count(s$rows_out), sep = "")
   if (n > 0) cat("; last batch: ", fmt_count(p$processed_rows_per_second[n]), " rows/s", sep = "")
   cat("\n")
-  if (!is.null(s$watermark_ms)) {
+  if (!is.null(s$watermark_ms) && !is.na(s$watermark_ms)) {
     wm <- if (s$watermark_ms > 0) format(ms_to_time(s$watermark_ms), "%Y-%m-%d %H:%M:%OS3 %Z") else "none yet"
     cat("watermark: ", wm, "; rows dropped as late: ", fmt_count(s$rows_dropped), "\n", sep = "")
   }

@@ -39,7 +39,7 @@ seq 1 "$rows" | awk '{printf "%-100s\n", "record-" $1}' | kcat -P -b "$servers" 
 streamlyr() { Rscript "$here/streamlyr.R" "$@" | sed 's/^/streamlyr /' >> "$results"; }
 
 for i in $(seq 1 "$repeats"); do
-  echo "Run $i of $repeats: P1, P2, P4, P6"
+  echo "Run $i of $repeats: P1, P2, P4, P6, window count, join"
   echo "raw $("$raw" produce-json "$servers" "$(made_topic p1raw)" "$rows")" >> "$results"
   streamlyr produce-json "$servers" "$(made_topic p1)" "$rows"
   echo "raw $("$raw" passthrough "$servers" "$input" "$(made_topic p2raw)" "$rows")" >> "$results"
@@ -48,6 +48,9 @@ for i in $(seq 1 "$repeats"); do
   # P6: batches of about a second each (a trigger every second, 150,000 records at most).
   streamlyr passthrough "$servers" "$input" "$(made_topic p6)" "$rows" 1000 at-least-once p6-at-least-once 150000
   streamlyr passthrough "$servers" "$input" "$(made_topic p6)" "$rows" 1000 exactly-once p6-exactly-once 150000
+  # Event time and joins (#12): a count per 10-second window of event time, and a 100,000-row lookup.
+  streamlyr window "$servers" "$input" "$(made_topic window)" "$rows"
+  streamlyr join "$servers" "$input" "$(made_topic join)" "$rows"
 done
 
 # Spark Structured Streaming on P1 and P2 (once: it takes a while to start).
@@ -65,6 +68,9 @@ streamlyr passthrough "$servers" "$input" "$(topic p5)" "$rows" 0 at-least-once 
 streamlyr passthrough "$servers" "$big" "$(topic p5)" "$big_rows" 0 at-least-once p5-passthrough-10x
 streamlyr aggregate "$servers" "$input" "$(topic p5)" "$rows" 0 at-least-once p5-count-1x
 streamlyr aggregate "$servers" "$big" "$(topic p5)" "$big_rows" 0 at-least-once p5-count-10x
+# Windows close as event time moves on: 10x the records pass 10x the windows, with as many open at a time.
+streamlyr window "$servers" "$input" "$(topic p5)" "$rows" 0 at-least-once p5-window-1x
+streamlyr window "$servers" "$big" "$(topic p5)" "$big_rows" 0 at-least-once p5-window-10x
 
 # P3: latency at a fixed input rate, BENCH_LATENCY_REPEATS runs per trigger (medians).
 latency_seconds="${BENCH_LATENCY_SECONDS:-30}"
@@ -104,6 +110,8 @@ ratio <- function(label, s, b, target) cat(sprintf("%-40s %.2f (target %s)\n", l
 cat("\nRatios (messages per second):\n")
 ratio("P1 produce-json: streamlyr / raw", rate("streamlyr", "produce-json"), rate("raw", "produce-json"), ">= 0.9")
 ratio("P2 passthrough: streamlyr / raw", rate("streamlyr", "passthrough"), rate("raw", "passthrough"), ">= 0.8")
+ratio("window count / passthrough", rate("streamlyr", "window"), rate("streamlyr", "passthrough"), ">= 0.7")
+ratio("join, 100,000-row table / passthrough", rate("streamlyr", "join"), rate("streamlyr", "passthrough"), ">= 0.7")
 ratio("P6 1 s batches: exactly-once / at-least-once", rate("streamlyr", "p6-exactly-once"), rate("streamlyr", "p6-at-least-once"), ">= 0.9")
 cat(sprintf("%-40s %.2f s (target <= 0.5 s)\n", "P4 library() to a running stream", times$seconds[times$case == "start"]))
 if (any(times$who == "spark")) {

@@ -4,6 +4,8 @@
 #   Rscript bench/streamlyr.R start        <servers> <from> <to>
 #   Rscript bench/streamlyr.R passthrough  <servers> <from> <to> <n> [<trigger ms> <guarantee> <case> <max per batch>]
 #   Rscript bench/streamlyr.R aggregate    <servers> <from> <to> <n>   # count() over 1,000 groups
+#   Rscript bench/streamlyr.R window       <servers> <from> <to> <n>   # count per 10-second window of event time
+#   Rscript bench/streamlyr.R join         <servers> <from> <to> <n>   # left join with a 100,000-row table
 #   Rscript bench/streamlyr.R stream       <servers> <from> <to> <interval0|default|continuous>
 # Prints `<case> <records> <seconds>`, timed like the raw baselines (the
 # data frame is built before the clock starts), and `rss-<case> <records>
@@ -67,7 +69,7 @@ if (case == "produce-json") {
   report("produce-json", rows, elapsed)
 }
 
-if (case %in% c("passthrough", "aggregate")) {
+if (case %in% c("passthrough", "aggregate", "window", "join")) {
   n <- as.numeric(args[5])
   trigger_ms <- as.numeric(if (length(args) >= 6) args[6] else 0)
   guarantee <- if (length(args) >= 7) args[7] else "at-least-once"
@@ -85,6 +87,27 @@ if (case %in% c("passthrough", "aggregate")) {
       dplyr::mutate(group = substr(text, 8L, 10L)) %>%
       dplyr::count(group)
     mode <- "update"
+  }
+  if (case %in% c("window", "join")) {
+    # Each record's number: record N is N milliseconds of event time (1M records: 1,000 s).
+    input <- input %>% dplyr::mutate(n = dplyr::sql("CAST(TRIM(SUBSTR(CAST(value AS VARCHAR), 8)) AS BIGINT)"))
+  }
+  if (case == "window") {
+    # A count per 10-second window, each written once when the watermark passes it: 2 windows open at a time.
+    input <- input %>%
+      dplyr::mutate(ts = to_timestamp_millis(n)) %>%
+      stream_watermark("ts", "5 seconds") %>%
+      dplyr::group_by(w = window(ts, "10 seconds")) %>%
+      dplyr::summarise(records = n(), .groups = "drop")
+  }
+  if (case == "join") {
+    # Enrich every record from a 100,000-row table (built before the clock starts would be fairer; it takes ~0.1 s).
+    lookup <- data.frame(k = as.character(0:99999), label = sprintf("label-%06d", 0:99999))
+    table <- dplyr::copy_to(sc, lookup, "lookup")
+    input <- input %>%
+      dplyr::mutate(k = dplyr::sql("CAST(n % 100000 AS VARCHAR)")) %>%
+      dplyr::left_join(table, by = "k") %>%
+      dplyr::transmute(value = label)
   }
   stream <- stream_write_kafka(input, mode = mode, trigger = stream_trigger_interval(trigger_ms), checkpoint = tempfile(),
                                options = list(kafka.bootstrap.servers = servers, topic = args[4], guarantee = guarantee))

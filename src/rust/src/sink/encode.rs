@@ -134,6 +134,8 @@ impl RecordLayout {
     pub fn with_keys(mut self, schema: &Schema, key_columns: &[String], partition_by: &[String]) -> Result<Self> {
         if self.key.is_none() {
             self.key_from = key_columns.iter().filter_map(|c| schema.index_of(c).ok()).collect();
+            // A key that can't be made fails here, in R's call, not at the first batch.
+            key_bytes(&RecordBatch::new_empty(std::sync::Arc::new(schema.clone())), &self.key_from)?;
         }
         if !partition_by.is_empty() && self.partition.is_some() {
             return Err(Error::config("partition_by", "`x` has a `partition` column: drop it or `partition_by`, not both"));
@@ -351,7 +353,12 @@ impl<'a> ChunkRecords<'a> {
 /// (bytes stay bytes), several columns as a JSON object.
 pub fn key_bytes(batch: &RecordBatch, columns: &[usize]) -> Result<BinaryArray> {
     let fail = |e: arrow::error::ArrowError| Error::config("x", format!("can't make a key of these columns: {e}"));
-    if let [only] = columns {
+    // One plain column is its text; a nested one (a window) or several are a JSON object.
+    let nested = matches!(
+        columns.first().map(|i| batch.column(*i).data_type()),
+        Some(DataType::Struct(_) | DataType::List(_) | DataType::LargeList(_) | DataType::Map(_, _))
+    );
+    if let (false, [only]) = (nested, columns) {
         let array = batch.column(*only);
         let as_binary = if is_bytes_like(array.data_type()) {
             arrow::compute::cast(array, &DataType::Binary)
@@ -370,6 +377,25 @@ pub fn key_bytes(batch: &RecordBatch, columns: &[usize]) -> Result<BinaryArray> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_window_key_alone_is_a_json_object() {
+        let time = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+        use arrow::datatypes::Field;
+        let fields = arrow::datatypes::Fields::from(vec![Field::new("start", time.clone(), true), Field::new("end", time, true)]);
+        let window = arrow::array::StructArray::new(
+            fields.clone(),
+            vec![
+                Arc::new(TimestampMicrosecondArray::from(vec![0]).with_timezone("UTC")),
+                Arc::new(TimestampMicrosecondArray::from(vec![10_000_000]).with_timezone("UTC")),
+            ],
+            None,
+        );
+        let schema = Arc::new(Schema::new(vec![Field::new("w", DataType::Struct(fields), true)]));
+        let batch = RecordBatch::try_new(schema, vec![Arc::new(window)]).unwrap();
+        let keys = key_bytes(&batch, &[0]).unwrap();
+        assert_eq!(std::str::from_utf8(keys.value(0)).unwrap(), r#"{"w":{"start":"1970-01-01T00:00:00Z","end":"1970-01-01T00:00:10Z"}}"#);
+    }
     use std::sync::Arc;
     use arrow::array::{BooleanArray, Float64Array, Int32Array, StringArray, TimestampMicrosecondArray};
     use arrow::datatypes::TimeUnit;
