@@ -214,10 +214,13 @@ check_memory_partner <- function(y, verb, call) {
 #' @param df A data frame.
 #' @param name The table's name.
 #' @param overwrite Replace a table of that name? Otherwise it is an error.
-#' @param ... Unused (sparklyr's `memory` and `repartition` have no effect here).
+#' @param memory,repartition sparklyr's; a table here is always in memory,
+#'   in one piece.
+#' @param ... Unused.
 #' @return The table, as `tbl(dest, name)`.
 #' @name copy_to
-copy_to.streamlyr_connection <- function(dest, df, name = spark_table_name(substitute(df)), overwrite = FALSE, ...) {
+copy_to.streamlyr_connection <- function(dest, df, name = spark_table_name(substitute(df)), overwrite = FALSE,
+                                         memory = TRUE, repartition = 0L, ...) {
   check_connection(dest, arg = "dest")
   if (!is.data.frame(df)) {
     abort_streamlyr(paste0("`df` must be a data frame, not ", obj_type(df), "."), arg = "df")

@@ -63,7 +63,7 @@ if (case == "produce-json") {
   )
   t0 <- Sys.time()
   stream <- stream_write_kafka(df, checkpoint = tempfile(), options = list(kafka.bootstrap.servers = servers, topic = args[3]))
-  while (status(stream)$active) Sys.sleep(0.01)
+  while (!status(stream)$state %in% c("stopped", "failed")) Sys.sleep(0.01)
   elapsed <- as.numeric(difftime(Sys.time(), t0, units = "secs"))
   stopifnot(status(stream)$rows_out == rows)
   report("produce-json", rows, elapsed)

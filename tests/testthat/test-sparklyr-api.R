@@ -32,8 +32,15 @@ sparklyr_formals <- list(
   stream_name = function(stream) NULL,
   stream_find = function(sc, id) NULL,
   stream_stats = function(stream, stats = list()) NULL,
+  stream_watermark = function(x, column = "timestamp", threshold = "10 minutes") NULL,
   random_string = function(prefix = "table") NULL
 )
+
+test_that("copy_to() on a connection has sparklyr's formals", {
+  sparklyrs <- function(dest, df, name = spark_table_name(substitute(df)), overwrite = FALSE,
+                        memory = TRUE, repartition = 0L, ...) NULL
+  expect_identical(formals(streamlyr:::copy_to.streamlyr_connection), formals(sparklyrs))
+})
 
 test_that("every sparklyr verb has sparklyr's formals", {
   for (name in names(sparklyr_formals)) {

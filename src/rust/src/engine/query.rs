@@ -45,8 +45,8 @@ use crate::source::{Positions, Source};
 pub(crate) struct BatchOffsets {
     pub start: Positions,
     pub end: Positions,
-    #[serde(rename = "batchTimestampMs", alias = "timestamp_ms")]
-    pub timestamp_ms: f64,
+    #[serde(rename = "batchTimestampMs", alias = "timestamp_ms", deserialize_with = "whole_ms")]
+    pub timestamp_ms: i64,
     #[serde(rename = "batchWatermarkMs", default)]
     pub watermark_ms: i64,
 }
@@ -57,6 +57,11 @@ pub(crate) struct BatchCommit {
     pub rows_out: u64,
     #[serde(rename = "nextBatchWatermarkMs", default)]
     pub next_watermark_ms: i64,
+}
+
+/// Milliseconds as Spark writes them (whole); older checkpoints have fractions.
+fn whole_ms<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<i64, D::Error> {
+    f64::deserialize(d).map(|ms| ms.round() as i64)
 }
 
 /// What a committed batch did, for its commit record and its progress.
@@ -114,7 +119,8 @@ impl Query {
 
     fn resume(&mut self, log: &CheckpointLog) -> Result<Resume> {
         let last_planned = log.latest_offsets::<BatchOffsets>()?;
-        let last_committed = log.latest_commit::<BatchCommit>()?.map(|(n, _)| n);
+        let last_commit = log.latest_commit::<BatchCommit>()?;
+        let last_committed = last_commit.as_ref().map(|(n, _)| *n);
         Ok(match (last_planned, last_committed) {
             (None, None) => match log.initial_positions()? {
                 Some(p) => Resume::Next(0, p, Watermark::default()),
@@ -125,17 +131,18 @@ impl Query {
                 }
             },
             (Some((n, offsets)), Some(c)) if c == n => {
-                let next = log.latest_commit::<BatchCommit>()?.map_or(0, |(_, c)| c.next_watermark_ms);
+                let next = last_commit.map_or(0, |(_, c)| c.next_watermark_ms);
                 Resume::Next(n + 1, offsets.end, Watermark { last_ran: offsets.watermark_ms, next: next.max(offsets.watermark_ms) })
             }
             (Some((n, offsets)), c) if c.is_none_or(|c| c + 1 == n) => {
                 if self.sink.was_committed(n, log)? {
                     // The sink committed it just before a crash: record it, don't write it twice.
-                    // What the batch would have moved the watermark to is unknown: it stays
-                    // (a later watermark only comes later; nothing closes twice).
-                    let wm = offsets.watermark_ms;
-                    log.write_commit(n, &BatchOutcome { next_watermark_ms: wm, ..Default::default() }.commit())?;
-                    Resume::Next(n + 1, offsets.end, Watermark { last_ran: wm, next: wm })
+                    // The watermark it reached was saved with its state (written before the
+                    // sink's commit); without state, a watermark closes nothing.
+                    let reached = log.state(n).ok().and_then(|saved| Transform::saved_watermark(&saved));
+                    let next = reached.unwrap_or(offsets.watermark_ms).max(offsets.watermark_ms);
+                    log.write_commit(n, &BatchOutcome { next_watermark_ms: next, ..Default::default() }.commit())?;
+                    Resume::Next(n + 1, offsets.end, Watermark { last_ran: offsets.watermark_ms, next })
                 } else {
                     Resume::Replay(n, offsets)
                 }
@@ -203,7 +210,7 @@ impl Query {
                     Ok(p) => {
                         retry.reset(status); // the source answered: whatever failed before is over
                         let p = p.or_else(|| self.closes_groups_at(watermark).then(|| (start.clone(), start.clone())));
-                        p.map(|(s, e)| BatchOffsets { start: s, end: e, timestamp_ms: now_ms(), watermark_ms: watermark.next })
+                        p.map(|(s, e)| BatchOffsets { start: s, end: e, timestamp_ms: now_ms() as i64, watermark_ms: watermark.next })
                     }
                     Err(e) if e.retriable => {
                         retry.wait(e, status, stop)?;
@@ -229,9 +236,10 @@ impl Query {
                         return Ok(()); // aborted
                     };
                     log.write_commit(batch, &outcome.commit())?;
-                    let since_last = (offsets.timestamp_ms - last_batch_ms) / 1000.0;
-                    last_batch_ms = offsets.timestamp_ms;
-                    let progress = BatchProgress::new(batch, offsets.timestamp_ms, outcome.rows_in, outcome.rows_out, began.elapsed(), since_last);
+                    let batch_ms = offsets.timestamp_ms as f64;
+                    let since_last = (batch_ms - last_batch_ms) / 1000.0;
+                    last_batch_ms = batch_ms;
+                    let progress = BatchProgress::new(batch, batch_ms, outcome.rows_in, outcome.rows_out, began.elapsed(), since_last);
                     status.record_batch(self.with_event_time(progress, &offsets, &outcome));
                     watermark = Watermark { last_ran: offsets.watermark_ms, next: outcome.next_watermark_ms };
                     let exhausted = self.source.is_exhausted(&offsets.end) && !self.closes_groups_at(watermark);
@@ -272,14 +280,14 @@ impl Query {
         while !stop.is_set() {
             let epoch_start = position.clone();
             let began = Instant::now();
-            let timestamp_ms = now_ms();
+            let timestamp_ms = now_ms() as i64;
             let (mut rows_in, mut rows_out) = (0u64, 0u64);
             // The epoch's records, then (if there were any) its range and the sink's commit.
             let mut run = || -> Result<Option<Positions>> {
-                self.sink.begin()?;
                 if let Some(t) = &mut self.transform {
-                    t.begin_batch(timestamp_ms as i64, 0)?;
+                    t.begin_batch(timestamp_ms, 0)?;
                 }
+                self.sink.begin()?;
                 let mut at = epoch_start.clone();
                 while began.elapsed() < epoch && !stop.is_set() {
                     let wait = (epoch - began.elapsed().min(epoch)).min(Duration::from_millis(100));
@@ -328,7 +336,7 @@ impl Query {
             retry.reset(status);
             log.write_commit(epoch_id, &BatchOutcome { rows_in, rows_out, ..Default::default() }.commit())?;
             let took = began.elapsed();
-            status.record_batch(BatchProgress::new(epoch_id, timestamp_ms, rows_in, rows_out, took, took.as_secs_f64()));
+            status.record_batch(BatchProgress::new(epoch_id, timestamp_ms as f64, rows_in, rows_out, took, took.as_secs_f64()));
             position = reached;
             epoch_id += 1;
         }
@@ -394,10 +402,11 @@ impl Query {
         stop: &StopSignal,
         status: &SharedStatus,
     ) -> Result<BatchOutcome> {
-        self.sink.begin()?;
+        // First the tables it joins (a failure here leaves no transaction open), then the sink.
         if let Some(t) = &mut self.transform {
-            t.begin_batch(offsets.timestamp_ms as i64, offsets.watermark_ms)?;
+            t.begin_batch(offsets.timestamp_ms, offsets.watermark_ms)?;
         }
+        self.sink.begin()?;
         let written = self.write_batch(offsets, stop, status).and_then(|(rows_in, rows_out)| {
             if let Some(state) = self.transform.as_mut().map(|t| t.save_state()).transpose()?.flatten() {
                 // Saved before the sink commits; it counts once commits/N exists.

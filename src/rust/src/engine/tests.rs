@@ -513,7 +513,7 @@ fn closed_windows_are_written_once_across_a_crash_and_the_watermark_is_checkpoin
     let log = CheckpointLog::open(dir.path(), "counting[30]", "scripted").unwrap().0;
     let (last, offsets) = log.latest_offsets::<serde_json::Value>().unwrap().unwrap();
     let (_, commit) = log.latest_commit::<serde_json::Value>().unwrap().unwrap();
-    assert!(offsets["batchTimestampMs"].as_f64().unwrap() > 1e12, "{offsets}");
+    assert!(offsets["batchTimestampMs"].as_i64().unwrap() > 1_000_000_000_000, "{offsets}");
     assert_eq!(offsets["batchWatermarkMs"], 29_000, "{offsets}");
     assert_eq!(commit["nextBatchWatermarkMs"], 29_000, "{commit}");
     // 8 batches of rows; the watermark the last one reached gets a batch without rows.
@@ -527,9 +527,25 @@ fn closed_windows_are_written_once_across_a_crash_and_the_watermark_is_checkpoin
 
 #[test]
 fn checkpoints_from_before_event_time_still_read() {
-    let old = r#"{"start":{"rows":0},"end":{"rows":4},"timestamp_ms":1700000000000.0}"#;
+    let old = r#"{"start":{"rows":0},"end":{"rows":4},"timestamp_ms":1700000000000.4}"#;
     let offsets: super::query::BatchOffsets = serde_json::from_str(old).unwrap();
-    assert_eq!((offsets.timestamp_ms, offsets.watermark_ms), (1.7e12, 0));
+    assert_eq!((offsets.timestamp_ms, offsets.watermark_ms), (1_700_000_000_000, 0));
     let commit: super::query::BatchCommit = serde_json::from_str(r#"{"rows_in":4,"rows_out":4}"#).unwrap();
     assert_eq!(commit.next_watermark_ms, 0);
+}
+
+#[test]
+fn a_crash_after_the_sink_committed_the_last_batch_keeps_the_watermark_it_reached() {
+    // 31 numbers, 4 a batch: the last batch (28..=30) moves the watermark to 30 s, which closes [20, 30).
+    let dir = tempfile::tempdir().unwrap();
+    let shared = Shared::default();
+    let mut crashing = ScriptedSink::new(&shared);
+    crashing.two_phase = true;
+    crashing.crash_after_commit = Some(7);
+    run(&mut windowed_query(CountingSource::new(31, 4), crashing, dir.path()), &StopSignal::default()).unwrap_err();
+    assert_eq!(shared.all_numbers(), vec![10, 10]);
+    let mut restarted = ScriptedSink::new(&shared);
+    restarted.two_phase = true;
+    run(&mut windowed_query(CountingSource::new(31, 4), restarted, dir.path()), &StopSignal::default()).unwrap();
+    assert_eq!(shared.all_numbers(), vec![10, 10, 10]);
 }

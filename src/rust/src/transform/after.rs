@@ -11,7 +11,8 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use datafusion::logical_expr::logical_plan::{FetchType, SkipType};
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
-use datafusion::logical_expr::LogicalPlan;
+use datafusion::common::tree_node::TreeNode;
+use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::physical_expr::execution_props::ExecutionProps;
 use datafusion::physical_expr::{create_physical_expr, create_physical_sort_exprs, PhysicalExpr, PhysicalSortExpr};
 
@@ -43,6 +44,9 @@ impl AfterStep {
                     .map_err(df_error)?,
                 schema: Arc::new(p.schema.as_arrow().clone()),
             },
+            LogicalPlan::Filter(f) if f.predicate.exists(|e| Ok(matches!(e, Expr::Exists(_) | Expr::InSubquery(_) | Expr::ScalarSubquery(_)))).unwrap_or(true) => {
+                return Err(unsupported("a join after an aggregation"))
+            }
             LogicalPlan::Filter(f) => {
                 AfterStep::Filter(create_physical_expr(&f.predicate, &input_schema(), props, &ctx).map_err(df_error)?)
             }

@@ -413,12 +413,14 @@ impl ScalarUDFImpl for BatchTimeFunction {
 // ---------------------------------------------------------------------------
 // The plan
 
+/// A call of `name`, under aliases and casts to another time unit (a cast
+/// to anything else, `as.Date(ts)`, is another value).
 fn call_named<'a>(expr: &'a Expr, name: &str) -> Option<&'a ScalarFunction> {
     match expr {
         Expr::ScalarFunction(f) if f.func.name() == name => Some(f),
         Expr::Alias(a) => call_named(&a.expr, name),
-        Expr::Cast(c) => call_named(&c.expr, name),
-        Expr::TryCast(c) => call_named(&c.expr, name),
+        Expr::Cast(c) if matches!(c.field.data_type(), DataType::Timestamp(..)) => call_named(&c.expr, name),
+        Expr::TryCast(c) if matches!(c.field.data_type(), DataType::Timestamp(..)) => call_named(&c.expr, name),
         _ => None,
     }
 }
@@ -426,10 +428,21 @@ fn call_named<'a>(expr: &'a Expr, name: &str) -> Option<&'a ScalarFunction> {
 /// A sliding `window()` gives each row a list of windows; below whatever
 /// reads it, one row per window. Only a sliding window of its own in a
 /// projection (`mutate(w = window(...))`, `group_by(window(...))`) can be
-/// unnested; elsewhere it is an error.
+/// unnested; elsewhere it is an error, as is more than one (Spark's rule).
 pub fn expand_sliding_windows(plan: LogicalPlan) -> Result<LogicalPlan> {
+    let of_its_own = "a sliding `window()` must be a column of its own: `mutate(w = window(ts, '10 minutes', '5 minutes'))`";
     let rewritten = plan.transform_up(|node| {
         let LogicalPlan::Projection(projection) = &node else {
+            let mut sliding = false;
+            if let Some(input) = node.inputs().first() {
+                node.apply_expressions(|e| {
+                    sliding |= contains_sliding_window(e, input.schema())?;
+                    Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+                })?;
+            }
+            if sliding {
+                return plan_error(of_its_own);
+            }
             return Ok(Transformed::yes(node.recompute_schema()?));
         };
         let mut lists = Vec::new();
@@ -439,8 +452,11 @@ pub fn expand_sliding_windows(plan: LogicalPlan) -> Result<LogicalPlan> {
             if sliding {
                 lists.push(field);
             } else if contains_sliding_window(expr, projection.input.schema())? {
-                return plan_error("a sliding `window()` must be a column of its own: `mutate(w = window(ts, '10 minutes', '5 minutes'))`");
+                return plan_error(of_its_own);
             }
+        }
+        if lists.len() > 1 {
+            return plan_error("Multiple time/session window expressions would result in a cartesian product of rows, therefore they are currently not supported.");
         }
         if lists.is_empty() {
             // Its input's columns may have changed type (a list unnested below).
@@ -558,9 +574,10 @@ impl EventKey {
 }
 
 /// The group key that is on event time, if any: traced down through the
-/// projections below the aggregation to a `window()` of the watermark's
-/// column or to the column itself. dbplyr's `group_by(w = window(ts, ...))`
-/// aliases the window in a projection first; the trace follows it.
+/// projections and joins below the aggregation to a `window()` of the
+/// watermark's column or to the column itself. dbplyr's `group_by(w =
+/// window(ts, ...))` aliases the window in a projection first; the trace
+/// follows it.
 pub fn event_key(group_exprs: &[Expr], input: &LogicalPlan) -> Option<EventKey> {
     group_exprs.iter().enumerate().find_map(|(i, e)| {
         let origin = origin(e, input)?;
@@ -589,20 +606,27 @@ fn origin(expr: &Expr, plan: &LogicalPlan) -> Option<Expr> {
             .map(|t| t.data);
     };
     let index = plan.schema().index_of_column(column).ok()?;
+    let the_column = |input: &LogicalPlan, i: usize| Expr::Column(Column::from(input.schema().qualified_field(i)));
     match plan {
         LogicalPlan::Projection(p) => origin(&p.expr[index], &p.input),
-        LogicalPlan::Filter(_) | LogicalPlan::Sort(_) | LogicalPlan::Limit(_) | LogicalPlan::SubqueryAlias(_) | LogicalPlan::Unnest(_) => {
+        // The same columns as the input.
+        LogicalPlan::Filter(_) | LogicalPlan::Sort(_) | LogicalPlan::Limit(_) | LogicalPlan::SubqueryAlias(_) => {
             let input = plan.inputs()[0];
-            let (qualifier, field) = match plan {
-                LogicalPlan::Unnest(u) => {
-                    // An unnested column keeps its name; the others pass through.
-                    let name = plan.schema().field(index).name();
-                    let found = u.input.schema().columns().into_iter().find(|c| &c.name == name)?;
-                    return origin(&Expr::Column(found), input);
-                }
-                _ => input.schema().qualified_field(index),
-            };
-            origin(&Expr::Column(Column::from((qualifier, field))), input)
+            origin(&the_column(input, index), input)
+        }
+        // The left side's columns, then (unless a semi or anti join) the right side's.
+        LogicalPlan::Join(j) => {
+            let left = j.left.schema().fields().len();
+            if index < left {
+                origin(&the_column(&j.left, index), &j.left)
+            } else {
+                origin(&the_column(&j.right, index - left), &j.right)
+            }
+        }
+        // An unnested column keeps its qualifier and name; the others pass through.
+        LogicalPlan::Unnest(u) => {
+            let found = u.input.schema().index_of_column(column).ok()?;
+            origin(&the_column(&u.input, found), &u.input)
         }
         _ => Some(expr),
     }

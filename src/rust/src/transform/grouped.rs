@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, AsArray, BooleanArray, UInt32Array};
+use arrow::array::{ArrayRef, BooleanArray, UInt32Array};
 use arrow::compute::kernels::boolean::not;
 use arrow::compute::{filter_record_batch, take};
 use arrow::datatypes::SchemaRef;
@@ -208,28 +208,20 @@ impl GroupedState {
 
     /// Take out the groups `pick` chooses from the group keys: their partial
     /// state is returned, and the state keeps the others. Accumulators can
-    /// only hand groups over from the front, so a split rebuilds the state
-    /// (only when something is picked).
+    /// only hand groups over from the front, so a split rebuilds the state,
+    /// only when something is picked. Which groups changed is forgotten:
+    /// call it after `emit`.
     pub fn split_off(&mut self, pick: impl Fn(&[ArrayRef]) -> Result<BooleanArray>) -> Result<RecordBatch> {
+        let picked = pick(&self.key_columns()?)?;
+        if picked.true_count() == 0 {
+            return Ok(RecordBatch::new_empty(self.partial_schema.clone()));
+        }
         let snapshot = self.snapshot()?;
-        let picked = pick(&snapshot.columns()[..self.key_count])?;
         let fail = |e: arrow::error::ArrowError| Error::internal(format!("splitting the aggregation state: {e}"));
         let taken = filter_record_batch(&snapshot, &picked).map_err(fail)?;
-        if taken.num_rows() > 0 {
-            let kept = filter_record_batch(&snapshot, &not(&picked).map_err(fail)?).map_err(fail)?;
-            let changed: Vec<bool> = std::mem::take(&mut self.is_changed);
-            let was_changed = BooleanArray::from(changed);
-            let kept_changed = arrow::compute::filter(&was_changed, &not(&picked).map_err(fail)?).map_err(fail)?;
-            self.clear()?;
-            self.merge(&kept, false)?;
-            // Which kept groups had changed since the last emit survives the rebuild.
-            for (group, changed) in kept_changed.as_boolean().iter().enumerate() {
-                if changed == Some(true) {
-                    self.is_changed[group] = true;
-                    self.changed.push(group);
-                }
-            }
-        }
+        let kept = filter_record_batch(&snapshot, &not(&picked).map_err(fail)?).map_err(fail)?;
+        self.clear()?;
+        self.merge(&kept, false)?;
         Ok(taken)
     }
 

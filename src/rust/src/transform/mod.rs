@@ -379,6 +379,11 @@ impl Transform {
     pub fn save_state(&mut self) -> Result<Option<Vec<u8>>> {
         let Shape::Grouped(g) = &mut self.shape else { return Ok(None) };
         let snapshot = g.groups.snapshot()?;
+        // The watermark this batch reached goes with its state: a restart that finds the sink
+        // committed the batch but not the checkpoint learns it here.
+        let metadata = [(WATERMARK_KEY.to_string(), self.next_watermark().to_string())].into_iter().collect();
+        let schema = Arc::new(arrow::datatypes::Schema::new_with_metadata(snapshot.schema().fields().clone(), metadata));
+        let snapshot = snapshot.with_schema(schema).map_err(|e| Error::internal(format!("aggregation state: {e}")))?;
         let mut bytes = Vec::new();
         let fail = |e: arrow::error::ArrowError| Error::internal(format!("can't encode the aggregation state: {e}"));
         let mut writer = StreamWriter::try_new(&mut bytes, &snapshot.schema()).map_err(fail)?;
@@ -386,6 +391,12 @@ impl Transform {
         writer.finish().map_err(fail)?;
         drop(writer);
         Ok(Some(bytes))
+    }
+
+    /// The watermark a saved state's batch reached (see `save_state`).
+    pub fn saved_watermark(saved: &[u8]) -> Option<i64> {
+        let reader = StreamReader::try_new(std::io::Cursor::new(saved), None).ok()?;
+        reader.schema().metadata().get(WATERMARK_KEY)?.parse().ok()
     }
 
     /// Go back to a saved state (`None`: no batch committed yet).
@@ -447,7 +458,11 @@ fn check_row_by_row(plan: &LogicalPlan, stream: &str) -> Result<()> {
             static_table::check_join(join, stream)?;
             return check_row_by_row(&join.left, stream);
         }
-        LogicalPlan::Projection(_) | LogicalPlan::Filter(_) | LogicalPlan::SubqueryAlias(_) | LogicalPlan::TableScan(_) => None,
+        LogicalPlan::Filter(filter) => {
+            static_table::check_subquery_joins(&filter.predicate, stream)?;
+            None
+        }
+        LogicalPlan::Projection(_) | LogicalPlan::SubqueryAlias(_) | LogicalPlan::TableScan(_) => None,
         // A sliding window's rows, one per window (see `event_time`).
         LogicalPlan::Unnest(_) => None,
         LogicalPlan::Window(_) => Some("a window function (e.g. a grouped mutate(), lag() or row_number())"),
@@ -562,12 +577,16 @@ impl Grouped {
         let no_window = key.bound_us(partial.column(key.index()))?;
         *dropped += late.iter().zip(rows.iter()).filter(|(l, _)| *l == Some(true)).map(|(_, n)| n.unwrap_or(0) as u64).sum::<u64>();
         // Rows with no event time have no window (Spark filters them out): not late, just gone.
+        let windowed = matches!(key, EventKey::Window(_));
         let keep: arrow::array::BooleanArray =
-            late.iter().zip(no_window.iter()).map(|(l, b)| Some(l != Some(true) && b.is_some())).collect();
+            late.iter().zip(no_window.iter()).map(|(l, b)| Some(l != Some(true) && (b.is_some() || !windowed))).collect();
         let kept = arrow::compute::filter_record_batch(partial, &keep).map_err(fail)?;
         kept.project(&(0..kept.num_columns() - 1).collect::<Vec<_>>()).map_err(fail)
     }
 }
+
+/// Where a saved state keeps the watermark its batch reached (Spark's name).
+const WATERMARK_KEY: &str = "nextBatchWatermarkMs";
 
 /// The hidden partial column that counts a group's input rows in a chunk.
 const ROWS_COLUMN: &str = "__streamlyr_rows";

@@ -13,8 +13,8 @@ use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
-use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::common::JoinType;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::common::{Column, JoinType};
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::TableType;
 use datafusion::error::Result as DfResult;
@@ -123,16 +123,68 @@ pub fn check_join(join: &Join, stream: &str) -> Result<()> {
     });
     for (a, b) in join.on.iter().map(|(l, r)| (l, r)).chain(compared) {
         let (l, r) = if key_type(a, &join.left).is_some() { (a, b) } else { (b, a) };
-        let (Some(lt), Some(rt)) = (key_type(l, &join.left), key_type(r, &join.right)) else { continue };
-        if !comparable(&lt, &rt) {
-            return Err(Error::config(
-                "by",
-                format!("can't join `{}` ({lt}) with `{}` ({rt}): the key types differ", key_name(l), key_name(r)),
-            )
-            .with_hint("convert one side first, e.g. `mutate(id = as.character(key))` or `as.integer()`"));
+        if let (Some(lt), Some(rt)) = (key_type(l, &join.left), key_type(r, &join.right)) {
+            check_key_types(l, &lt, r, &rt)?;
         }
     }
     Ok(())
+}
+
+/// dbplyr writes `semi_join()` and `anti_join()` as `WHERE [NOT] EXISTS
+/// (subquery)`: the same rules as a join, on the subquery (the table's
+/// side) and on its comparisons with the stream's columns.
+pub fn check_subquery_joins(predicate: &Expr, stream: &str) -> Result<()> {
+    let mut subqueries = Vec::new();
+    let _ = predicate.apply(|e| {
+        match e {
+            Expr::Exists(x) => subqueries.push(x.subquery.subquery.clone()),
+            Expr::InSubquery(x) => subqueries.push(x.subquery.subquery.clone()),
+            Expr::ScalarSubquery(x) => subqueries.push(x.subquery.clone()),
+            _ => {}
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    for plan in subqueries {
+        if reads_table(&plan, stream) {
+            return Err(Error::config("x", "Left outer/semi/anti joins with a streaming DataFrame/Dataset on the right is not supported")
+                .with_hint(JOIN_HINT));
+        }
+        let mut failed = None;
+        let _ = plan.apply(|node| {
+            let Some(input) = node.inputs().first().map(|i| i.schema().clone()) else { return Ok(TreeNodeRecursion::Continue) };
+            node.apply_expressions(|e| {
+                for part in split_conjunction(e) {
+                    let Expr::BinaryExpr(b) = part else { continue };
+                    if b.op != Operator::Eq {
+                        continue;
+                    }
+                    let (outer, inner) = match (key_without_casts(&b.left), key_without_casts(&b.right)) {
+                        (Expr::OuterReferenceColumn(f, _), other) | (other, Expr::OuterReferenceColumn(f, _)) => (f.clone(), other),
+                        _ => continue,
+                    };
+                    if let Ok(inner_type) = inner.get_type(&input) {
+                        let outer_column = Expr::Column(Column::from_name(outer.name()));
+                        if let Err(e) = check_key_types(&outer_column, outer.data_type(), inner, &inner_type) {
+                            failed = Some(e);
+                        }
+                    }
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+        });
+        if let Some(e) = failed {
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+fn check_key_types(l: &Expr, lt: &DataType, r: &Expr, rt: &DataType) -> Result<()> {
+    if comparable(lt, rt) {
+        return Ok(());
+    }
+    Err(Error::config("by", format!("can't join `{}` ({lt}) with `{}` ({rt}): the key types differ", key_name(l), key_name(r)))
+        .with_hint("convert one side first, e.g. `mutate(id = as.character(key))` or `as.integer()`"))
 }
 
 const JOIN_HINT: &str = "a stream joins a table with inner_join(), left_join(), semi_join() or anti_join(), the stream on the left";

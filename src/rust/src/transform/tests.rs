@@ -235,3 +235,13 @@ fn joins_outside_sparks_matrix_and_mismatched_keys_are_errors_at_start() {
     assert_eq!(e.arg.as_deref(), Some("by"));
     assert!(e.message.contains("can't join `x` (Float64) with `word` (Utf8)"), "{}", e.message);
 }
+
+#[test]
+fn semi_and_anti_joins_written_as_exists_get_the_join_checks() {
+    let tables = lookup(&[("a", "first")]);
+    let e = join(r#"SELECT * FROM "words" WHERE EXISTS (SELECT 1 FROM "lookup" WHERE ("words"."x" = "lookup"."word"))"#, &tables).err().unwrap();
+    assert_eq!(e.arg.as_deref(), Some("by"), "{}", e.message);
+    let sql = r#"SELECT * FROM (SELECT "word", COUNT(*) AS "n" FROM "words" GROUP BY "word") "q01" WHERE EXISTS (SELECT 1 FROM "lookup" WHERE ("q01"."word" = "lookup"."word"))"#;
+    let e = Transform::plan(sql, "words", words_schema(), Some(OutputMode::Complete), false, &tables).err().unwrap();
+    assert!(e.message.contains("a join after an aggregation"), "{}", e.message);
+}

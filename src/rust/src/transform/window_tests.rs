@@ -239,3 +239,28 @@ proptest! {
         prop_assert_eq!(got, expected);
     }
 }
+
+#[test]
+fn the_event_time_key_is_traced_through_a_join_and_not_through_other_casts() {
+    let tables: Arc<crate::sink::memory::Tables> = Arc::default();
+    let lookup = Arc::new(Schema::new(vec![Field::new("word", DataType::Utf8, true), Field::new("label", DataType::Utf8, true)]));
+    tables.copy_in("lookup", RecordBatch::new_empty(lookup), false).unwrap();
+    // stream_watermark() first, then a join, then the window (Spark's usual order).
+    let sql = r#"SELECT "w", COUNT(*) AS "n" FROM (SELECT *, window("ts", '10 seconds') AS "w" FROM (SELECT "q01"."ts", "label" FROM (SELECT "word", streamlyr_watermark("ts", 0) AS "ts" FROM "events") "q01" LEFT JOIN "lookup" ON ("q01"."word" = "lookup"."word")) "q02") "q03" GROUP BY "w""#;
+    let t = Transform::plan(sql, "events", events_schema(), Some(OutputMode::Append), false, &tables).unwrap();
+    assert!(t.closes_groups());
+    // A date of the watermarked time is another value: no watermark on it.
+    let sql = r#"SELECT "d", COUNT(*) AS "n" FROM (SELECT CAST("ts" AS DATE) AS "d" FROM (SELECT streamlyr_watermark("ts", 0) AS "ts" FROM "events") "q01") "q02" GROUP BY "d""#;
+    let e = plan(sql, OutputMode::Append).err().unwrap();
+    assert!(e.message.contains("without watermark"), "{}", e.message);
+}
+
+#[test]
+fn sliding_windows_must_be_columns_of_their_own_and_one_at_a_time() {
+    let sql = r#"SELECT COUNT(*) AS "n" FROM (SELECT streamlyr_watermark("ts", 0) AS "ts" FROM "events") "q01" GROUP BY window("ts", '10 seconds', '5 seconds')"#;
+    let e = plan(sql, OutputMode::Update).err().unwrap();
+    assert!(e.message.contains("must be a column of its own"), "{}", e.message);
+    let sql = r#"SELECT window("ts", '10 seconds', '5 seconds') AS "a", window("ts", '20 seconds', '5 seconds') AS "b" FROM "events""#;
+    let e = plan(sql, OutputMode::Append).err().unwrap();
+    assert!(e.message.contains("Multiple time/session window expressions"), "{}", e.message);
+}
