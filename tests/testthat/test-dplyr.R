@@ -318,6 +318,23 @@ test_that("joins with a stream on the right, of two streams, and nest_join() are
   }
 })
 
+test_that("joins outside Spark's matrix and keys of other types are errors when the stream starts, before it connects", {
+  sc <- spark_connect()
+  on.exit(spark_disconnect(sc))
+  s <- unconnected_stream(sc)
+  labels <- copy_to(sc, data.frame(k = c("a", "b"), label = c("x", "y")), "labels")
+  pipeline <- transmute(s, k = as.character(key))
+  expect_error(stream_write_memory(right_join(pipeline, labels, by = "k"), name = "r"),
+               "Right outer join with a streaming DataFrame/Dataset on the left is not supported", class = "streamlyr_error_config")
+  expect_error(stream_write_memory(full_join(pipeline, labels, by = "k"), name = "f"),
+               "Full outer joins with streaming DataFrames/Datasets are not supported", class = "streamlyr_error_config")
+  cnd <- rlang::catch_cnd(stream_write_memory(left_join(s, labels, by = c(value = "k")), name = "t"))
+  expect_s3_class(cnd, "streamlyr_error_config")
+  expect_equal(cnd$arg, "by")
+  expect_match(conditionMessage(cnd), "can't join `value` (Binary) with `k` (Utf8)", fixed = TRUE)
+  expect_error(stream_write_memory(semi_join(s, labels, by = c(value = "k")), name = "u"), "the key types differ")
+})
+
 test_that("copy_to() makes a table of the connection, with sparklyr's checks", {
   sc <- spark_connect()
   on.exit(spark_disconnect(sc))
@@ -394,7 +411,7 @@ test_that("a stream joins a table: left join into Kafka (unmatched rows without 
   enriched <- orders %>%
     transmute(order = as.character(value), id = as.character(key)) %>%
     left_join(customers, by = "id")
-  stream <- stream_write_kafka(enriched, options = list(kafka.bootstrap.servers = servers, topic = output))
+  stream <- stream_write_kafka(enriched, checkpoint = new_checkpoint(), options = list(kafka.bootstrap.servers = servers, topic = output))
   kcat_produce(input, c("o1", "o2", "o3"), keys = c("c1", "c2", "c3"))
   got <- kcat_read(output, 3)
   rows <- lapply(got$value, jsonlite::fromJSON)
@@ -431,7 +448,7 @@ test_that("inner, semi and anti joins, and a join then a windowed count, equal d
     stream_watermark("ts", "5 seconds") %>%
     group_by(w = window(ts, "10 seconds"), country) %>%
     summarise(n = n(), .groups = "drop")
-  st <- stream_write_memory(per_window, name = "per_window", mode = "append")
+  st <- stream_write_memory(per_window, name = "per_window", mode = "append", checkpoint = new_checkpoint())
   expect_true(wait_for(function() streamlyr:::query_status(st$ptr)$rows_in >= 200))
   expect_true(wait_for(function() nrow(collect(tbl(sc, "per_window"))) > 0))
   Sys.sleep(0.5)

@@ -111,7 +111,8 @@ run_windowed <- function(mode, width = 10, slide = width, seed = 1) {
   stream <- stream_read_kafka(sc, options = list(kafka.bootstrap.servers = servers, subscribe = topic, startingOffsets = "earliest"))
   pipeline <- events_pipeline(stream, paste(width, "seconds"), paste(slide, "seconds"))
   table <- paste0("windows_", mode)
-  st <- stream_write_memory(pipeline, name = table, mode = mode, trigger = stream_trigger_interval(100))
+  st <- stream_write_memory(pipeline, name = table, mode = mode, trigger = stream_trigger_interval(100),
+                            checkpoint = new_checkpoint())
   sent <- 0
   for (k in seq_along(sets)) {
     kcat_produce(topic, paste0(sets[[k]]$word, ",", sets[[k]]$t))
@@ -181,7 +182,7 @@ test_that("a windowed count into Kafka: the window is in the key and the value, 
   on.exit(spark_disconnect(sc))
   stream <- stream_read_kafka(sc, options = list(kafka.bootstrap.servers = servers, subscribe = input, startingOffsets = "earliest"))
   st <- stream_write_kafka(events_pipeline(stream, "10 seconds", "10 seconds"), mode = "append",
-                           options = list(kafka.bootstrap.servers = servers, topic = output))
+                           checkpoint = new_checkpoint(), options = list(kafka.bootstrap.servers = servers, topic = output))
   on.exit(stream_stop(st), add = TRUE)
   got <- kcat_read(output, 2)
   expect_equal(nrow(got), 2)

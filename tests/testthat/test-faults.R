@@ -18,6 +18,21 @@ wait_started <- function(p, timeout = 60) {
   stop("the stream process did not start: ", paste(p$read_all_error_lines(), collapse = "\n"))
 }
 
+# The stream's process killed (SIGKILL) `kills` times, each at a random
+# moment after it started; how many kills left work undone (`unfinished()`).
+kills_mid_work <- function(env, kills, unfinished) {
+  undone <- 0
+  for (i in seq_len(kills)) {
+    p <- run_stream_process(env)
+    wait_started(p)
+    Sys.sleep(runif(1, 0.3, 1.5))
+    p$kill()
+    p$wait()
+    undone <- undone + isTRUE(unfinished())
+  }
+  undone
+}
+
 kill_and_restart <- function(guarantee, kills = 10, n = 20000) {
   servers <- kafka_bootstrap()
   input <- new_topic("in")
@@ -78,16 +93,7 @@ test_that("a running count killed 6 times at random moments ends with the exact 
     last <- got[!duplicated(got$key, fromLast = TRUE), ]
     setNames(vapply(last$value, function(v) jsonlite::fromJSON(v)$n, 0), last$key)
   }
-  kills_mid_work <- 0
-  for (i in 1:6) {
-    p <- run_stream_process(env)
-    wait_started(p)
-    Sys.sleep(runif(1, 0.3, 1.5))
-    p$kill()
-    p$wait()
-    kills_mid_work <- kills_mid_work + (sum(latest_counts()) < n)
-  }
-  expect_gte(kills_mid_work, 3)
+  expect_gte(kills_mid_work(env, 6, function() sum(latest_counts()) < n), 3)
   p <- run_stream_process(env)
   on.exit(p$kill())
   wait_started(p)
@@ -114,7 +120,7 @@ test_that("a windowed count in append mode killed 6 times (exactly-once): every 
   env <- c(
     STREAM_SERVERS = servers, STREAM_INPUT = input, STREAM_OUTPUT = output,
     STREAM_CHECKPOINT = new_checkpoint(), STREAM_GUARANTEE = "exactly-once",
-    STREAM_PIPELINE = "windowed", STREAM_MAX_OFFSETS = "100", STREAM_INTERVAL = "0"
+    STREAM_PIPELINE = "windowed", STREAM_MAX_OFFSETS = "50", STREAM_INTERVAL = "0"
   )
   written <- function() {
     got <- kcat_read(output, 0, timeout = 0)
@@ -123,16 +129,7 @@ test_that("a windowed count in append mode killed 6 times (exactly-once): every 
     start <- vapply(rows, function(r) as.numeric(as.POSIXct(r$w$start, format = "%Y-%m-%dT%H:%M:%OSZ", tz = "UTC")), 0)
     data.frame(window = paste(start, vapply(rows, function(r) r$word, "")), n = vapply(rows, function(r) r$n, 0))
   }
-  kills_mid_work <- 0
-  for (i in 1:6) {
-    p <- run_stream_process(env)
-    wait_started(p)
-    Sys.sleep(runif(1, 0.3, 1.5))
-    p$kill()
-    p$wait()
-    kills_mid_work <- kills_mid_work + (nrow(written()) < length(expected))
-  }
-  expect_gte(kills_mid_work, 3)
+  expect_gte(kills_mid_work(env, 6, function() nrow(written()) < length(expected)), 3)
   p <- run_stream_process(env)
   on.exit(p$kill())
   wait_started(p)

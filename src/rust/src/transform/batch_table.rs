@@ -1,6 +1,7 @@
-//! The table a pipeline's SQL reads: whatever chunk of the micro-batch is
-//! in hand. The logical plan is made once; each chunk is swapped in under
-//! the same provider and only the physical plan is made again.
+//! A table a pipeline's SQL reads, whose rows are swapped under it: the
+//! stream's (whatever chunk of the micro-batch is in hand) and each table
+//! it joins (as it was when the batch began). The logical plan is made
+//! once; only the physical plan is made again.
 
 use std::sync::{Arc, Mutex};
 
@@ -26,7 +27,11 @@ impl BatchTable {
     }
 
     pub fn set(&self, chunk: RecordBatch) {
-        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = vec![chunk];
+        self.replace(vec![chunk]);
+    }
+
+    pub fn replace(&self, rows: Vec<RecordBatch>) {
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = rows;
     }
 
     pub fn clear(&self) {

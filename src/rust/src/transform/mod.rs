@@ -38,13 +38,12 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionConfig;
 
 use crate::error::{Error, Result};
+use crate::sink::memory::Tables;
 use after::AfterStep;
 use batch_table::BatchTable;
 use event_time::{Clock, EventKey};
 use grouped::GroupedState;
 use static_table::StaticTable;
-
-use crate::sink::memory::Tables;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutputMode {
@@ -82,7 +81,7 @@ pub struct Transform {
     /// Rows of this batch dropped as too late for their (closed) window.
     rows_dropped: u64,
     /// The connection's tables the pipeline joins with.
-    statics: Vec<Arc<StaticTable>>,
+    statics: Vec<StaticTable>,
 }
 
 enum Shape {
@@ -175,9 +174,9 @@ impl Transform {
             .map_err(df_error)?;
         let mut statics = Vec::new();
         for (name, schema) in tables.schemas().into_iter().filter(|(name, _)| name != table) {
-            let provider = Arc::new(StaticTable::new(&name, schema, tables));
-            ctx.register_table(datafusion::common::TableReference::bare(name), provider.clone()).map_err(df_error)?;
-            statics.push(provider);
+            let table = StaticTable::new(&name, schema, tables);
+            ctx.register_table(datafusion::common::TableReference::bare(name), table.provider()).map_err(df_error)?;
+            statics.push(table);
         }
         let clock = Clock::new();
         for function in event_time::functions(&clock) {
@@ -356,16 +355,15 @@ impl Transform {
     /// The end of a micro-batch: an aggregation's result, as its mode says.
     pub fn finish_batch(&mut self) -> Result<Vec<RecordBatch>> {
         let Shape::Grouped(g) = &mut self.shape else { return Ok(Vec::new()) };
-        let mut result = match (g.mode, g.closing) {
-            (OutputMode::Append, Some(key)) => {
-                let closed = g.groups.split_off(|keys| key.closed(&keys[key.index()], self.watermark_ms))?;
+        let mut result = match g.mode {
+            // Only what the watermark closed, once (an append aggregation always has a closing key).
+            OutputMode::Append => {
+                let closed = g.take_closed(self.watermark_ms)?;
                 g.groups.finalize(&closed)?
             }
-            (mode, closing) => {
+            mode => {
                 let result = g.groups.emit(mode == OutputMode::Update)?;
-                if let Some(key) = closing {
-                    g.groups.split_off(|keys| key.closed(&keys[key.index()], self.watermark_ms))?;
-                }
+                g.take_closed(self.watermark_ms)?;
                 result
             }
         };
@@ -565,6 +563,15 @@ impl Grouped {
         Ok(Grouped { aggregate: plan, groups, after, mode, key_columns, closing })
     }
 
+    /// The partial state of the groups the watermark has closed, taken out
+    /// of the state (none without a closing key).
+    fn take_closed(&mut self, watermark_ms: i64) -> Result<RecordBatch> {
+        match self.closing {
+            Some(key) => self.groups.split_off(|keys| key.closed(&keys[key.index()], watermark_ms)),
+            None => Ok(RecordBatch::new_empty(self.groups.partial_schema().clone())),
+        }
+    }
+
     /// A chunk's partial rows without those of groups the watermark has
     /// closed (their input rows counted in `dropped`) and without the
     /// hidden row count; as they are when nothing closes.
@@ -574,12 +581,12 @@ impl Grouped {
         let rows = partial.column(partial.num_columns() - 1);
         let rows = rows.as_primitive_opt::<arrow::datatypes::Int64Type>().ok_or_else(|| Error::internal("the row count is not Int64"))?;
         let late = key.closed(partial.column(key.index()), watermark_ms)?;
-        let no_window = key.bound_us(partial.column(key.index()))?;
+        let bounds = key.bound_us(partial.column(key.index()))?;
         *dropped += late.iter().zip(rows.iter()).filter(|(l, _)| *l == Some(true)).map(|(_, n)| n.unwrap_or(0) as u64).sum::<u64>();
         // Rows with no event time have no window (Spark filters them out): not late, just gone.
         let windowed = matches!(key, EventKey::Window(_));
         let keep: arrow::array::BooleanArray =
-            late.iter().zip(no_window.iter()).map(|(l, b)| Some(l != Some(true) && (b.is_some() || !windowed))).collect();
+            late.iter().zip(bounds.iter()).map(|(l, b)| Some(l != Some(true) && (b.is_some() || !windowed))).collect();
         let kept = arrow::compute::filter_record_batch(partial, &keep).map_err(fail)?;
         kept.project(&(0..kept.num_columns() - 1).collect::<Vec<_>>()).map_err(fail)
     }

@@ -7,41 +7,41 @@
 //! and left anti joins are stateless and supported; right and full outer
 //! joins, and a stream on the right, are errors with Spark's wording.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use arrow::datatypes::{DataType, SchemaRef};
-use arrow::record_batch::RecordBatch;
-use async_trait::async_trait;
-use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::{Column, JoinType};
-use datafusion::datasource::memory::MemorySourceConfig;
-use datafusion::datasource::TableType;
-use datafusion::error::Result as DfResult;
 use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::{Expr, ExprSchemable, Join, LogicalPlan, Operator};
-use datafusion::physical_plan::ExecutionPlan;
 
+use super::batch_table::BatchTable;
 use crate::error::{Error, Result};
 use crate::sink::memory::Tables;
 
-#[derive(Debug)]
+/// A table of the connection as one pipeline reads it.
 pub struct StaticTable {
     name: String,
     /// The columns the pipeline was planned with.
     schema: SchemaRef,
     tables: Arc<Tables>,
-    /// The rows this batch joins with.
-    current: Mutex<Vec<RecordBatch>>,
+    /// What the pipeline's SQL scans: the rows this batch joins with.
+    rows: Arc<BatchTable>,
 }
 
 impl StaticTable {
     pub fn new(name: &str, schema: SchemaRef, tables: &Arc<Tables>) -> StaticTable {
-        StaticTable { name: name.to_string(), schema, tables: tables.clone(), current: Mutex::new(Vec::new()) }
+        let rows = Arc::new(BatchTable::new(schema.clone()));
+        StaticTable { name: name.to_string(), schema, tables: tables.clone(), rows }
     }
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The provider to register under the table's name.
+    pub fn provider(&self) -> Arc<BatchTable> {
+        self.rows.clone()
     }
 
     /// Take the table as it is now, for the batch that begins.
@@ -58,30 +58,8 @@ impl StaticTable {
             )
             .with_hint("replace it with a table of the same columns, or restart the stream"));
         }
-        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = rows;
+        self.rows.replace(rows);
         Ok(())
-    }
-}
-
-#[async_trait]
-impl TableProvider for StaticTable {
-    fn schema(&self) -> SchemaRef {
-        self.schema.clone()
-    }
-
-    fn table_type(&self) -> TableType {
-        TableType::Base
-    }
-
-    async fn scan(
-        &self,
-        _state: &dyn Session,
-        projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
-        _limit: Option<usize>,
-    ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let rows = self.current.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        Ok(MemorySourceConfig::try_new_exec(&[rows], self.schema.clone(), projection.cloned())?)
     }
 }
 
