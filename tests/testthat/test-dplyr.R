@@ -298,12 +298,17 @@ unconnected_stream <- function(sc) {
 
 set_verbs <- c("union", "union_all", "intersect", "setdiff")
 
+# A stream, a pipeline over it with a text column `k`, and a table `labels` with `k`.
+join_fixture <- function(sc) {
+  s <- unconnected_stream(sc)
+  list(s = s, pipeline = transmute(s, k = as.character(key)),
+       labels = copy_to(sc, data.frame(k = c("a", "b"), label = c("x", "y")), "labels"))
+}
+
 test_that("joins with a stream on the right, of two streams, and nest_join() are errors that name the verb", {
   sc <- spark_connect()
   on.exit(spark_disconnect(sc))
-  s <- unconnected_stream(sc)
-  labels <- copy_to(sc, data.frame(k = c("a", "b"), label = c("x", "y")), "labels")
-  pipeline <- transmute(s, k = as.character(key))
+  list2env(join_fixture(sc), environment())
   expect_snapshot(left_join(pipeline, s, by = c(k = "topic")), error = TRUE)
   expect_snapshot(left_join(labels, pipeline, by = "k"), error = TRUE)
   expect_snapshot(nest_join(pipeline, labels, by = "k"), error = TRUE)
@@ -321,9 +326,7 @@ test_that("joins with a stream on the right, of two streams, and nest_join() are
 test_that("joins outside Spark's matrix and keys of other types are errors when the stream starts, before it connects", {
   sc <- spark_connect()
   on.exit(spark_disconnect(sc))
-  s <- unconnected_stream(sc)
-  labels <- copy_to(sc, data.frame(k = c("a", "b"), label = c("x", "y")), "labels")
-  pipeline <- transmute(s, k = as.character(key))
+  list2env(join_fixture(sc), environment())
   expect_error(stream_write_memory(right_join(pipeline, labels, by = "k"), name = "r"),
                "Right outer join with a streaming DataFrame/Dataset on the left is not supported", class = "streamlyr_error_config")
   expect_error(stream_write_memory(full_join(pipeline, labels, by = "k"), name = "f"),
