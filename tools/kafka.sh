@@ -10,6 +10,7 @@
 #   tools/kafka.sh restart-node [--port 9092] [--node N]
 #   tools/kafka.sh create-topic [--port 9092] --topic NAME --partitions N
 #   tools/kafka.sh transaction-state [--port 9092] --id TRANSACTIONAL_ID  # Empty, Ongoing, CompleteCommit, ...
+#   tools/kafka.sh group-offsets [--port 9092] --id GROUP  # "topic partition offset lag metadata" lines
 #   tools/kafka.sh gc [--port 9092]                    # a full GC in every broker now (jcmd)
 #
 # KAFKA_JVM_OPTS replaces the brokers' heap and GC flags (default
@@ -173,6 +174,8 @@ case "$cmd" in
     ;;
   transaction-state)
     java -Xmx256m -cp "$libs/*" "$here/TransactionState.java" "127.0.0.1:$port" "$transactional_id" 2>/dev/null ;;
+  group-offsets)
+    java -Xmx256m -cp "$libs/*" "$here/GroupOffsets.java" "127.0.0.1:$port" "$transactional_id" 2>/dev/null ;;
   create-topic)
     java -Xmx256m -cp "$libs/*" "$here/CreateTopic.java" "127.0.0.1:$port" "$topic" "$partitions" ;;
   status)
@@ -180,7 +183,7 @@ case "$cmd" in
     kcat -b "127.0.0.1:$port" -L -m 2 >/dev/null 2>&1 && echo "running" || { echo "not answering"; exit 1; }
     ;;
   *)
-    sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac

@@ -72,3 +72,27 @@ wait_for_rows <- function(stream, rows, timeout = 60) {
 }
 
 stream_state <- function(stream) streamlyr:::query_status(stream$ptr)$state
+
+# tools/kafka.sh against the test broker (its port), for what kcat can't do.
+kafka_tool <- function(...) {
+  tools <- Sys.getenv("STREAMLYR_KAFKA_TOOLS")
+  if (!nzchar(tools)) skip("tools/kafka.sh is not known: run the tests through tools/test.sh")
+  suppressWarnings(system2("bash", c(file.path(tools, "kafka.sh"), ..., "--port", sub(".*:", "", kafka_bootstrap())),
+                           stdout = TRUE, stderr = FALSE))
+}
+
+# What a consumer group committed, read by Kafka's own Admin client.
+group_offsets <- function(group) {
+  lines <- kafka_tool("group-offsets", "--id", group)
+  parts <- strsplit(lines, " ", fixed = TRUE)
+  data.frame(
+    topic = vapply(parts, `[`, "", 1), partition = as.integer(vapply(parts, `[`, "", 2)),
+    offset = as.numeric(vapply(parts, `[`, "", 3)), lag = as.numeric(vapply(parts, `[`, "", 4)),
+    metadata = vapply(parts, `[`, "", 5)
+  )
+}
+
+# The query id a checkpoint keeps across restarts.
+checkpoint_query_id <- function(checkpoint) {
+  jsonlite::fromJSON(readLines(file.path(checkpoint, "metadata"))[2])$id
+}

@@ -272,6 +272,46 @@ test_that("a stalled broker: the stream slows down within the producer queue's l
   expect_setequal(out, c("warm-up", df$value))
 })
 
+test_that("exactly-once commits the input positions to the query's group: Kafka's tools see the lag, and a restart after a lost checkpoint commit writes nothing twice", {
+  servers <- kafka_bootstrap()
+  input <- new_topic("in")
+  output <- new_topic("out")
+  # Each record keeps its partition (the source's `partition` column): three on both sides.
+  for (topic in c(input, output)) kafka_tool("create-topic", "--topic", topic, "--partitions", "3")
+  kcat_produce(input, sprintf("first-%03d", 1:300))
+  checkpoint <- new_checkpoint()
+  sc <- spark_connect(master = "local")
+  on.exit(spark_disconnect(sc))
+  run <- function() {
+    stream_read_kafka(sc, options = list(kafka.bootstrap.servers = servers, subscribe = input, startingOffsets = "earliest")) %>%
+      stream_write_kafka(checkpoint = checkpoint, trigger = stream_trigger_interval(100),
+                         options = list(kafka.bootstrap.servers = servers, topic = output, guarantee = "exactly-once"))
+  }
+  stream <- run()
+  expect_true(wait_for_rows(stream, 300))
+  stream_stop(stream)
+  group <- paste0("streamlyr-eos-", checkpoint_query_id(checkpoint))
+  committed <- group_offsets(group)
+  expect_equal(sort(committed$partition), 0:2)
+  expect_equal(unique(committed$topic), input)
+  expect_equal(sum(committed$offset), 300)
+  expect_equal(committed$lag, c(0, 0, 0))
+  expect_match(committed$metadata, "^streamlyr-batch-[0-9]+$")
+  # As if the process had died after Kafka committed the last batch but before the checkpoint did.
+  commits <- list.files(file.path(checkpoint, "commits"), pattern = "^[0-9]+$")
+  last <- max(as.integer(commits))
+  file.remove(file.path(checkpoint, "commits", last))
+  stream <- run()
+  kcat_produce(input, sprintf("second-%03d", 1:100))
+  expect_true(wait_for(function() nrow(kcat_read(output, 0, timeout = 0)) >= 400, 60))
+  Sys.sleep(1)
+  stream_stop(stream)
+  values <- kcat_read(output, 400)$value
+  expect_equal(length(values), 400)
+  expect_equal(sum(duplicated(values)), 0)
+  expect_equal(sum(group_offsets(group)$offset), 400)
+})
+
 test_that("a data frame written with exactly-once is read once by a read_committed consumer", {
   servers <- kafka_bootstrap()
   topic <- new_topic("eos-df")

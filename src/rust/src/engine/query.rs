@@ -304,7 +304,7 @@ impl Query {
                 }
                 let offsets = BatchOffsets { start: epoch_start.clone(), end: at.clone(), timestamp_ms, watermark_ms: 0 };
                 log.write_offsets(epoch_id, &offsets)?;
-                self.sink.commit(epoch_id, log)?;
+                self.sink.commit(epoch_id, &at, log)?;
                 Ok(Some(at))
             };
             let reached = match run() {
@@ -412,7 +412,7 @@ impl Query {
                 // Saved before the sink commits; it counts once commits/N exists.
                 log.write_state(batch, &state)?;
             }
-            self.sink.commit(batch, log)?;
+            self.sink.commit(batch, &offsets.end, log)?;
             let rows_dropped = self.transform.as_ref().map_or(0, |t| t.rows_dropped());
             Ok(BatchOutcome { rows_in, rows_out, rows_dropped, next_watermark_ms: self.next_watermark(offsets) })
         });

@@ -170,7 +170,7 @@ impl Sink for ScriptedSink {
     fn flush(&mut self, _stop: &StopSignal, _status: &SharedStatus) -> Result<()> {
         Ok(())
     }
-    fn commit(&mut self, batch: u64, _log: &CheckpointLog) -> Result<()> {
+    fn commit(&mut self, batch: u64, _read: &Positions, _log: &CheckpointLog) -> Result<()> {
         self.shared.lock().committed.push((batch, std::mem::take(&mut self.pending)));
         if self.crash_after_commit == Some(batch) {
             panic!("simulated crash after the sink committed batch {batch}");

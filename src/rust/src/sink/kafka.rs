@@ -13,13 +13,18 @@
 //! with a transactional id derived from the query's id (stable across
 //! restarts), and each micro-batch is one transaction. `init_transactions`
 //! at start fences any zombie of a killed process and aborts its open
-//! transaction. Inside each transaction the sink also commits a *marker*
-//! (consumer group `streamlyr-eos-<query>`, offset `batch + 1` on partition
-//! 0 of the first topic the batch wrote to), so the marker is visible if and
-//! only if the batch's records are. A batch that writes nothing opens no
-//! transaction and leaves no marker. If the process dies after Kafka committed but before
-//! the checkpoint did, the restarted query reads the marker and records the
-//! batch as committed instead of writing it again. Transaction calls block, so
+//! transaction. Inside each transaction the sink also commits offsets to the
+//! query's consumer group `streamlyr-eos-<query>`, visible if and only if
+//! the batch's records are:
+//! - reading Kafka, the real positions the batch read up to, one per input
+//!   partition, each with the batch id as its metadata (`streamlyr-batch-N`):
+//!   `kafka-consumer-groups --describe`, KEDA or Burrow see the stream's lag;
+//! - writing a data frame, a *marker*: offset `batch + 1` on partition 0 of
+//!   the first topic the batch wrote to.
+//! A batch that writes nothing opens no transaction and commits nothing. If
+//! the process dies after Kafka committed but before the checkpoint did, the
+//! restarted query reads what its group committed and records the batch as
+//! committed instead of writing it again. Transaction calls block, so
 //! they run on the query's own thread, never on the async workers.
 
 use std::collections::HashMap;
@@ -47,6 +52,7 @@ use crate::error::{Error, Result};
 use crate::kafka::client_log::ClientLog;
 use crate::kafka::config::{Guarantee, KafkaSinkOptions};
 use crate::kafka::errors::{is_retriable, kafka_error, transaction_error, Operation};
+use crate::source::Positions;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(60);
@@ -180,9 +186,51 @@ struct Marker {
     topic: String,
     partition: i32,
     offset: i64,
+    /// An input partition whose committed offset carries the batch id in its
+    /// metadata (else an output partition where offset `batch + 1` is the sign).
+    #[serde(default)]
+    input: bool,
+}
+
+/// The metadata of the offsets batch `batch` commits.
+fn batch_metadata(batch: u64) -> String {
+    format!("streamlyr-batch-{batch}")
+}
+
+/// The batch id in a committed offset's metadata, if it is ours.
+fn metadata_batch(metadata: &str) -> Option<u64> {
+    metadata.strip_prefix("streamlyr-batch-")?.parse().ok()
 }
 
 impl KafkaSink {
+    /// What batch `batch`'s transaction commits to the query's group, and
+    /// the one entry that later tells whether it did (see the module docs).
+    fn transaction_offsets(&self, batch: u64, read: &Positions) -> Result<(Marker, TopicPartitionList)> {
+        let mut tpl = TopicPartitionList::new();
+        let fail = |e: KafkaError| kafka_error(Operation::Request, &e);
+        if let Positions::Kafka(ends) = read {
+            let metadata = batch_metadata(batch);
+            let mut marker = None;
+            for (topic, partitions) in ends {
+                for (&partition, &offset) in partitions {
+                    tpl.add_partition_offset(topic, partition, Offset::Offset(offset)).map_err(fail)?;
+                    if let Some(mut entry) = tpl.find_partition(topic, partition) {
+                        entry.set_metadata(metadata.clone());
+                    }
+                    marker.get_or_insert_with(|| Marker { topic: topic.clone(), partition, offset, input: true });
+                }
+            }
+            if let Some(marker) = marker {
+                return Ok((marker, tpl));
+            }
+        }
+        // A transaction opens with a record, which set the batch's topic.
+        let topic = self.batch_topic.clone().ok_or_else(|| Error::internal("a transaction without a topic"))?;
+        let marker = Marker { topic, partition: 0, offset: batch as i64 + 1, input: false };
+        tpl.add_partition_offset(&marker.topic, marker.partition, Offset::Offset(marker.offset)).map_err(fail)?;
+        Ok((marker, tpl))
+    }
+
     /// `low_latency` sends each record at once (no linger), for continuous processing.
     pub(crate) fn new(options: KafkaSinkOptions, layout: RecordLayout, query_name: &str, low_latency: bool) -> Self {
         KafkaSink {
@@ -522,18 +570,13 @@ impl Sink for KafkaSink {
         Ok(())
     }
 
-    fn commit(&mut self, batch: u64, log: &CheckpointLog) -> Result<()> {
+    fn commit(&mut self, batch: u64, read: &Positions, log: &CheckpointLog) -> Result<()> {
         if !self.in_transaction {
             return Ok(());
         }
         let producer = self.producer()?;
         let consumer = self.marker_group.as_ref().ok_or_else(|| Error::internal("exactly-once sink without its marker group"))?;
-        // A transaction opens with a record, which set the batch's topic.
-        let topic = self.batch_topic.clone().ok_or_else(|| Error::internal("a transaction without a topic"))?;
-        let marker = Marker { topic, partition: 0, offset: batch as i64 + 1 };
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(&marker.topic, marker.partition, Offset::Offset(marker.offset))
-            .map_err(|e| kafka_error(Operation::Request, &e))?;
+        let (marker, tpl) = self.transaction_offsets(batch, read)?;
         let metadata = consumer
             .group_metadata()
             .ok_or_else(|| Error::internal("the marker consumer has no group metadata"))?;
@@ -590,12 +633,10 @@ impl Sink for KafkaSink {
         let committed = consumer
             .committed_offsets(tpl, TRANSACTION_TIMEOUT)
             .map_err(|e| kafka_error(Operation::Request, &e).context("can't read which batches Kafka committed"))?;
-        let offset = committed
-            .find_partition(&marker.topic, marker.partition)
-            .and_then(|e| match e.offset() {
-                Offset::Offset(o) => Some(o),
-                _ => None,
-            });
-        Ok(offset.is_some_and(|o| o >= marker.offset))
+        let Some(entry) = committed.find_partition(&marker.topic, marker.partition) else { return Ok(false) };
+        if marker.input {
+            return Ok(metadata_batch(entry.metadata()).is_some_and(|b| b >= batch));
+        }
+        Ok(matches!(entry.offset(), Offset::Offset(o) if o >= marker.offset))
     }
 }

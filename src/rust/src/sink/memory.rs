@@ -208,7 +208,7 @@ impl Sink for MemorySink {
         Ok(())
     }
 
-    fn commit(&mut self, batch: u64, _log: &CheckpointLog) -> Result<()> {
+    fn commit(&mut self, batch: u64, _read: &crate::source::Positions, _log: &CheckpointLog) -> Result<()> {
         let fresh = std::mem::take(&mut self.pending);
         match &self.target {
             Target::Console(queue) => queue.lock().unwrap_or_else(|p| p.into_inner()).push_back((batch, fresh)),

@@ -14,6 +14,7 @@ use crate::checkpoint::CheckpointLog;
 use crate::engine::status::SharedStatus;
 use crate::engine::stop::StopSignal;
 use crate::error::Result;
+use crate::source::Positions;
 
 pub trait Sink: Send {
     /// Where the rows go, in words, without secrets: for `print()`.
@@ -40,8 +41,10 @@ pub trait Sink: Send {
     fn flush(&mut self, stop: &StopSignal, status: &SharedStatus) -> Result<()>;
 
     /// Make the flushed batch visible. A two-phase sink first records in
-    /// `log` how to tell later whether this commit happened.
-    fn commit(&mut self, _batch: u64, _log: &CheckpointLog) -> Result<()> {
+    /// `log` how to tell later whether this commit happened. `read` is how
+    /// far the batch read its source (a transactional Kafka sink commits it
+    /// with the batch, where Kafka's tools see the stream's lag).
+    fn commit(&mut self, _batch: u64, _read: &Positions, _log: &CheckpointLog) -> Result<()> {
         Ok(())
     }
 
