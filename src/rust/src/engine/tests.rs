@@ -37,6 +37,14 @@ impl CountingSource {
     fn new(total: usize, per_batch: usize) -> Self {
         CountingSource { total, per_batch, available: Arc::new(AtomicUsize::new(total)), plan_failures: Arc::default() }
     }
+
+    /// Nothing there yet: rows arrive as the returned count grows.
+    fn arriving(total: usize, per_batch: usize) -> (Self, Arc<AtomicUsize>) {
+        let source = CountingSource::new(total, per_batch);
+        source.available.store(0, Ordering::SeqCst);
+        let available = source.available.clone();
+        (source, available)
+    }
 }
 
 fn rows_of(p: &Positions) -> usize {
@@ -356,25 +364,9 @@ fn an_abort_during_a_batch_ends_quietly_and_the_batch_runs_again_on_restart() {
 fn continuous_epochs_commit_what_arrived_and_resume_after_the_last_one() {
     let dir = tempfile::tempdir().unwrap();
     let shared = Shared::default();
-    let source = CountingSource::new(1000, 3);
-    let available = source.available.clone();
-    available.store(0, Ordering::SeqCst);
+    let (source, available) = CountingSource::arriving(1000, 3);
     let mut q = query(source, ScriptedSink::new(&shared), dir.path());
-    q.trigger = Trigger::Continuous(Duration::from_millis(30));
-    let stop = StopSignal::default();
-    let feeder = {
-        let (stop, available) = (stop.clone(), available.clone());
-        std::thread::spawn(move || {
-            for n in 1..=20 {
-                available.store(n, Ordering::SeqCst);
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            std::thread::sleep(Duration::from_millis(100));
-            stop.stop();
-        })
-    };
-    run(&mut q, &stop).unwrap();
-    feeder.join().unwrap();
+    run_continuously(&mut q, &available, 20, Duration::from_millis(100)).unwrap();
     assert_eq!(shared.all_numbers(), (0..20).collect::<Vec<_>>());
     let epochs = shared.committed_ids();
     assert!(epochs.len() >= 2, "records arrived over several epochs: {epochs:?}");
@@ -402,10 +394,9 @@ fn continuous_epochs_commit_what_arrived_and_resume_after_the_last_one() {
 fn a_source_that_answers_again_ends_a_run_of_failures_even_with_nothing_to_read() {
     let dir = tempfile::tempdir().unwrap();
     let shared = Shared::default();
-    let source = CountingSource::new(4, 4);
-    source.available.store(0, Ordering::SeqCst);
+    let (source, available) = CountingSource::arriving(4, 4);
     source.plan_failures.lock().unwrap().push_back(Error::kafka("broker restarting").retriable());
-    let (available, failures) = (source.available.clone(), source.plan_failures.clone());
+    let failures = source.plan_failures.clone();
     let mut q = query(source, ScriptedSink::new(&shared), dir.path());
     q.retry_timeout = Duration::from_millis(1500);
     let later = std::thread::spawn(move || {
@@ -420,7 +411,12 @@ fn a_source_that_answers_again_ends_a_run_of_failures_even_with_nothing_to_read(
 }
 
 /// Runs a continuous query until `rows` rows are available and a little more.
-fn run_continuously(q: &mut Query, available: &Arc<AtomicUsize>, rows: usize) -> Result<()> {
+/// Long enough after the last row for retried or replayed epochs to finish.
+const EPOCH_LINGER: Duration = Duration::from_millis(1500);
+
+/// `q` on a continuous trigger while `rows` rows arrive, one every 10 ms;
+/// stopped `linger` after the last.
+fn run_continuously(q: &mut Query, available: &Arc<AtomicUsize>, rows: usize, linger: Duration) -> Result<()> {
     q.trigger = Trigger::Continuous(Duration::from_millis(30));
     let stop = StopSignal::default();
     let feeder = {
@@ -430,7 +426,7 @@ fn run_continuously(q: &mut Query, available: &Arc<AtomicUsize>, rows: usize) ->
                 available.store(n, Ordering::SeqCst);
                 std::thread::sleep(Duration::from_millis(10));
             }
-            std::thread::sleep(Duration::from_millis(1500));
+            std::thread::sleep(linger);
             stop.stop();
         })
     };
@@ -443,12 +439,10 @@ fn run_continuously(q: &mut Query, available: &Arc<AtomicUsize>, rows: usize) ->
 fn a_retriable_failure_in_an_epoch_reads_the_epoch_again_without_loss_or_doubles() {
     let dir = tempfile::tempdir().unwrap();
     let shared = Shared::default();
-    let source = CountingSource::new(1000, 3);
-    let available = source.available.clone();
-    available.store(0, Ordering::SeqCst);
+    let (source, available) = CountingSource::arriving(1000, 3);
     let mut q = query(source, ScriptedSink::new(&shared), dir.path());
     shared.lock().script.extend([None, None, Some(Error::kafka("leader moved").retriable())]);
-    run_continuously(&mut q, &available, 20).unwrap();
+    run_continuously(&mut q, &available, 20, EPOCH_LINGER).unwrap();
     assert_eq!(shared.all_numbers(), (0..20).collect::<Vec<_>>());
 }
 
@@ -457,13 +451,11 @@ fn an_epoch_in_flight_at_a_crash_is_replayed_on_its_range_or_recorded_if_the_sin
     for two_phase in [false, true] {
         let dir = tempfile::tempdir().unwrap();
         let shared = Shared::default();
-        let source = CountingSource::new(1000, 3);
-        let available = source.available.clone();
-        available.store(0, Ordering::SeqCst);
+        let (source, available) = CountingSource::arriving(1000, 3);
         let mut crashing = ScriptedSink::new(&shared);
         crashing.crash_after_commit = Some(1);
         crashing.two_phase = two_phase;
-        let e = run_continuously(&mut query(source, crashing, dir.path()), &available, 20).unwrap_err();
+        let e = run_continuously(&mut query(source, crashing, dir.path()), &available, 20, EPOCH_LINGER).unwrap_err();
         assert!(e.message.contains("simulated crash"), "{e}");
         let in_flight = shared.lock().committed[1].clone();
 
@@ -471,7 +463,7 @@ fn an_epoch_in_flight_at_a_crash_is_replayed_on_its_range_or_recorded_if_the_sin
         let available = source.available.clone();
         let mut restarted = ScriptedSink::new(&shared);
         restarted.two_phase = two_phase;
-        run_continuously(&mut query(source, restarted, dir.path()), &available, 30).unwrap();
+        run_continuously(&mut query(source, restarted, dir.path()), &available, 30, EPOCH_LINGER).unwrap();
         let committed = shared.lock().committed.clone();
         if two_phase {
             assert_eq!(shared.all_numbers(), (0..30).collect::<Vec<_>>(), "recorded, not written twice");
