@@ -442,6 +442,8 @@ test_that("inner, semi and anti joins, and a join then a windowed count, equal d
     mutate(v = as.character(value)) %>%
     transmute(user = split_part(v, ",", 1L), t = as.integer(split_part(v, ",", 2L)))
   expect_same_rows(collect(inner_join(stream, table, by = "user")), dplyr::inner_join(clicks, users, by = "user"))
+  # A data frame joins through dbplyr's `copy = TRUE`, copied into the connection first.
+  expect_same_rows(collect(left_join(stream, users, by = "user", copy = TRUE)), dplyr::left_join(clicks, users, by = "user"))
   expect_same_rows(collect(semi_join(stream, table, by = "user")), dplyr::semi_join(clicks, users, by = "user"))
   expect_same_rows(collect(anti_join(stream, table, by = "user")), dplyr::anti_join(clicks, users, by = "user"))
   # Enrich, then count per country and 10-second window, written once each window closes.
