@@ -315,6 +315,13 @@ sql_translation.streamlyr_connection <- function(con) {
 }
 
 # A bare stream: what the engine reads, not yet a dbplyr table.
+# colnames() and ncol() of a stream, as of a lazy table (dbplyr's way).
+#' @export
+dim.tbl_stream <- function(x) c(NA_integer_, length(x$stream$columns))
+
+#' @export
+dimnames.tbl_stream <- function(x) list(NULL, x$stream$columns)
+
 new_tbl_stream <- function(sc, name, columns, source) {
   structure(list(sc = sc, stream = list(name = name, source = source, columns = columns)), class = "tbl_stream")
 }
@@ -353,10 +360,16 @@ print.tbl_stream_sql <- function(x, ...) {
 stream_connection <- function(x) if (inherits(x, "tbl_lazy")) x$src$con else x$sc
 
 print_stream <- function(x) {
-  opts <- x$stream$source$options
-  what <- opts$subscribe %||% opts$subscribePattern %||% opts$assign %||% ""
-  cat("# Source: ", x$stream$source$kind, " stream `", x$stream$name, "` [", what, " @ ",
-      opts$kafka.bootstrap.servers %||% "", "]\n", sep = "")
+  source <- x$stream$source
+  opts <- source$options
+  what <- switch(source$kind,
+    kafka = paste0(opts$subscribe %||% opts$subscribePattern %||% opts$assign %||% "", " @ ",
+                   opts$kafka.bootstrap.servers %||% ""),
+    file = paste0(source$format, " files in ", source$path),
+    socket = paste0(opts$host, ":", opts$port),
+    ""
+  )
+  cat("# Source: ", source$kind, " stream `", x$stream$name, "` [", what, "]\n", sep = "")
   if (!is.null(stream_sql(x))) cat("# A pipeline over the stream; show_query() shows its SQL\n")
   columns <- if (inherits(x, "tbl_lazy")) colnames(x) else x$stream$columns
   cat("# Columns: ", paste(columns, collapse = ", "), "\n", sep = "")

@@ -18,6 +18,10 @@ engine_copy_to <- function(engine, name, df, overwrite) .Call(wrap__engine_copy_
 query_console_take <- function(query) .Call(wrap__query_console_take, query)
 rust_panic_for_test <- function() .Call(wrap__rust_panic_for_test)
 kafka_source_check <- function(options_json) .Call(wrap__kafka_source_check, options_json)
+socket_source_check <- function(options_json) .Call(wrap__socket_source_check, options_json)
+file_source_check <- function(format, path, options_json, columns_json) {
+  .Call(wrap__file_source_check, format, path, options_json, columns_json)
+}
 duration_ms <- function(text, arg) .Call(wrap__duration_ms, text, arg)
 mock_cluster_new <- function(brokers) .Call(wrap__mock_cluster_new, brokers)
 mock_cluster_close <- function(ptr) .Call(wrap__mock_cluster_close, ptr)

@@ -64,3 +64,43 @@ warn_ignored <- function(ignored, call = rlang::caller_env()) {
 to_json <- function(x) {
   as.character(jsonlite::toJSON(x, auto_unbox = TRUE, null = "null", digits = NA))
 }
+
+#' Read lines from a TCP socket as a stream
+#'
+#' sparklyr's `stream_read_socket()`: each line a TCP server sends is a row
+#' of column `value` (and `timestamp`, its arrival time, with
+#' `includeTimestamp = "true"`). The stream connects when it is written
+#' somewhere, not when it is defined, as in Spark, so the server must be
+#' listening by then (for a quick try: `nc -lk 9999`). When the server
+#' closes the connection the stream keeps running, with nothing new, and
+#' `print(stream)` says so.
+#'
+#' As in Spark, this source is for tests and demos: it can't recover. Lines
+#' are held in memory until their batch commits, and a restarted stream
+#' opens a new connection (the lines of a batch in flight at a crash are
+#' lost, which fails the stream with a clear error).
+#'
+#' @inheritParams stream_read_kafka
+#' @param columns Ignored, as in sparklyr: the columns are `value` (and
+#'   `timestamp`).
+#' @param options A named list: `host` and `port` (required),
+#'   `includeTimestamp` (`"true"` or `"false"`, the default).
+#' @return A stream table (class `tbl_stream`).
+#' @family stream readers and writers
+#' @export
+#' @examples
+#' \dontrun{
+#' sc <- spark_connect(master = "local")
+#' # in a shell: nc -lk 9999
+#' stream <- stream_read_socket(sc, options = list(host = "localhost", port = 9999)) %>%
+#'   stream_write_console()
+#' }
+stream_read_socket <- function(sc, name = NULL, columns = NULL, options = list(), ...) {
+  check_connection(sc)
+  name <- name %||% random_string("sparklyr_tmp_")
+  check_string(name)
+  options <- options_as_strings(options)
+  warn_ignored(engine_result(socket_source_check(to_json(options))))
+  columns <- c("value", if (identical(tolower(options$includeTimestamp %||% ""), "true")) "timestamp")
+  new_tbl_stream(sc, name, columns, source = list(kind = "socket", options = options))
+}

@@ -1,20 +1,17 @@
 #!/usr/bin/env bash
 # Spark Structured Streaming on P1 and P2, for bench/run.sh:
 #   bash bench/spark.sh <servers> <rows> <passthrough-input-topic> >> results
-# Installs pyspark from PyPI (a venv in the cache) and Spark's Kafka
+# Uses pyspark from tools/python.sh (a venv in the cache) and Spark's Kafka
 # connector from Maven Central on first use. If that fails it says so on
 # stderr and prints nothing, so the benchmark goes on without Spark.
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 . "$here/../tools/versions.sh"
-spark_version="${SPARK_VERSION:-3.5.7}"
-venv="$STREAMLYR_CACHE/spark-venv"
+spark_version="$SPARK_VERSION"
 jars_dir="$STREAMLYR_CACHE/spark-kafka-$spark_version"
 
-if ! "$venv/bin/python" -c "import pyspark" 2>/dev/null; then
-  { python3 -m venv "$venv" && "$venv/bin/pip" install -q "pyspark==$spark_version"; } >&2 ||
-    { echo "Spark: pyspark $spark_version could not be installed; skipping the Spark comparison" >&2; exit 0; }
-fi
+python="$(bash "$here/../tools/python.sh")" ||
+  { echo "Spark: pyspark $spark_version could not be installed; skipping the Spark comparison" >&2; exit 0; }
 if [ ! -d "$jars_dir" ]; then
   mvn -q -B -f "$here/spark-pom.xml" -Dspark.version="$spark_version" dependency:copy-dependencies \
     -DincludeScope=runtime -DoutputDirectory="$jars_dir.partial" >&2 && mv "$jars_dir.partial" "$jars_dir" ||
@@ -22,5 +19,5 @@ if [ ! -d "$jars_dir" ]; then
 fi
 # Only the connector and what pyspark does not ship already.
 jars="$(ls "$jars_dir"/{spark-sql-kafka,spark-token-provider-kafka,kafka-clients,commons-pool2}*.jar | paste -sd,)"
-"$venv/bin/python" "$here/spark.py" "$1" "bench-spark-$RANDOM$RANDOM" "$2" "$3" "$jars" 2>/dev/null ||
+"$python" "$here/spark.py" "$1" "bench-spark-$RANDOM$RANDOM" "$2" "$3" "$jars" 2>/dev/null ||
   echo "Spark: the Spark run failed; skipping the Spark comparison" >&2

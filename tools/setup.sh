@@ -3,6 +3,8 @@
 #   - R and the r-cran-* packages (Debian, --no-install-recommends), kcat, the
 #     C libraries librdkafka links against;
 #   - Kafka's jars from Maven Central (pinned, cached outside the clone);
+#   - pyarrow and pyspark from PyPI (tools/python.sh), independent readers
+#     of the files streamlyr writes;
 #   - the Rust engine, built in a fixed target directory outside the clone
 #     (incremental across clones and runs), and the R package installed.
 set -euo pipefail
@@ -18,6 +20,8 @@ debian_packages=(
   r-cran-processx r-cran-roxygen2 r-cran-knitr r-cran-rmarkdown
   kcat cmake pkg-config libssl-dev libsasl2-dev libzstd-dev zlib1g-dev libcurl4-openssl-dev
   maven
+  # Debian's Python with venv, for the independent readers (tools/python.sh).
+  python3 python3-venv
   # The JDK, not just the runtime: tools/*.java run as single-file programs
   # (they need its compiler) and the benchmark calls jcmd.
   openjdk-17-jdk-headless
@@ -51,6 +55,8 @@ if [ ! -f "$KAFKA_HOME/libs/kafka_2.13-$KAFKA_VERSION.jar" ]; then
   rm -rf "$KAFKA_HOME"
   mv "$KAFKA_HOME.partial" "$KAFKA_HOME"
 fi
+
+bash "$here/python.sh" >/dev/null
 
 log "Building the Rust engine and installing the R package (target: $CARGO_TARGET_DIR)"
 mkdir -p "$CARGO_TARGET_DIR"

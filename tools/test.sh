@@ -15,6 +15,7 @@ echo; echo "==> Starting Kafka on 127.0.0.1:$port"
 export STREAMLYR_TEST_BOOTSTRAP="$(bash "$here/kafka.sh" start --port "$port")"
 trap 'bash "$here/kafka.sh" stop --port "$port"' EXIT
 export STREAMLYR_KAFKA_TOOLS="$here"
+export STREAMLYR_PYTHON="$(bash "$here/python.sh")"
 export STREAMLYR_TEST_SASL_BOOTSTRAP="127.0.0.1:$((port + 50))"
 
 cd "$root"

@@ -5,3 +5,7 @@ STREAMLYR_CACHE="${STREAMLYR_CACHE:-$HOME/.cache/streamlyr}"
 KAFKA_HOME="$STREAMLYR_CACHE/kafka-$KAFKA_VERSION"
 # One fixed cargo target directory, so rebuilds are incremental across clones.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$STREAMLYR_CACHE/cargo-target}"
+# The Python tools tests use as independent readers (tools/python.sh).
+PYARROW_VERSION="${PYARROW_VERSION:-26.0.1}"
+SPARK_VERSION="${SPARK_VERSION:-3.5.7}"
+PYTHON_VENV="$STREAMLYR_CACHE/py-venv"

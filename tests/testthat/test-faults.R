@@ -140,6 +140,53 @@ test_that("a windowed count in append mode killed 6 times (exactly-once): every 
   expect_equal(got$n[match(names(expected), got$window)], as.numeric(expected))
 })
 
+test_that("a csv -> json file stream killed 8 times mid-batch: readers of `_spark_metadata` (streamlyr, pyspark) see every row once", {
+  root <- tempfile("kill-files-")
+  input <- file.path(root, "in")
+  output <- file.path(root, "out")
+  files <- 120
+  per_file <- 250
+  n <- files * per_file
+  for (i in seq_len(files)) {
+    ids <- (i - 1) * per_file + seq_len(per_file)
+    put_csv(data.frame(id = ids, word = sprintf("w%06d", ids)), input, sprintf("f%04d.csv", i))
+  }
+  env <- c(
+    STREAM_FILES_IN = input, STREAM_FILES_OUT = output, STREAM_CHECKPOINT = file.path(root, "cp"),
+    STREAM_INTERVAL = "0", STREAM_MAX_FILES = "3"
+  )
+  committed_ids <- function() {
+    rows <- lapply(committed_files(output), function(f) jsonlite::stream_in(file(f), verbose = FALSE)$id)
+    unlist(rows)
+  }
+  set.seed(7)
+  undone <- kills_mid_work(env, kills = 8, unfinished = function() length(committed_ids()) < n)
+  expect_gt(undone, 0)
+  p <- run_stream_process(env)
+  on.exit(p$kill())
+  wait_started(p)
+  expect_true(wait_for(function() length(committed_ids()) >= n, timeout = 120))
+  p$kill()
+  ids <- committed_ids()
+  expect_identical(sort(ids), seq_len(n))
+
+  sc <- spark_connect(master = "local")
+  stream <- stream_read_json(sc, output) %>%
+    stream_write_memory("files_after_kills", trigger = stream_trigger_once(), checkpoint = new_checkpoint())
+  expect_true(wait_stopped(stream))
+  read_back <- dplyr::collect(dplyr::tbl(sc, "files_after_kills"))
+  expect_identical(sort(as.integer(read_back$id)), seq_len(n), label = "streamlyr's file source, through the log")
+
+  spark <- run_python(c(
+    "import sys",
+    "from pyspark.sql import SparkSession",
+    "spark = SparkSession.builder.master('local[1]').config('spark.ui.enabled', 'false').getOrCreate()",
+    "df = spark.read.json(sys.argv[1])",
+    "print(df.count()); print(df.select('id').distinct().count()); print(df.agg({'id': 'sum'}).collect()[0][0])"
+  ), output)
+  expect_identical(as.numeric(utils::tail(spark, 3)), c(n, n, n * (n + 1) / 2), label = "pyspark, through the log")
+})
+
 test_that("an R session that ends stops its stream and exits promptly", {
   servers <- kafka_bootstrap()
   p <- run_stream_process(c(

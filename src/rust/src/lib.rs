@@ -19,7 +19,9 @@ pub mod checkpoint;
 pub mod engine;
 pub mod error;
 pub mod kafka;
+pub(crate) mod file;
 pub(crate) mod sink;
+pub(crate) mod socket;
 pub(crate) mod source;
 pub(crate) mod transform;
 

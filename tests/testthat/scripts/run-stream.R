@@ -7,6 +7,18 @@ env <- function(name, default = NULL) {
   if (nzchar(value)) value else default
 }
 sc <- spark_connect()
+files_in <- env("STREAM_FILES_IN")
+if (!is.null(files_in)) {
+  # A folder of CSV files into a folder of JSON files, a few files a batch,
+  # several output files each.
+  stream <- stream_read_csv(sc, files_in, columns = c(id = "integer", word = "character"),
+                            options = list(maxFilesPerTrigger = env("STREAM_MAX_FILES", "2"))) %>%
+    stream_write_json(env("STREAM_FILES_OUT"), checkpoint = env("STREAM_CHECKPOINT"),
+                      trigger = stream_trigger_interval(as.numeric(env("STREAM_INTERVAL", "100"))),
+                      options = list(maxRecordsPerFile = 100))
+  cat("started\n")
+  repeat Sys.sleep(0.1)
+}
 read_options <- list(
   kafka.bootstrap.servers = env("STREAM_SERVERS"),
   subscribe = env("STREAM_INPUT"),

@@ -22,6 +22,9 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 
 use crate::error::{panic_message, Error, Result};
+use crate::file::sink::FileSink;
+use crate::file::source::FileSource;
+use crate::socket::SocketSource;
 use crate::sink::kafka::KafkaSink;
 use crate::sink::memory::{ConsoleQueue, MemorySink, MemoryTable, Tables, Target};
 use crate::sink::Sink;
@@ -95,6 +98,8 @@ impl Engine {
         let source: Box<dyn Source> = match plan.source {
             SourcePlan::Kafka(options) => Box::new(KafkaSource::new(options, &id)),
             SourcePlan::DataFrame(batch) => Box::new(MemorySource::new(batch)),
+            SourcePlan::File(files) => Box::new(FileSource::new(files)),
+            SourcePlan::Socket(options) => Box::new(SocketSource::new(options)),
         };
         let mut console = None;
         let sink: Box<dyn Sink> = match plan.sink {
@@ -108,6 +113,7 @@ impl Engine {
                 let target = Target::Table { name: table, table: shared, mode: plan.mode, key_columns };
                 Box::new(MemorySink::new(target, plan.output_schema.clone()))
             }
+            SinkPlan::File(file) => Box::new(FileSink::new(file, plan.output_schema.clone())),
             SinkPlan::Console => {
                 let queue = Arc::new(ConsoleQueue::default());
                 console = Some(queue.clone());
@@ -132,6 +138,7 @@ impl Engine {
             trigger: plan.trigger,
             checkpoint: plan.checkpoint,
             retry_timeout: plan.retry_timeout,
+            source_log: false,
         };
         let (status, stop) = (handle.status.clone(), handle.stop.clone());
         runtime.spawn_blocking(move || {

@@ -17,6 +17,9 @@ use serde::Deserialize;
 
 use super::trigger::Trigger;
 use crate::error::{Error, Result};
+use crate::file::sink::FileSinkPlan;
+use crate::file::source::FileSourcePlan;
+use crate::socket::{socket_schema, SocketOptions};
 use crate::kafka::config::{KafkaSinkOptions, KafkaSourceOptions, Options};
 use crate::sink::encode::RecordLayout;
 use crate::sink::memory::Tables;
@@ -57,6 +60,11 @@ pub enum SourceSpec {
     Kafka { options: Options },
     /// The rows come with the call, already converted to Arrow.
     DataFrame,
+    /// A folder of `format` files; `columns` (name, type) as fixed when
+    /// R defined the stream, `partitions` the ones from `key=value` folders.
+    File { format: String, path: String, options: Options, columns: Vec<(String, String)>, partitions: Vec<String> },
+    /// Lines from a TCP server.
+    Socket { options: Options },
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -66,6 +74,8 @@ pub enum SinkSpec {
     /// A table R reads with collect() (`stream_write_memory()`).
     Memory { table: String },
     Console,
+    /// A folder of `format` files; the writer's `options` configure them.
+    File { format: String, path: String },
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -90,12 +100,15 @@ pub const DEFAULT_RETRY_TIMEOUT: Duration = Duration::from_secs(300);
 pub(crate) enum SourcePlan {
     Kafka(KafkaSourceOptions),
     DataFrame(RecordBatch),
+    File(FileSourcePlan),
+    Socket(SocketOptions),
 }
 
 pub(crate) enum SinkPlan {
     Kafka { options: KafkaSinkOptions, layout: RecordLayout },
     Memory { table: String, key_columns: Vec<String> },
     Console,
+    File(FileSinkPlan),
 }
 
 /// A query ready to start: [`Engine::start`](super::Engine::start) only builds and spawns it.
@@ -125,6 +138,10 @@ impl QueryPlan {
         if checkpoint.is_empty() {
             return Err(Error::config("checkpoint", "`checkpoint` must be a directory path"));
         }
+        let continuous = matches!(trigger, Trigger::Continuous(_));
+        if let SinkSpec::File { format, .. } = &spec.sink {
+            check_file_sink_mode(format, requested, continuous)?;
+        }
         let (source, input_schema) = match (spec.source, rows) {
             (SourceSpec::Kafka { options }, _) => {
                 let options = KafkaSourceOptions::parse(&options)?;
@@ -136,8 +153,20 @@ impl QueryPlan {
                 (SourcePlan::DataFrame(batch), schema)
             }
             (SourceSpec::DataFrame, None) => return Err(Error::internal("a data frame source without its rows")),
+            (SourceSpec::File { format, path, options, columns, partitions }, _) => {
+                if continuous {
+                    return Err(Error::config("trigger", format!("Data source {format} does not support continuous processing.")));
+                }
+                let plan = FileSourcePlan::new(&format, &path, &options, &columns, &partitions)?;
+                let schema = plan.schema.clone();
+                (SourcePlan::File(plan), schema)
+            }
+            (SourceSpec::Socket { options }, _) => {
+                let options = SocketOptions::parse(&options)?;
+                let schema = socket_schema(options.include_timestamp);
+                (SourcePlan::Socket(options), schema)
+            }
         };
-        let continuous = matches!(trigger, Trigger::Continuous(_));
         let transform = match &spec.sql {
             Some(sql) => Some(Transform::plan(&sql.sql, &sql.table, input_schema.clone(), requested, continuous, tables)?),
             None => match requested {
@@ -176,6 +205,11 @@ impl QueryPlan {
             }
             SinkSpec::Memory { table } => (SinkPlan::Memory { table, key_columns }, writer_options.into_keys().collect()),
             SinkSpec::Console => (SinkPlan::Console, writer_options.into_keys().collect()),
+            SinkSpec::File { format, path } => {
+                let plan = FileSinkPlan::new(&format, &path, &writer_options, &output_schema, &spec.partition_by)?;
+                let ignored = plan.options.ignored.clone();
+                (SinkPlan::File(plan), ignored)
+            }
         };
         Ok(QueryPlan {
             name: spec.name,
@@ -189,6 +223,21 @@ impl QueryPlan {
             retry_timeout,
             ignored,
         })
+    }
+}
+
+/// File sinks append (Spark's rule and text), and only in micro-batches.
+fn check_file_sink_mode(format: &str, mode: Option<OutputMode>, continuous: bool) -> Result<()> {
+    if continuous {
+        return Err(Error::config("trigger", format!("Data source {format} does not support continuous processing.")));
+    }
+    match mode {
+        Some(m @ (OutputMode::Complete | OutputMode::Update)) => {
+            let name = if m == OutputMode::Complete { "Complete" } else { "Update" };
+            Err(Error::config("mode", format!("Data source {format} does not support {name} output mode."))
+                .with_hint("file sinks only append: use `mode = \"append\"` (with a watermark for an aggregation)"))
+        }
+        _ => Ok(()),
     }
 }
 

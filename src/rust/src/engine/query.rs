@@ -88,6 +88,8 @@ pub(crate) struct Query {
     pub checkpoint: PathBuf,
     /// How long retriable failures may go on with no success in between.
     pub retry_timeout: Duration,
+    /// The source keeps its own log in the checkpoint (see `Source::open_log`).
+    pub source_log: bool,
 }
 
 /// Where the watermark stands between batches.
@@ -112,6 +114,7 @@ impl Query {
     /// user's (bad options, unreachable broker, foreign checkpoint).
     pub fn start(&mut self, status: &SharedStatus) -> Result<CheckpointLog> {
         let (log, metadata) = CheckpointLog::open(&self.checkpoint, &self.source.identity(), &self.sink.identity())?;
+        self.source_log = self.source.open_log(&self.checkpoint)?;
         self.source.connect(status)?;
         self.sink.connect(status, &metadata.id)?;
         Ok(log)
@@ -122,6 +125,7 @@ impl Query {
         let last_commit = log.latest_commit::<BatchCommit>()?;
         let last_committed = last_commit.as_ref().map(|(n, _)| *n);
         Ok(match (last_planned, last_committed) {
+            (None, None) if self.source_log => Resume::Next(0, self.source.initial_positions()?, Watermark::default()),
             (None, None) => match log.initial_positions()? {
                 Some(p) => Resume::Next(0, p, Watermark::default()),
                 None => {
@@ -236,6 +240,7 @@ impl Query {
                         return Ok(()); // aborted
                     };
                     log.write_commit(batch, &outcome.commit())?;
+                    self.source.committed(&offsets.end, status);
                     let batch_ms = offsets.timestamp_ms as f64;
                     let since_last = (batch_ms - last_batch_ms) / 1000.0;
                     last_batch_ms = batch_ms;
@@ -287,7 +292,7 @@ impl Query {
                 if let Some(t) = &mut self.transform {
                     t.begin_batch(timestamp_ms, 0)?;
                 }
-                self.sink.begin()?;
+                self.sink.begin(epoch_id)?;
                 let mut at = epoch_start.clone();
                 while began.elapsed() < epoch && !stop.is_set() {
                     let wait = (epoch - began.elapsed().min(epoch)).min(Duration::from_millis(100));
@@ -406,7 +411,7 @@ impl Query {
         if let Some(t) = &mut self.transform {
             t.begin_batch(offsets.timestamp_ms, offsets.watermark_ms)?;
         }
-        self.sink.begin()?;
+        self.sink.begin(batch)?;
         let written = self.write_batch(offsets, stop, status).and_then(|(rows_in, rows_out)| {
             if let Some(state) = self.transform.as_mut().map(|t| t.save_state()).transpose()?.flatten() {
                 // Saved before the sink commits; it counts once commits/N exists.

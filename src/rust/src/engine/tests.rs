@@ -153,7 +153,7 @@ impl Sink for ScriptedSink {
     fn connect(&mut self, _status: &SharedStatus, _query_id: &str) -> Result<()> {
         Ok(())
     }
-    fn begin(&mut self) -> Result<()> {
+    fn begin(&mut self, _batch: u64) -> Result<()> {
         self.pending.clear();
         Ok(())
     }
@@ -202,6 +202,7 @@ fn query(source: CountingSource, sink: ScriptedSink, checkpoint: &Path) -> Query
         trigger: Trigger::Interval(Duration::ZERO),
         checkpoint: checkpoint.to_path_buf(),
         retry_timeout: Duration::from_secs(5),
+        source_log: false,
     }
 }
 

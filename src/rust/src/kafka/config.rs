@@ -104,7 +104,7 @@ fn reject_managed(options: &Options, managed: &[(&str, &str)]) -> Result<()> {
     Ok(())
 }
 
-fn parse_bool(options: &Options, key: &str, default: bool) -> Result<bool> {
+pub(crate) fn parse_bool(options: &Options, key: &str, default: bool) -> Result<bool> {
     match options.get(key).map(|s| s.trim().to_ascii_lowercase()) {
         None => Ok(default),
         Some(s) if s == "true" => Ok(true),
@@ -113,7 +113,7 @@ fn parse_bool(options: &Options, key: &str, default: bool) -> Result<bool> {
     }
 }
 
-fn parse_positive(options: &Options, key: &str) -> Result<Option<u64>> {
+pub(crate) fn parse_positive(options: &Options, key: &str) -> Result<Option<u64>> {
     match options.get(key) {
         None => Ok(None),
         Some(s) => match s.trim().parse::<u64>() {

@@ -108,6 +108,49 @@ fn kafka_source_check(options_json: &str) -> Robj {
     }
 }
 
+/// Check the options of a socket source (Spark's messages) without
+/// connecting; returns the names of options accepted but without effect.
+#[extendr]
+fn socket_source_check(options_json: &str) -> Robj {
+    let checked = serde_json::from_str::<crate::kafka::config::Options>(options_json)
+        .map_err(|e| Error::internal(format!("bad options from R: {e}")))
+        .and_then(|o| crate::socket::SocketOptions::parse(&o));
+    match checked {
+        Ok(o) => ok(o.ignored),
+        Err(e) => err(e),
+    }
+}
+
+/// A folder of `format` files as `stream_read_*()` defines a stream over it:
+/// the options checked, the columns fixed (`columns_json`: `[[name, type],
+/// ...]`, or `null` to infer them from the files there now). Returns the
+/// absolute path, the columns' names and types, the partition columns and
+/// the options accepted without effect.
+#[extendr]
+fn file_source_check(format: &str, path: &str, options_json: &str, columns_json: &str) -> Robj {
+    let checked = (|| {
+        let options: crate::kafka::config::Options =
+            serde_json::from_str(options_json).map_err(|e| Error::internal(format!("bad options from R: {e}")))?;
+        let columns: Option<Vec<(String, String)>> =
+            serde_json::from_str(columns_json).map_err(|e| Error::internal(format!("bad columns from R: {e}")))?;
+        let parsed = crate::file::options::FileSourceOptions::parse(format, &options)?;
+        let dir = crate::file::options::local_path(path, "path")?;
+        let (schema, partitions) = crate::file::source::resolve_schema(&parsed.format, &dir, columns.as_deref())?;
+        let (names, types): (Vec<String>, Vec<String>) = crate::file::source::column_types(&schema).into_iter().unzip();
+        Ok::<_, Error>(list!(
+            path = dir.display().to_string(),
+            names = names,
+            types = types,
+            partitions = partitions,
+            ignored = parsed.ignored
+        ))
+    })();
+    match checked {
+        Ok(value) => ok(value),
+        Err(e) => err(e),
+    }
+}
+
 /// A Spark interval string ("10 minutes") in milliseconds, or the error
 /// naming `arg`. The rule lives in `transform::event_time`; R asks it here
 /// so that a bad `threshold` fails when `stream_watermark()` is called.
@@ -250,6 +293,8 @@ extendr_module! {
     fn engine_find;
     fn query_start;
     fn kafka_source_check;
+    fn file_source_check;
+    fn socket_source_check;
     fn duration_ms;
     fn query_wait;
     fn query_stop;

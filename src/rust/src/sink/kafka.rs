@@ -491,7 +491,7 @@ impl Sink for KafkaSink {
         Ok(())
     }
 
-    fn begin(&mut self) -> Result<()> {
+    fn begin(&mut self, _batch: u64) -> Result<()> {
         // With exactly-once the transaction begins with the first record
         // (`open_transaction`): an epoch or batch that writes nothing costs
         // Kafka nothing.

@@ -194,7 +194,7 @@ impl Sink for MemorySink {
         Ok(())
     }
 
-    fn begin(&mut self) -> Result<()> {
+    fn begin(&mut self, _batch: u64) -> Result<()> {
         self.pending.clear();
         Ok(())
     }

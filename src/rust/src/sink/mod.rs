@@ -28,8 +28,9 @@ pub trait Sink: Send {
     /// the query was planned. `query_id` is stable across restarts.
     fn connect(&mut self, status: &SharedStatus, query_id: &str) -> Result<()>;
 
-    /// A micro-batch begins (a transactional sink gets ready for one).
-    fn begin(&mut self) -> Result<()> {
+    /// Micro-batch `batch` begins (a transactional sink gets ready for one;
+    /// a file sink names its files after it).
+    fn begin(&mut self, _batch: u64) -> Result<()> {
         Ok(())
     }
 

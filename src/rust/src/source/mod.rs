@@ -7,6 +7,8 @@
 pub(crate) mod kafka;
 pub(crate) mod memory;
 
+use std::path::Path;
+
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
@@ -24,6 +26,12 @@ use crate::kafka::config::OffsetMap;
 pub enum Positions {
     /// A data frame: `{"rows": n}`, the rows written so far.
     Rows { rows: u64 },
+    /// Files: `{"logOffset": n}`, the last batch of the source's file log
+    /// (`sources/0/<n>`) read; -1 before the first.
+    Files {
+        #[serde(rename = "logOffset")]
+        log_offset: i64,
+    },
     /// Kafka: `{"topic": {"0": 23}}`, the next offset of each partition.
     Kafka(OffsetMap),
 }
@@ -33,11 +41,14 @@ pub enum Positions {
 impl<'de> Deserialize<'de> for Positions {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         let value = serde_json::Value::deserialize(d)?;
-        let rows = value.as_object().filter(|o| o.len() == 1).and_then(|o| o.get("rows")).and_then(|r| r.as_u64());
-        match rows {
-            Some(rows) => Ok(Positions::Rows { rows }),
-            None => serde_json::from_value(value).map(Positions::Kafka).map_err(serde::de::Error::custom),
+        let only = |key: &str| value.as_object().filter(|o| o.len() == 1).and_then(|o| o.get(key)).cloned();
+        if let Some(rows) = only("rows").and_then(|r| r.as_u64()) {
+            return Ok(Positions::Rows { rows });
         }
+        if let Some(log_offset) = only("logOffset").and_then(|n| n.as_i64()) {
+            return Ok(Positions::Files { log_offset });
+        }
+        serde_json::from_value(value).map(Positions::Kafka).map_err(serde::de::Error::custom)
     }
 }
 
@@ -62,6 +73,14 @@ pub trait Source: Send {
 
     /// Where a query without a checkpoint starts.
     fn initial_positions(&mut self) -> Result<Positions>;
+
+    /// A source that keeps a log of its own in the checkpoint (a file
+    /// source: which files each batch reads, in `sources/0/` as Spark keeps
+    /// it) opens it here, before `connect`, and says so: its start then
+    /// needs no record of its own.
+    fn open_log(&mut self, _checkpoint: &Path) -> Result<bool> {
+        Ok(false)
+    }
 
     /// The next batch after `start`: `Some((start, end))` when there is new
     /// data (`start` may be adjusted, e.g. past deleted Kafka records),
@@ -106,6 +125,11 @@ pub trait Source: Send {
         }
     }
 
+    /// Batch ending at `end` is committed: a source may now let go of what
+    /// it read (a file source's `cleanSource`). Best effort: what fails is
+    /// a warning in `status`.
+    fn committed(&mut self, _end: &Positions, _status: &SharedStatus) {}
+
     /// A bounded source (a data frame) is written whole even when asked to
     /// stop gracefully: all of it is the batch in flight.
     fn is_bounded(&self) -> bool {
@@ -131,6 +155,9 @@ mod tests {
         assert_eq!((map["t"][&1], map["rows"][&0]), (7, 1), "a topic named `rows` is still Kafka");
         assert_eq!(serde_json::to_string(&kafka).unwrap(), r#"{"rows":{"0":1},"t":{"0":5,"1":7}}"#);
         assert_eq!(serde_json::to_string(&rows).unwrap(), r#"{"rows":3}"#);
+        let files: Positions = serde_json::from_str(r#"{"logOffset":-1}"#).unwrap();
+        assert_eq!(files, Positions::Files { log_offset: -1 });
+        assert_eq!(serde_json::to_string(&files).unwrap(), r#"{"logOffset":-1}"#);
         assert!(serde_json::from_str::<Positions>(r#"{"t":{"x":5}}"#).is_err());
     }
 

@@ -1,0 +1,63 @@
+# Helpers for the file family: input folders written the way Spark wants
+# them (each file appears whole), and readers that do not go through
+# streamlyr (R's own, pyarrow, pyspark) to check what a file sink wrote.
+
+# Write `df` as CSV file `name` in `dir`, atomically (written aside, then moved in).
+put_csv <- function(df, dir, name, na = "NA") {
+  dir.create(dir, showWarnings = FALSE, recursive = TRUE)
+  tmp <- file.path(dir, paste0(".", name, ".tmp"))
+  utils::write.csv(df, tmp, row.names = FALSE, na = na)
+  file.rename(tmp, file.path(dir, name))
+}
+
+put_lines <- function(lines, dir, name) {
+  dir.create(dir, showWarnings = FALSE, recursive = TRUE)
+  tmp <- file.path(dir, paste0(".", name, ".tmp"))
+  writeLines(lines, tmp)
+  file.rename(tmp, file.path(dir, name))
+}
+
+# The files a file sink committed, read from its `_spark_metadata` log as
+# Spark reads it: the latest `.compact` file and the batches after it.
+committed_files <- function(dir) {
+  log <- file.path(dir, "_spark_metadata")
+  names <- grep("^[0-9]+(\\.compact)?$", list.files(log), value = TRUE)
+  if (length(names) == 0) return(character())
+  ids <- as.numeric(sub("\\.compact$", "", names))
+  compact <- grepl("\\.compact$", names)
+  from <- if (any(compact)) max(ids[compact]) else -1
+  keep <- names[(ids == from & compact) | ids > from]
+  keep <- keep[order(as.numeric(sub("\\.compact$", "", keep)))]
+  lines <- unlist(lapply(file.path(log, keep), function(f) readLines(f)[-1]))
+  paths <- vapply(lines, function(l) jsonlite::fromJSON(l)$path, "", USE.NAMES = FALSE)
+  utils::URLdecode(sub("^file://", "", paths))
+}
+
+# Every row a file sink committed, read with R's own reader `read`.
+read_committed <- function(dir, read = function(f) utils::read.csv(f, stringsAsFactors = FALSE)) {
+  files <- committed_files(dir)
+  if (length(files) == 0) return(data.frame())
+  do.call(rbind, lapply(files, read))
+}
+
+wait_stopped <- function(stream, timeout = 60) {
+  wait_for(function() stream_state(stream) %in% c("stopped", "failed"), timeout)
+}
+
+# The Python with pyarrow and pyspark that tools/python.sh set up.
+python_tools <- function() {
+  python <- Sys.getenv("STREAMLYR_PYTHON")
+  if (!nzchar(python)) skip("no Python tools: run the tests through tools/test.sh")
+  python
+}
+
+# Run Python `code` with `args` (sys.argv[1:]); its standard output as lines.
+run_python <- function(code, ...) {
+  script <- tempfile(fileext = ".py")
+  writeLines(code, script)
+  err <- tempfile()
+  out <- suppressWarnings(system2(python_tools(), c(script, shQuote(c(...))), stdout = TRUE, stderr = err))
+  status <- attr(out, "status")
+  if (!is.null(status) && status != 0) stop("python failed: ", paste(utils::tail(readLines(err), 20), collapse = "\n"))
+  out
+}
