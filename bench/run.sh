@@ -14,6 +14,8 @@ port="${BENCH_PORT:-39092}"
 bash "$tools/setup.sh" >/dev/null
 cargo build --release --locked --manifest-path "$here/raw-kafka/Cargo.toml" 2>&1 | grep -v "^\s*Compiling " || true
 raw="$CARGO_TARGET_DIR/release/raw-kafka"
+cargo build --release --locked --manifest-path "$here/raw-files/Cargo.toml" 2>&1 | grep -v "^\s*Compiling " || true
+raw_files="$CARGO_TARGET_DIR/release/raw-files"
 # The broker gets room enough that its young generation is not collected
 # every two seconds (with the tests' 768 MB G1 heap it pauses 10-25 ms about
 # that often under P3's load, which is most of P3's p99; bench/README.md).
@@ -36,10 +38,24 @@ echo "Preloading $rows records of 100 bytes for the passthrough..."
 input="$(topic in)"
 seq 1 "$rows" | awk '{printf "%-100s\n", "record-" $1}' | kcat -P -b "$servers" -t "$input" -z none -X linger.ms=50
 
+echo "Writing $rows rows as 10 CSV files for the file case..."
+work="$(mktemp -d)"
+files_in="$work/in"
+mkdir -p "$files_in"
+awk -v rows="$rows" -v dir="$files_in" 'BEGIN {
+  per = rows / 10
+  for (f = 0; f < 10; f++) {
+    file = sprintf("%s/f%02d.csv", dir, f); print "id,x,label,flag" > file
+    for (i = f * per + 1; i <= (f + 1) * per; i++) printf "%d,%.6f,label-%014d,%s\n", i, i / 7, i, (i % 2 == 0 ? "true" : "false") > file
+    close(file)
+  }
+}'
+trap 'bash "$tools/kafka.sh" stop --port "$port"; rm -rf "$work"' EXIT
+
 streamlyr() { Rscript "$here/streamlyr.R" "$@" | sed 's/^/streamlyr /' >> "$results"; }
 
 for i in $(seq 1 "$repeats"); do
-  echo "Run $i of $repeats: P1, P2, P4, P6, window count, join"
+  echo "Run $i of $repeats: P1, P2, P4, P6, window count, join, files"
   echo "raw $("$raw" produce-json "$servers" "$(made_topic p1raw)" "$rows")" >> "$results"
   streamlyr produce-json "$servers" "$(made_topic p1)" "$rows"
   echo "raw $("$raw" passthrough "$servers" "$input" "$(made_topic p2raw)" "$rows")" >> "$results"
@@ -51,12 +67,15 @@ for i in $(seq 1 "$repeats"); do
   # Event time and joins (#12): a count per 10-second window of event time, and a 100,000-row lookup.
   streamlyr window "$servers" "$input" "$(made_topic window)" "$rows"
   streamlyr join "$servers" "$input" "$(made_topic join)" "$rows"
+  # Files (#13): a folder of 10 CSV files into parquet files, against arrow-rs alone.
+  echo "raw $("$raw_files" "$files_in" "$work/raw-$i")" >> "$results"
+  streamlyr files "$files_in" "$work/streamlyr-$i" "$rows"
 done
 
 # Spark Structured Streaming on P1 and P2 (once: it takes a while to start).
 if [ "${BENCH_SPARK:-1}" = 1 ]; then
   echo "Spark: P1 and P2 through Spark's Kafka sink (local[2])"
-  bash "$here/spark.sh" "$servers" "$rows" "$input" >> "$results"
+  bash "$here/spark.sh" "$servers" "$rows" "$input" "$files_in" >> "$results"
 fi
 
 # P5: peak memory as the stream grows 10x (passthrough, and a count() over ~1,000 groups).
@@ -112,11 +131,12 @@ ratio("P1 produce-json: streamlyr / raw", rate("streamlyr", "produce-json"), rat
 ratio("P2 passthrough: streamlyr / raw", rate("streamlyr", "passthrough"), rate("raw", "passthrough"), ">= 0.8")
 ratio("window count / passthrough", rate("streamlyr", "window"), rate("streamlyr", "passthrough"), ">= 0.7")
 ratio("join, 100,000-row table / passthrough", rate("streamlyr", "join"), rate("streamlyr", "passthrough"), ">= 0.7")
+ratio("files csv -> parquet: streamlyr / arrow-rs", rate("streamlyr", "files"), rate("raw", "files"), ">= 0.8")
 ratio("P6 1 s batches: exactly-once / at-least-once", rate("streamlyr", "p6-exactly-once"), rate("streamlyr", "p6-at-least-once"), ">= 0.9")
 cat(sprintf("%-40s %.2f s (target <= 0.5 s)\n", "P4 library() to a running stream", times$seconds[times$case == "start"]))
 if (any(times$who == "spark")) {
   cat("\nstreamlyr / Spark Structured Streaming (messages per second; > 1 means streamlyr is faster):\n")
-  for (case in c("produce-json", "passthrough")) {
+  for (case in intersect(c("produce-json", "passthrough", "files"), times$case[times$who == "spark"])) {
     ratio(sprintf("%s, Spark's job alone", case), rate("streamlyr", case), rate("spark", case), "> 1")
     ratio(sprintf("%s, with Spark's start-up", case), rate("streamlyr", case), rate("spark", paste0(case, "-startup")), "> 1")
   }

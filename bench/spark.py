@@ -1,12 +1,15 @@
 """Spark Structured Streaming's side of bench/run.sh (what sparklyr runs).
 
-    python spark.py <servers> <topic-prefix> <rows> <passthrough-input> <jars>
+    python spark.py <servers> <topic-prefix> <rows> <passthrough-input> <jars> [<csv folder>]
 
 Prints lines `spark <case> <records> <seconds>` for:
   produce-json[-startup]  a <rows>-row DataFrame (integer, double, 20-char
                           string, boolean, timestamp) -> to_json -> Kafka sink
   passthrough[-startup]   Kafka source -> Kafka sink over <rows> preloaded
                           records (trigger availableNow)
+  files[-startup]         a folder of CSV files (<rows> rows) -> parquet files,
+                          the schema inferred first as sparklyr does (trigger
+                          availableNow)
 `-startup` includes starting the SparkSession (local[2]).
 """
 import sys
@@ -70,4 +73,21 @@ query = (
 )
 query.awaitTermination()
 report("passthrough", time.time() - t0)
+
+if len(sys.argv) > 6:
+    files_in = sys.argv[6]
+    t0 = time.time()
+    schema = spark.read.option("header", True).option("inferSchema", True).csv(files_in).schema
+    query = (
+        spark.readStream.schema(schema)
+        .option("header", True)
+        .csv(files_in)
+        .writeStream.format("parquet")
+        .option("path", tempfile.mkdtemp())
+        .option("checkpointLocation", tempfile.mkdtemp())
+        .trigger(availableNow=True)
+        .start()
+    )
+    query.awaitTermination()
+    report("files", time.time() - t0)
 spark.stop()

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Spark Structured Streaming on P1 and P2, for bench/run.sh:
-#   bash bench/spark.sh <servers> <rows> <passthrough-input-topic> >> results
+#   bash bench/spark.sh <servers> <rows> <passthrough-input-topic> [<csv folder>] >> results
 # Uses pyspark from tools/python.sh (a venv in the cache) and Spark's Kafka
 # connector from Maven Central on first use. If that fails it says so on
 # stderr and prints nothing, so the benchmark goes on without Spark.
@@ -19,5 +19,5 @@ if [ ! -d "$jars_dir" ]; then
 fi
 # Only the connector and what pyspark does not ship already.
 jars="$(ls "$jars_dir"/{spark-sql-kafka,spark-token-provider-kafka,kafka-clients,commons-pool2}*.jar | paste -sd,)"
-"$python" "$here/spark.py" "$1" "bench-spark-$RANDOM$RANDOM" "$2" "$3" "$jars" 2>/dev/null ||
+"$python" "$here/spark.py" "$1" "bench-spark-$RANDOM$RANDOM" "$2" "$3" "$jars" ${4:+"$4"} 2>/dev/null ||
   echo "Spark: the Spark run failed; skipping the Spark comparison" >&2

@@ -7,6 +7,7 @@
 #   Rscript bench/streamlyr.R window       <servers> <from> <to> <n>   # count per 10-second window of event time
 #   Rscript bench/streamlyr.R join         <servers> <from> <to> <n>   # left join with a 100,000-row table
 #   Rscript bench/streamlyr.R stream       <servers> <from> <to> <interval0|default|continuous>
+#   Rscript bench/streamlyr.R files        <csv folder> <parquet folder> <rows>  # stream_read_csv -> stream_write_parquet
 # Prints `<case> <records> <seconds>`, timed like the raw baselines (the
 # data frame is built before the clock starts), and `rss-<case> <records>
 # <MB>`: the peak resident memory of this R process. `stream` runs a
@@ -34,6 +35,21 @@ peak_rss_mb <- function() {
 }
 report <- function(case, records, seconds) {
   cat(sprintf("%s %d %.4f\nrss-%s %d %.1f\n", case, as.integer(records), seconds, case, as.integer(records), peak_rss_mb()))
+}
+
+if (case == "files") {
+  # The whole job, as a user runs it: the schema inferred from the files
+  # (as the baseline's), then one trigger over every file.
+  rows <- as.numeric(args[4])
+  sc <- spark_connect()
+  t0 <- Sys.time()
+  stream <- stream_read_csv(sc, args[2]) %>%
+    stream_write_parquet(args[3], trigger = stream_trigger_once(), checkpoint = tempfile())
+  while (!status(stream)$state %in% c("stopped", "failed")) Sys.sleep(0.005)
+  seconds <- as.numeric(difftime(Sys.time(), t0, units = "secs"))
+  if (status(stream)$rows_in != rows) stop("files: read ", status(stream)$rows_in, " rows, not ", rows)
+  report("files", rows, seconds)
+  quit(save = "no")
 }
 
 if (case == "stream") {

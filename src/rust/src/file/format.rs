@@ -167,7 +167,7 @@ impl Format {
             let found = match self {
                 Format::Csv(csv) => csv.infer(path)?,
                 Format::Json { .. } => {
-                    let (schema, _) = arrow::json::reader::infer_json_schema(BufReader::new(open(path)?), None)
+                    let (schema, _) = arrow::json::reader::infer_json_schema(BufReader::new(open(path)?), Some(INFER_ROWS))
                         .map_err(|e| read_error(path, e))?;
                     schema
                 }
@@ -189,11 +189,8 @@ impl Format {
             }
         }
         let Some(schema) = merged else { return Ok(None) };
-        let mut fields: Vec<Field> =
+        let fields: Vec<Field> =
             schema.fields().iter().map(|f| Field::new(f.name(), readable(f.data_type()), true)).collect();
-        if let Format::Csv(csv) = self {
-            csv.narrow_integers(&mut fields, files)?;
-        }
         Ok(Some(Schema::new(fields)))
     }
 
@@ -243,6 +240,12 @@ impl Format {
     }
 }
 
+/// Rows of each file that CSV and JSON types are inferred from. Spark reads
+/// every row; a sample (as DataFusion and DuckDB take) keeps defining a
+/// stream over a large folder quick. A later value that does not fit its
+/// column's type is a malformed field (see the parse modes).
+const INFER_ROWS: usize = 10_000;
+
 /// Spark's default (`yyyy-MM-dd'T'HH:mm:ss.SSSXXX`); times are written in UTC.
 const TIMESTAMP_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.3fZ";
 
@@ -266,7 +269,8 @@ fn merge(a: &Schema, b: &Schema, by_position: bool) -> Schema {
         match (x, y) {
             _ if x == y => x.clone(),
             (DataType::Null, t) | (t, DataType::Null) => t.clone(),
-            (DataType::Int64, DataType::Float64) | (DataType::Float64, DataType::Int64) => DataType::Float64,
+            (DataType::Int32, DataType::Int64) | (DataType::Int64, DataType::Int32) => DataType::Int64,
+            (DataType::Int32 | DataType::Int64, DataType::Float64) | (DataType::Float64, DataType::Int32 | DataType::Int64) => DataType::Float64,
             _ => DataType::Utf8,
         }
     };
@@ -315,6 +319,7 @@ impl Csv {
         Regex::new(&format!("^{}$", regex::escape(&self.null_value))).map_err(|e| Error::option("nullValue", e.to_string()))
     }
 
+    /// The columns of one file, inferred from its first [`INFER_ROWS`] rows.
     fn infer(&self, path: &Path) -> Result<Schema> {
         let mut format = arrow::csv::reader::Format::default()
             .with_header(self.header)
@@ -326,9 +331,9 @@ impl Csv {
         if let Some(c) = self.comment {
             format = format.with_comment(c);
         }
-        let (schema, _) = format.infer_schema(open(path)?, None).map_err(|e| read_error(path, e))?;
+        let (inferred, _) = format.infer_schema(open(path)?, Some(INFER_ROWS)).map_err(|e| read_error(path, e))?;
         // Spark names headerless columns _c0, _c1, ...
-        let fields: Vec<Field> = schema
+        let mut fields: Vec<Field> = inferred
             .fields()
             .iter()
             .enumerate()
@@ -337,19 +342,12 @@ impl Csv {
                 Field::new(name, f.data_type().clone(), true)
             })
             .collect();
-        Ok(Schema::new(fields))
-    }
-
-    /// Spark infers `integer` where every value fits, `bigint` otherwise.
-    fn narrow_integers(&self, fields: &mut [Field], files: &[&Path]) -> Result<()> {
+        // Spark infers `integer` where every value fits, `bigint` otherwise.
         let wide: Vec<usize> = (0..fields.len()).filter(|&i| fields[i].data_type() == &DataType::Int64).collect();
-        if wide.is_empty() {
-            return Ok(());
-        }
-        let schema = Arc::new(Schema::new(fields.to_vec()));
-        let mut fits = vec![true; fields.len()];
-        for path in files {
-            self.read(path, &schema, &mut |batch| {
+        if !wide.is_empty() {
+            let schema = Arc::new(Schema::new(fields.clone()));
+            let mut fits = vec![true; fields.len()];
+            self.read_rows(path, &schema, Some(INFER_ROWS), &mut |batch| {
                 for &i in &wide {
                     let column = batch.column(i);
                     let narrowed = cast_with_options(column, &DataType::Int32, &CastOptions { safe: true, ..Default::default() })?;
@@ -357,16 +355,27 @@ impl Csv {
                 }
                 Ok(())
             })?;
-        }
-        for i in wide {
-            if fits[i] {
-                fields[i] = Field::new(fields[i].name(), DataType::Int32, true);
+            for i in wide {
+                if fits[i] {
+                    fields[i] = Field::new(fields[i].name(), DataType::Int32, true);
+                }
             }
         }
-        Ok(())
+        Ok(Schema::new(fields))
     }
 
     fn read(&self, path: &Path, schema: &SchemaRef, emit: &mut dyn FnMut(RecordBatch) -> Result<()>) -> Result<ReadCounts> {
+        self.read_rows(path, schema, None, emit)
+    }
+
+    /// The file's rows (the first `limit` of them).
+    fn read_rows(
+        &self,
+        path: &Path,
+        schema: &SchemaRef,
+        limit: Option<usize>,
+        emit: &mut dyn FnMut(RecordBatch) -> Result<()>,
+    ) -> Result<ReadCounts> {
         let text_schema = Arc::new(Schema::new(
             schema.fields().iter().map(|f| Field::new(f.name(), DataType::Utf8, true)).collect::<Vec<_>>(),
         ));
@@ -380,6 +389,9 @@ impl Csv {
             .with_batch_size(CHUNK_ROWS);
         if let Some(c) = self.comment {
             builder = builder.with_comment(c);
+        }
+        if let Some(n) = limit {
+            builder = builder.with_bounds(0, n);
         }
         let reader = builder.build(open(path)?).map_err(|e| read_error(path, e))?;
         let mut counts = ReadCounts::default();

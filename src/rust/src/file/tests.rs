@@ -322,3 +322,23 @@ fn an_aborted_batch_leaves_no_file_and_a_committed_one_is_known() {
     let e = other.connect(&SharedStatus::default(), &uuid::Uuid::new_v4().to_string()).unwrap_err();
     assert_eq!(e.arg.as_deref(), Some("path"));
 }
+
+#[test]
+fn types_are_inferred_from_a_sample_of_each_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    // 10,000 small numbers (the sample), then one that needs a bigint.
+    let mut body = String::from("n\n");
+    for i in 0..10_000 {
+        body.push_str(&format!("{i}\n"));
+    }
+    body.push_str("3000000000\n");
+    write_csv(&input, "a.csv", &body);
+    let parsed = FileSourceOptions::parse("csv", &options(&[("header", "true")])).unwrap();
+    let (schema, _) = resolve_schema(&parsed.format, &input, None).unwrap();
+    assert_eq!(schema.field(0).data_type(), &DataType::Int32);
+    // A second file whose sample needs a bigint widens the column.
+    write_csv(&input, "b.csv", "n\n4000000000\n");
+    let (schema, _) = resolve_schema(&parsed.format, &input, None).unwrap();
+    assert_eq!(schema.field(0).data_type(), &DataType::Int64);
+}
