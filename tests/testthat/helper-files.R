@@ -4,6 +4,9 @@
 
 # Write `df` as CSV file `name` in `dir`, atomically (written aside, then moved in).
 put_csv <- function(df, dir, name, na = "NA") {
+  # Whole numbers as digits: R would write 100000 as 1e+05, which is no integer to Spark.
+  old <- options(scipen = 999)
+  on.exit(options(old))
   dir.create(dir, showWarnings = FALSE, recursive = TRUE)
   tmp <- file.path(dir, paste0(".", name, ".tmp"))
   utils::write.csv(df, tmp, row.names = FALSE, na = na)

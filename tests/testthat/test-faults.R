@@ -144,31 +144,39 @@ test_that("a csv -> json file stream killed 8 times mid-batch: readers of `_spar
   root <- tempfile("kill-files-")
   input <- file.path(root, "in")
   output <- file.path(root, "out")
-  files <- 120
-  per_file <- 250
+  checkpoint <- file.path(root, "cp")
+  # One input file a batch, each 20 output files of 100 rows, every one
+  # synced: batches long enough that kills land inside them.
+  files <- 60
+  per_file <- 2000
   n <- files * per_file
   for (i in seq_len(files)) {
     ids <- (i - 1) * per_file + seq_len(per_file)
     put_csv(data.frame(id = ids, word = sprintf("w%06d", ids)), input, sprintf("f%04d.csv", i))
   }
   env <- c(
-    STREAM_FILES_IN = input, STREAM_FILES_OUT = output, STREAM_CHECKPOINT = file.path(root, "cp"),
-    STREAM_INTERVAL = "0", STREAM_MAX_FILES = "3"
+    STREAM_FILES_IN = input, STREAM_FILES_OUT = output, STREAM_CHECKPOINT = checkpoint,
+    STREAM_INTERVAL = "0", STREAM_MAX_FILES = "1"
   )
-  committed_ids <- function() {
-    rows <- lapply(committed_files(output), function(f) jsonlite::stream_in(file(f), verbose = FALSE)$id)
-    unlist(rows)
+  batches_done <- function() length(list.files(file.path(checkpoint, "commits")))
+  # A kill inside a batch leaves files that the log does not name.
+  killed_mid_batch <- 0
+  unfinished <- function() {
+    on_disk <- list.files(output, pattern = "part-", all.files = TRUE)
+    if (length(setdiff(on_disk, basename(committed_files(output)))) > 0) killed_mid_batch <<- killed_mid_batch + 1
+    batches_done() < files
   }
   set.seed(7)
-  undone <- kills_mid_work(env, kills = 8, unfinished = function() length(committed_ids()) < n)
+  undone <- kills_mid_work(env, kills = 8, unfinished)
   expect_gt(undone, 0)
+  expect_gt(killed_mid_batch, 0)
   p <- run_stream_process(env)
   on.exit(p$kill())
   wait_started(p)
-  expect_true(wait_for(function() length(committed_ids()) >= n, timeout = 120))
+  expect_true(wait_for(function() batches_done() >= files, timeout = 120))
   p$kill()
-  ids <- committed_ids()
-  expect_identical(sort(ids), seq_len(n))
+  ids <- unlist(lapply(committed_files(output), function(f) jsonlite::stream_in(file(f), verbose = FALSE)$id))
+  expect_identical(sort(ids), seq_len(n), label = "R's JSON reader on the files the log names")
 
   sc <- spark_connect(master = "local")
   stream <- stream_read_json(sc, output) %>%
