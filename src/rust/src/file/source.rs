@@ -180,6 +180,9 @@ impl FileSource {
         let mut files: Vec<FoundFile> =
             listing::list(&self.dir)?.into_iter().filter(|f| self.seen.is_new(&self.seen_key(&f.path), f.mtime_ms)).collect();
         files.sort_by(|a, b| (a.mtime_ms, &a.path).cmp(&(b.mtime_ms, &b.path)));
+        // Known by name (`fileNameOnly`): two new files of one name are one file, the older.
+        let mut keys = std::collections::HashSet::new();
+        files.retain(|f| keys.insert(self.seen_key(&f.path)));
         if self.listing.latest_first {
             files.reverse();
         }

@@ -342,3 +342,66 @@ fn types_are_inferred_from_a_sample_of_each_file() {
     let (schema, _) = resolve_schema(&parsed.format, &input, None).unwrap();
     assert_eq!(schema.field(0).data_type(), &DataType::Int64);
 }
+
+/// Plan and read every batch the source has, committing each; the numbers read.
+fn drain(source: &mut Box<dyn Source>, status: &SharedStatus) -> Vec<i64> {
+    let mut at = source.initial_positions().unwrap();
+    let mut seen = Vec::new();
+    while let Some((start, end)) = source.plan(&at).unwrap() {
+        source
+            .read(&start, &end, &StopSignal::default(), &mut |b| {
+                let n = arrow::compute::cast(b.column(0), &DataType::Int64)?;
+                seen.extend(n.as_any().downcast_ref::<Int64Array>().unwrap().values().iter().copied());
+                Ok(())
+            })
+            .unwrap();
+        source.committed(&end, status);
+        at = end;
+    }
+    seen
+}
+
+#[test]
+fn clean_source_deletes_or_archives_a_file_once_its_batch_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("archive");
+    for (mode, extra) in [("delete", None), ("archive", Some(archive.to_str().unwrap()))] {
+        let input = dir.path().join(format!("in-{mode}"));
+        write_csv(&input.join("day=1"), "a.csv", "n\n1\n");
+        write_csv(&input, "b.csv", "n\n2\n");
+        let cp = dir.path().join(format!("cp-{mode}"));
+        fs::create_dir_all(&cp).unwrap();
+        let mut opts = vec![("header", "true"), ("cleanSource", mode)];
+        if let Some(a) = extra {
+            opts.push(("sourceArchiveDir", a));
+        }
+        let mut source = file_source("csv", &input, &opts);
+        source.open_log(&cp).unwrap();
+        let status = SharedStatus::default();
+        source.connect(&status).unwrap();
+        let mut read = drain(&mut source, &status);
+        read.sort();
+        assert_eq!(read, [1, 2], "{mode}");
+        assert!(!input.join("b.csv").exists() && !input.join("day=1/a.csv").exists(), "{mode}: cleaned");
+        if mode == "archive" {
+            // Each file keeps its own path below the archive folder.
+            assert!(archive.join(input.strip_prefix("/").unwrap()).join("day=1/a.csv").exists());
+        }
+        assert!(status.snapshot().warnings.iter().all(|w| !w.contains("cleanSource")), "{:?}", status.snapshot().warnings);
+    }
+}
+
+#[test]
+fn file_name_only_tells_files_apart_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    write_csv(&input.join("k=1"), "a.csv", "n\n1\n");
+    write_csv(&input.join("k=2"), "a.csv", "n\n2\n");
+    for (by_name, expected) in [("true", 1), ("false", 2)] {
+        let cp = dir.path().join(format!("cp-{by_name}"));
+        fs::create_dir_all(&cp).unwrap();
+        let mut source = file_source("csv", &input, &[("header", "true"), ("fileNameOnly", by_name)]);
+        source.open_log(&cp).unwrap();
+        assert_eq!(drain(&mut source, &SharedStatus::default()).len(), expected, "fileNameOnly = {by_name}");
+    }
+}
