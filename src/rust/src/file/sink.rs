@@ -85,8 +85,8 @@ pub(crate) struct FileSink {
     partition_by: Vec<String>,
     max_records_per_file: Option<u64>,
     log: MetadataLog<SinkFileStatus>,
-    /// From the query id: every file name of this query carries it.
-    query_bits: u64,
+    /// The query id: every file name of this query is made from it.
+    query_bits: (u64, u64),
     batch: u64,
     /// The batch's open files, by partition folder (`""` without partitions).
     open: BTreeMap<String, OpenFile>,
@@ -111,7 +111,7 @@ impl FileSink {
             data_schema,
             partition_by: plan.partition_by,
             max_records_per_file: plan.options.max_records_per_file,
-            query_bits: 0,
+            query_bits: (0, 0),
             batch: 0,
             open: BTreeMap::new(),
             splits: BTreeMap::new(),
@@ -129,7 +129,8 @@ impl FileSink {
     /// the query id and the batch, so a batch written again after a crash
     /// gets the same names and replaces what it left.
     fn file_name(&self, split: usize, part: u32) -> String {
-        let uuid = uuid::Uuid::from_u64_pair(self.query_bits, (self.batch << 20) | split as u64);
+        let (high, low) = self.query_bits;
+        let uuid = uuid::Uuid::from_u64_pair(high, low ^ ((self.batch << 20) | split as u64));
         format!("part-{split:05}-{uuid}.c{part:03}{}", self.format.extension())
     }
 
@@ -206,7 +207,7 @@ impl Sink for FileSink {
     }
 
     fn connect(&mut self, _status: &SharedStatus, query_id: &str) -> Result<()> {
-        self.query_bits = uuid::Uuid::parse_str(query_id).map(|u| u.as_u64_pair().0).unwrap_or(0);
+        self.query_bits = uuid::Uuid::parse_str(query_id).map(|u| u.as_u64_pair()).unwrap_or((0, 0));
         self.log.create().map_err(|e| e.with_arg("path"))?;
         let owner_path = self.log.dir().join(OWNER_FILE);
         let owner = fs::read_to_string(&owner_path).ok().map(|s| s.trim().to_string());
