@@ -314,7 +314,6 @@ sql_translation.streamlyr_connection <- function(con) {
   )
 }
 
-# A bare stream: what the engine reads, not yet a dbplyr table.
 # colnames() and ncol() of a stream, as of a lazy table (dbplyr's way).
 #' @export
 dim.tbl_stream <- function(x) c(NA_integer_, length(x$stream$columns))
@@ -322,6 +321,7 @@ dim.tbl_stream <- function(x) c(NA_integer_, length(x$stream$columns))
 #' @export
 dimnames.tbl_stream <- function(x) list(NULL, x$stream$columns)
 
+# A bare stream: what the engine reads, not yet a dbplyr table.
 new_tbl_stream <- function(sc, name, columns, source) {
   structure(list(sc = sc, stream = list(name = name, source = source, columns = columns)), class = "tbl_stream")
 }

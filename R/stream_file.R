@@ -109,8 +109,8 @@ stream_read_parquet <- function(sc, path, name = NULL, columns = NULL, options =
 #' entry written once every file is safely on disk. Readers that follow
 #' that log ([stream_read_csv()] and the other readers, and Spark) see every
 #' row exactly once, even after the writing process was killed mid-batch;
-#' a batch written again after a crash replaces the files it left. Files
-#' sinks append: `mode = "complete"` or `"update"` is an error, as in Spark
+#' a restarted stream first removes the files a batch in flight at the
+#' crash left. File sinks append: `mode = "complete"` or `"update"` is an error, as in Spark
 #' (an aggregation needs a watermark, see [stream_watermark()]).
 #'
 #' One folder takes the output of one stream: a second stream (another
@@ -193,11 +193,20 @@ stream_write_parquet <- function(x,
 csv_options <- function(options, header, delimiter, quote, escape, charset, null_value,
                         call = rlang::caller_env()) {
   options <- options_as_strings(options, call = call)
-  for (arg in c("delimiter", "quote", "escape", "charset")) {
+  for (arg in c("delimiter", "quote", "escape")) {
     value <- get(arg, envir = environment())
-    if (!is.character(value) || length(value) != 1 || is.na(value)) {
-      abort_streamlyr(paste0("`", arg, "` must be a single string, not ", obj_type(value), "."), arg = arg, call = call)
+    one_char <- is.character(value) && length(value) == 1 && !is.na(value) &&
+      (nchar(value, "bytes") == 1 || value == "\\t" || (arg == "quote" && value == ""))
+    if (!one_char) {
+      abort_streamlyr(paste0("`", arg, "` must be a single ASCII character, not ", obj_type(value), "."), arg = arg, call = call)
     }
+  }
+  if (!is.character(charset) || length(charset) != 1 || is.na(charset) || !toupper(gsub("-", "", charset)) %in% c("UTF8", "")) {
+    abort_streamlyr(paste0("`charset` must be \"UTF-8\" (the only encoding streamlyr reads and writes), not ", obj_type(charset), "."),
+                    arg = "charset", call = call)
+  }
+  if (!is.null(null_value) && (!is.character(null_value) || length(null_value) != 1 || is.na(null_value))) {
+    abort_streamlyr(paste0("`null_value` must be NULL or a single string, not ", obj_type(null_value), "."), arg = "null_value", call = call)
   }
   if (!isTRUE(header) && !isFALSE(header)) {
     abort_streamlyr(paste0("`header` must be `TRUE` or `FALSE`, not ", obj_type(header), "."), arg = "header", call = call)
@@ -214,9 +223,11 @@ csv_options <- function(options, header, delimiter, quote, escape, charset, null
 stream_read_file <- function(sc, path, format, name, columns, options, call = rlang::caller_env()) {
   check_connection(sc, call = call)
   check_string(path, arg = "path", call = call)
+  path <- path.expand(path)
   name <- name %||% random_string("sparklyr_tmp_")
   check_string(name, arg = "name", call = call)
   options <- options_as_strings(options, call = call)
+  if (!is.null(options$sourceArchiveDir)) options$sourceArchiveDir <- path.expand(options$sourceArchiveDir)
   checked <- engine_result(
     file_source_check(format, path, to_json(options), columns_json(column_pairs(columns, call))),
     call = call
@@ -237,9 +248,9 @@ column_pairs <- function(columns, call) {
   if (is.null(columns)) return(NULL)
   types <- if (is.list(columns)) unlist(lapply(columns, function(t) t[[1]])) else columns
   if (!is.character(types) || is.null(names(columns)) || any(!nzchar(names(columns))) ||
-      length(types) != length(columns) || anyNA(types)) {
+      anyDuplicated(names(columns)) > 0 || length(types) != length(columns) || anyNA(types)) {
     abort_streamlyr(
-      paste0("`columns` must be NULL or a named vector of column types, not ", obj_type(columns), "."),
+      paste0("`columns` must be NULL or a vector of column types named by distinct column names, not ", obj_type(columns), "."),
       hint = "for example `columns = c(day = \"character\", n = \"integer\")`",
       arg = "columns", call = call
     )
@@ -291,6 +302,9 @@ stream_generate_test <- function(df = rep(1:1000),
                                  interval = 1) {
   if (!is.data.frame(df)) df <- as.data.frame(df)
   check_string(path)
+  if (!is.numeric(iterations) || length(iterations) != 1 || is.na(iterations) || iterations < 0) {
+    abort_streamlyr(paste0("`iterations` must be a number of files, not ", obj_type(iterations), "."), arg = "iterations")
+  }
   if (!is.numeric(distribution) || length(distribution) == 0 || anyNA(distribution) || any(distribution < 0)) {
     abort_streamlyr("`distribution` must be a vector of non-negative row counts.", arg = "distribution")
   }

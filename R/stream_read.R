@@ -78,7 +78,7 @@ to_json <- function(x) {
 #' As in Spark, this source is for tests and demos: it can't recover. Lines
 #' are held in memory until their batch commits, and a restarted stream
 #' opens a new connection (the lines of a batch in flight at a crash are
-#' lost, which fails the stream with a clear error).
+#' lost, and `print(stream)` says how many).
 #'
 #' @inheritParams stream_read_kafka
 #' @param columns Ignored, as in sparklyr: the columns are `value` (and
@@ -100,7 +100,7 @@ stream_read_socket <- function(sc, name = NULL, columns = NULL, options = list()
   name <- name %||% random_string("sparklyr_tmp_")
   check_string(name)
   options <- options_as_strings(options)
-  warn_ignored(engine_result(socket_source_check(to_json(options))))
-  columns <- c("value", if (identical(tolower(options$includeTimestamp %||% ""), "true")) "timestamp")
-  new_tbl_stream(sc, name, columns, source = list(kind = "socket", options = options))
+  checked <- engine_result(socket_source_check(to_json(options)))
+  warn_ignored(checked$ignored)
+  new_tbl_stream(sc, name, checked$columns, source = list(kind = "socket", options = options))
 }

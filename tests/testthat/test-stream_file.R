@@ -211,6 +211,14 @@ test_that("bad input is a clear error naming the argument, before anything runs"
   err <- expect_error(stream_write_csv(input, d$output, partition_by = "z", checkpoint = new_checkpoint()), "not found")
   expect_identical(err$arg, "partition_by")
   expect_warning(stream_read_csv(sc, d$input, options = list(mergeSchema = "true")), class = "streamlyr_warning_ignored_option")
+  err <- expect_error(stream_read_csv(sc, d$input, delimiter = "||"), "single ASCII character")
+  expect_identical(err$arg, "delimiter")
+  err <- expect_error(stream_write_csv(input, d$output, charset = "latin1", checkpoint = new_checkpoint()), "UTF-8")
+  expect_identical(err$arg, "charset")
+  err <- expect_error(stream_read_csv(sc, d$input, columns = c(a = "integer", a = "character")), "distinct")
+  expect_identical(err$arg, "columns")
+  err <- expect_error(stream_read_json(sc, d$input, options = list(header = "true")), "not an option of the json")
+  expect_identical(err$option, "header")
 })
 
 test_that("two streams can't write into one folder", {

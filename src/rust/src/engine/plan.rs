@@ -155,7 +155,7 @@ impl QueryPlan {
             (SourceSpec::DataFrame, None) => return Err(Error::internal("a data frame source without its rows")),
             (SourceSpec::File { format, path, options, columns, partitions }, _) => {
                 if continuous {
-                    return Err(Error::config("trigger", format!("Data source {format} does not support continuous processing.")));
+                    return Err(continuous_unsupported(&format));
                 }
                 let plan = FileSourcePlan::new(&format, &path, &options, &columns, &partitions)?;
                 let schema = plan.schema.clone();
@@ -226,10 +226,15 @@ impl QueryPlan {
     }
 }
 
+/// Spark's text, for the sources and sinks that run in micro-batches only.
+fn continuous_unsupported(format: &str) -> Error {
+    Error::config("trigger", format!("Data source {format} does not support continuous processing."))
+}
+
 /// File sinks append (Spark's rule and text), and only in micro-batches.
 fn check_file_sink_mode(format: &str, mode: Option<OutputMode>, continuous: bool) -> Result<()> {
     if continuous {
-        return Err(Error::config("trigger", format!("Data source {format} does not support continuous processing.")));
+        return Err(continuous_unsupported(format));
     }
     match mode {
         Some(m @ (OutputMode::Complete | OutputMode::Update)) => {

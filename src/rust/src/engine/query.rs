@@ -340,6 +340,7 @@ impl Query {
             };
             retry.reset(status);
             log.write_commit(epoch_id, &BatchOutcome { rows_in, rows_out, ..Default::default() }.commit())?;
+            self.source.committed(&reached, status);
             let took = began.elapsed();
             status.record_batch(BatchProgress::new(epoch_id, timestamp_ms as f64, rows_in, rows_out, took, took.as_secs_f64()));
             position = reached;

@@ -23,7 +23,7 @@ use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 use regex::Regex;
 
-use super::schema::{readable, UTC};
+use super::schema::{readable, wider_type, UTC};
 use crate::error::{Error, Result};
 use crate::kafka::config::{parse_bool, Options};
 use crate::source::CHUNK_ROWS;
@@ -97,13 +97,15 @@ impl Format {
         if let Some(c) = charset.filter(|c| !matches!(c.to_ascii_uppercase().replace('-', "").as_str(), "UTF8" | "")) {
             return Err(Error::option("charset", format!("only UTF-8 files can be read or written, not \"{c}\"")));
         }
-        if let Some(c) = options.get("compression").filter(|_| !read) {
-            let none = matches!(c.to_ascii_lowercase().as_str(), "none" | "uncompressed");
-            if !(none || (name == "parquet" && c.eq_ignore_ascii_case("snappy"))) {
+        let compression = match options.get("compression").filter(|_| !read).map(|c| (c, c.to_ascii_lowercase())) {
+            None => Compression::SNAPPY,
+            Some((_, c)) if c == "none" || c == "uncompressed" => Compression::UNCOMPRESSED,
+            Some((_, c)) if c == "snappy" && name == "parquet" => Compression::SNAPPY,
+            Some((c, _)) => {
                 let expected = if name == "parquet" { "\"snappy\" or \"none\"" } else { "\"none\"" };
                 return Err(Error::option("compression", format!("`compression` of {name} files must be {expected}, not \"{c}\"")));
             }
-        }
+        };
         let format = match name {
             "csv" => Format::Csv(Csv {
                 header: parse_bool(options, "header", false)?,
@@ -121,17 +123,21 @@ impl Format {
                 Format::Json { mode: mode()? }
             }
             "text" => Format::Text { whole_text: parse_bool(options, "wholetext", false)? },
-            "parquet" => {
-                let none = options.get("compression").is_some_and(|c| !c.eq_ignore_ascii_case("snappy"));
-                Format::Parquet { compression: if none { Compression::UNCOMPRESSED } else { Compression::SNAPPY } }
-            }
+            "parquet" => Format::Parquet { compression },
             other => return Err(Error::internal(format!("unknown file format `{other}`"))),
         };
-        for key in [
-            "header", "delimiter", "sep", "quote", "escape", "nullValue", "comment", "mode", "charset", "encoding",
-            "compression", "multiLine", "wholetext", "lineSep",
-        ] {
-            options.remove(key);
+        // The options this format has, for this side; any other is left for
+        // the caller to report.
+        let known: &[&str] = match (name, read) {
+            ("csv", true) => &["header", "delimiter", "sep", "quote", "escape", "nullValue", "comment", "mode", "multiLine"],
+            ("csv", false) => &["header", "delimiter", "sep", "quote", "escape", "nullValue", "compression"],
+            ("json", true) => &["mode", "multiLine"],
+            ("text", true) => &["wholetext"],
+            (_, false) => &["compression"],
+            _ => &[],
+        };
+        for key in known.iter().chain(&["charset", "encoding"]) {
+            options.remove(*key);
         }
         Ok(format)
     }
@@ -216,7 +222,9 @@ impl Format {
                     .with_timestamp_tz_format(TIMESTAMP_FORMAT.into())
                     .with_date_format("%Y-%m-%d".into());
                 // Spark escapes a quote with `escape` (`\"`); an escape equal to the quote doubles it ("").
-                let builder = if csv.escape == csv.quote {
+                let builder = if csv.quote == 0 {
+                    builder.with_quote_style(arrow::csv::QuoteStyle::Never)
+                } else if csv.escape == csv.quote {
                     builder.with_double_quote(true)
                 } else {
                     builder.with_escape(csv.escape).with_double_quote(false)
@@ -250,7 +258,7 @@ const INFER_ROWS: usize = 10_000;
 const TIMESTAMP_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.3fZ";
 
 fn open(path: &Path) -> Result<File> {
-    File::open(path).map_err(|e| Error::execution(format!("can't read `{}`: {e}", path.display())))
+    File::open(path).map_err(|e| super::io_error("read", path, &e))
 }
 
 fn read_error(path: &Path, e: impl std::fmt::Display) -> Error {
@@ -261,24 +269,14 @@ fn write_error(e: impl std::fmt::Display) -> Error {
     Error::execution(format!("can't write a file: {e}"))
 }
 
-/// Two inferred schemas as one: CSV columns by position, others by name;
-/// a column of two types becomes the wider (integer and double: double),
-/// else text.
+/// Two inferred schemas as one: CSV columns by position, others by name, a
+/// column of two types as the wider.
 fn merge(a: &Schema, b: &Schema, by_position: bool) -> Schema {
-    let wider = |x: &DataType, y: &DataType| -> DataType {
-        match (x, y) {
-            _ if x == y => x.clone(),
-            (DataType::Null, t) | (t, DataType::Null) => t.clone(),
-            (DataType::Int32, DataType::Int64) | (DataType::Int64, DataType::Int32) => DataType::Int64,
-            (DataType::Int32 | DataType::Int64, DataType::Float64) | (DataType::Float64, DataType::Int32 | DataType::Int64) => DataType::Float64,
-            _ => DataType::Utf8,
-        }
-    };
     let mut fields: Vec<Field> = a.fields().iter().map(|f| f.as_ref().clone()).collect();
     for (i, f) in b.fields().iter().enumerate() {
         let at = if by_position { (i < fields.len()).then_some(i) } else { fields.iter().position(|g| g.name() == f.name()) };
         match at {
-            Some(j) => fields[j] = Field::new(fields[j].name(), wider(fields[j].data_type(), f.data_type()), true),
+            Some(j) => fields[j] = Field::new(fields[j].name(), wider_type(fields[j].data_type(), f.data_type()), true),
             None => fields.push(f.as_ref().clone()),
         }
     }
@@ -441,8 +439,9 @@ fn read_json(path: &Path, schema: &SchemaRef, mode: ParseMode, emit: &mut dyn Fn
     }
     let mut counts = ReadCounts::default();
     let mut rows: Vec<RecordBatch> = Vec::new();
-    for (n, line) in BufReader::new(open(path)?).lines().enumerate() {
+    for (n, line) in BufReader::new(open(path)?).split(b'\n').enumerate() {
         let line = line.map_err(|e| read_error(path, e))?;
+        let line = String::from_utf8_lossy(&line);
         if line.trim().is_empty() {
             continue;
         }

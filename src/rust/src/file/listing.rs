@@ -12,6 +12,7 @@ use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field};
 
 use super::log::{from_uri, percent_decode, MetadataLog, SinkFileStatus};
+use super::schema::wider_type;
 use crate::error::{Error, Result};
 
 /// Spark's name of a partition folder whose value is null or empty.
@@ -22,6 +23,11 @@ pub(crate) const SINK_LOG: &str = "_spark_metadata";
 pub(crate) struct FoundFile {
     pub path: PathBuf,
     pub mtime_ms: i64,
+}
+
+/// A file's modification time in milliseconds since the epoch, as the logs keep it.
+pub(crate) fn mtime_ms(meta: &fs::Metadata) -> i64 {
+    meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Does a file sink's log say which files of `dir` count?
@@ -39,7 +45,7 @@ pub(crate) fn list(dir: &Path) -> Result<Vec<FoundFile>> {
 }
 
 fn list_error(dir: &Path, e: std::io::Error) -> Error {
-    Error::execution(format!("can't list `{}`: {e}", dir.display()))
+    super::io_error("list", dir, &e)
 }
 
 fn walk(dir: &Path, out: &mut Vec<FoundFile>) -> Result<()> {
@@ -56,14 +62,14 @@ fn walk(dir: &Path, out: &mut Vec<FoundFile>) -> Result<()> {
         if name.starts_with('_') || name.starts_with('.') {
             continue;
         }
-        let Ok(meta) = entry.metadata() else { continue };
+        // Through symbolic links; sockets, pipes and the like are no data files.
+        let Ok(meta) = fs::metadata(entry.path()) else { continue };
         if meta.is_dir() {
             if name.contains('=') {
                 walk(&entry.path(), out)?;
             }
-        } else {
-            let mtime_ms = meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_millis() as i64);
-            out.push(FoundFile { path: entry.path(), mtime_ms });
+        } else if meta.is_file() {
+            out.push(FoundFile { path: entry.path(), mtime_ms: mtime_ms(&meta) });
         }
     }
     Ok(())
@@ -113,7 +119,7 @@ pub(crate) fn infer_partitions(dir: &Path, files: &[FoundFile]) -> Vec<Field> {
             };
             match columns.iter_mut().find(|(n, _)| *n == name) {
                 None => columns.push((name, t)),
-                Some((_, known)) => *known = wider(known, &t),
+                Some((_, known)) => *known = wider_type(known, &t),
             }
         }
     }
@@ -121,17 +127,6 @@ pub(crate) fn infer_partitions(dir: &Path, files: &[FoundFile]) -> Vec<Field> {
         .into_iter()
         .map(|(n, t)| Field::new(n, if t == DataType::Null { DataType::Utf8 } else { t }, true))
         .collect()
-}
-
-fn wider(a: &DataType, b: &DataType) -> DataType {
-    use DataType::*;
-    match (a, b) {
-        _ if a == b => a.clone(),
-        (Null, t) | (t, Null) => t.clone(),
-        (Int32, Int64) | (Int64, Int32) => Int64,
-        (Int32 | Int64, Float64) | (Float64, Int32 | Int64) => Float64,
-        _ => Utf8,
-    }
 }
 
 /// The partition columns of rows read from `file`: each its folder's

@@ -7,18 +7,19 @@
 //! ```
 //!
 //! Readers take the latest `.compact` and the batches after it. Batch ids
-//! have no gaps, as Spark's readers expect. Files are written atomically
-//! (see `checkpoint::write_atomically`), so a reader sees a batch whole or
-//! not at all; hidden files (our temp files) are not part of the log.
+//! have no gaps, as Spark's readers expect. A batch's file is written aside,
+//! synced and linked into place only if it is not there yet: a reader sees
+//! it whole or not at all, and no writer replaces another's batch. Hidden
+//! files (our temp files) are not part of the log.
 
 use std::fs;
+use std::io::Write;
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::write_atomically;
 use crate::error::{Error, Result};
 
 /// Spark's `spark.sql.streaming.fileSink.log.compactInterval` and
@@ -109,7 +110,7 @@ impl<T: Serialize + DeserializeOwned> MetadataLog<T> {
     fn read(&self, path: &Path) -> Result<Vec<T>> {
         let text = fs::read_to_string(path).map_err(|e| self.error(format!("can't read `{}`: {e}", path.display())))?;
         let mut lines = text.lines();
-        if lines.next() != Some(VERSION_LINE) {
+        if lines.next().map(str::trim) != Some(VERSION_LINE) {
             return Err(self.error(format!(
                 "`{}` is damaged or of an unknown version (it should start with \"{VERSION_LINE}\")",
                 path.display()
@@ -119,6 +120,32 @@ impl<T: Serialize + DeserializeOwned> MetadataLog<T> {
             .filter(|l| !l.trim().is_empty())
             .map(|l| serde_json::from_str(l).map_err(|e| self.error(format!("`{}` is damaged: {e}", path.display()))))
             .collect()
+    }
+
+    /// Write `path` whole and only if it is not there: a batch of the log is
+    /// never replaced, so a second writer fails instead of overwriting.
+    fn publish(&self, path: &Path, bytes: &[u8]) -> Result<()> {
+        let tmp = self.dir.join(format!(".{}.{}.tmp", path.file_name().map_or("log".into(), |n| n.to_string_lossy()), std::process::id()));
+        let fail = |what: &str, p: &Path, e: std::io::Error| super::io_error(what, p, &e);
+        {
+            let mut file = fs::File::create(&tmp).map_err(|e| fail("write", &tmp, e))?;
+            file.write_all(bytes).and_then(|_| file.sync_all()).map_err(|e| fail("write", &tmp, e))?;
+        }
+        let linked = fs::hard_link(&tmp, path);
+        let _ = fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => {
+                if let Ok(d) = fs::File::open(&self.dir) {
+                    let _ = d.sync_all();
+                }
+                Ok(())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(Error::execution(format!(
+                "`{}` is there already: another stream writes to this log",
+                path.display()
+            ))),
+            Err(e) => Err(fail("write", path, e)),
+        }
     }
 
     /// Every entry: the latest compaction and the batches after it.
@@ -159,8 +186,7 @@ impl<T: Serialize + DeserializeOwned> MetadataLog<T> {
             text.push_str(&serde_json::to_string(e).map_err(|e| Error::internal(e.to_string()))?);
             text.push('\n');
         }
-        write_atomically(&self.path(batch, compact), text.as_bytes())
-            .map_err(|e| self.error(e.message))?;
+        self.publish(&self.path(batch, compact), text.as_bytes())?;
         if compact && batch >= COMPACT_INTERVAL {
             let keep_from = batch - COMPACT_INTERVAL;
             for (n, c) in self.batches()? {

@@ -18,9 +18,10 @@
 //!   synced and renamed to Spark's names (`part-<n>-<uuid>.c<k>.<ext>`) when
 //!   the batch flushes; the batch is committed by writing
 //!   `_spark_metadata/<batch>` (every 10th batch a `.compact` file with
-//!   every live file). A reader that follows the log sees each row once;
-//!   file names are derived from the query id and the batch, so a batch
-//!   written again after a crash replaces its own leftovers.
+//!   every live file); a batch the log has already is not written again.
+//!   A reader that follows the log sees each row once. File names carry
+//!   the query id, so a restarted sink removes what a batch in flight at a
+//!   crash left, and a reader that ignores the log sees no leftovers.
 //! - **Formats** ([`format::Format`]): a format only turns one file into
 //!   Arrow batches and Arrow batches into one file. The logs, the listing
 //!   and the commit know nothing of formats, so Delta and ORC plug in here.
@@ -34,6 +35,22 @@ pub(crate) mod sink;
 pub(crate) mod source;
 
 pub(crate) use format::Format;
+
+use std::path::Path;
+
+use crate::error::Error;
+
+/// An I/O failure on `path` while trying to `what`: retried (for the
+/// query's bounded time) unless waiting can't cure it.
+pub(crate) fn io_error(what: &str, path: &Path, e: &std::io::Error) -> Error {
+    use std::io::ErrorKind::*;
+    let error = Error::execution(format!("can't {what} `{}`: {e}", path.display()));
+    match e.kind() {
+        PermissionDenied | NotFound | InvalidInput | InvalidData | Unsupported | AlreadyExists | IsADirectory
+        | NotADirectory | ReadOnlyFilesystem => error,
+        _ => error.retriable(),
+    }
+}
 
 #[cfg(test)]
 mod tests;

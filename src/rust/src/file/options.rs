@@ -109,7 +109,11 @@ impl ListingOptions {
         };
         let max_file_age_ms = match options.get("maxFileAge") {
             None => 7 * 86_400_000,
-            Some(s) => time_ms(s).map_err(|m| Error::option("maxFileAge", m))?,
+            Some(s) => match time_ms(s) {
+                Ok(ms) if ms > 0 => ms,
+                Ok(_) => return Err(Error::option("maxFileAge", format!("`maxFileAge` must be a positive duration, not \"{s}\""))),
+                Err(m) => return Err(Error::option("maxFileAge", m)),
+            },
         };
         let clean_source = match options.get("cleanSource").map(|s| s.trim().to_ascii_lowercase()) {
             None => CleanSource::Off,
@@ -171,8 +175,8 @@ pub(crate) fn time_ms(text: &str) -> std::result::Result<i64, String> {
 /// as sparklyr's examples write (`file.path("file://", getwd(), "in")`).
 pub(crate) fn local_path(text: &str, arg: &str) -> Result<PathBuf> {
     let t = text.trim();
-    let path = match t.strip_prefix("file:") {
-        Some(rest) => format!("/{}", rest.trim_start_matches('/')),
+    let path = match super::log::from_uri(t) {
+        Some(path) => path.to_string_lossy().into_owned(),
         None if t.contains("://") => {
             return Err(Error::config(arg, format!("`{arg}` must be a local folder; \"{t}\" is not (only `file:` URIs are)")))
         }
@@ -189,9 +193,7 @@ pub(crate) fn local_path(text: &str, arg: &str) -> Result<PathBuf> {
 mod tests {
     use super::*;
 
-    fn opts(pairs: &[(&str, &str)]) -> Options {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
-    }
+    use crate::kafka::config::options_of as opts;
 
     #[test]
     fn spark_listing_options_and_their_errors() {

@@ -64,8 +64,28 @@ pub(crate) fn schema_of(columns: &[(String, String)], arg: &str) -> Result<Schem
     Ok(Schema::new(fields?))
 }
 
-/// The types a file source hands on: what [`type_name`] can name (anything
-/// else, say a nested JSON object, is kept as text).
+/// `schema`'s fields not named in `names`, then those named (a file's own
+/// columns, then its partition folders' columns: Spark's order).
+pub(crate) fn split_fields(schema: &Schema, names: &[String]) -> (Vec<Field>, Vec<Field>) {
+    schema.fields().iter().map(|f| f.as_ref().clone()).partition(|f| !names.contains(f.name()))
+}
+
+/// The wider of two inferred types: a whole number and a double are a
+/// double, two different kinds are text.
+pub(crate) fn wider_type(a: &DataType, b: &DataType) -> DataType {
+    use DataType::*;
+    match (a, b) {
+        _ if a == b => a.clone(),
+        (Null, t) | (t, Null) => t.clone(),
+        (Int32, Int64) | (Int64, Int32) => Int64,
+        (Int32 | Int64, Float64) | (Float64, Int32 | Int64) => Float64,
+        _ => Utf8,
+    }
+}
+
+/// The types a file source hands on: what [`type_name`] can name. Anything
+/// else (say a nested JSON object) becomes a text column, whose values are
+/// NA for now.
 pub(crate) fn readable(data_type: &DataType) -> DataType {
     match data_type {
         DataType::Utf8View | DataType::LargeUtf8 => DataType::Utf8,

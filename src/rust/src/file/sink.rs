@@ -4,9 +4,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::UNIX_EPOCH;
 
 use arrow::array::{Array, StringArray, UInt32Array};
 use arrow::compute::{cast, take_record_batch};
@@ -14,11 +13,13 @@ use arrow::datatypes::{DataType, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 
 use super::format::{check_text_schema, FileWriter};
-use super::listing::{escape_path_name, NULL_PARTITION, SINK_LOG};
+use super::io_error;
+use super::listing::{escape_path_name, mtime_ms, NULL_PARTITION, SINK_LOG};
 use super::log::{to_uri, MetadataLog, SinkFileStatus};
 use super::options::{local_path, FileSinkOptions};
+use super::schema::split_fields;
 use super::Format;
-use crate::checkpoint::{write_atomically, CheckpointLog};
+use crate::checkpoint::CheckpointLog;
 use crate::engine::status::SharedStatus;
 use crate::engine::stop::StopSignal;
 use crate::error::{Error, Result};
@@ -47,6 +48,12 @@ impl FileSinkPlan {
                 return Err(Error::config("partition_by", format!("Partition column `{p}` not found in schema ({})", names.join(", "))));
             }
         }
+        for p in partition_by {
+            let t = schema.field_with_name(p).map(|f| f.data_type().clone()).unwrap_or(DataType::Null);
+            if matches!(t, DataType::Binary | DataType::LargeBinary | DataType::BinaryView) || super::schema::type_name(&t).is_none() {
+                return Err(Error::config("partition_by", format!("Cannot use {t} for partition column `{p}`")));
+            }
+        }
         let data = data_schema(schema, partition_by);
         if data.fields().is_empty() {
             return Err(Error::config("partition_by", "Cannot use all columns for partition columns"));
@@ -65,7 +72,7 @@ impl FileSinkPlan {
 }
 
 fn data_schema(schema: &Schema, partition_by: &[String]) -> Schema {
-    Schema::new(schema.fields().iter().filter(|f| !partition_by.contains(f.name())).cloned().collect::<Vec<_>>())
+    Schema::new(split_fields(schema, partition_by).0)
 }
 
 struct OpenFile {
@@ -98,6 +105,8 @@ pub(crate) struct FileSink {
     /// Files in place, waiting for the batch's commit.
     entries: Vec<SinkFileStatus>,
     placed: Vec<PathBuf>,
+    /// The log has this batch already: it is written again for nothing.
+    skip: bool,
 }
 
 impl FileSink {
@@ -118,19 +127,16 @@ impl FileSink {
             finished: Vec::new(),
             entries: Vec::new(),
             placed: Vec::new(),
+            skip: false,
         }
     }
 
-    fn io_error(what: &str, path: &Path, e: std::io::Error) -> Error {
-        Error::execution(format!("can't {what} `{}`: {e}", path.display()))
-    }
-
     /// Spark's name: `part-<split>-<uuid>.c<part><ext>`, the uuid made of
-    /// the query id and the batch, so a batch written again after a crash
-    /// gets the same names and replaces what it left.
+    /// the query id (its first half, by which a restart finds this query's
+    /// leftovers), the batch and the split.
     fn file_name(&self, split: usize, part: u32) -> String {
         let (high, low) = self.query_bits;
-        let uuid = uuid::Uuid::from_u64_pair(high, low ^ ((self.batch << 20) | split as u64));
+        let uuid = uuid::Uuid::from_u64_pair(high, low ^ ((self.batch << 32) | (split as u64 & 0xFFFF_FFFF)));
         format!("part-{split:05}-{uuid}.c{part:03}{}", self.format.extension())
     }
 
@@ -159,9 +165,9 @@ impl FileSink {
                 let (split, part) = (*split, *next_part);
                 *next_part += 1;
                 let dir = self.dir.join(folder);
-                fs::create_dir_all(&dir).map_err(|e| Self::io_error("create", &dir, e))?;
+                fs::create_dir_all(&dir).map_err(|e| io_error("create", &dir, &e))?;
                 let tmp = dir.join(format!(".{}.tmp", self.file_name(split, part)));
-                let file = File::create(&tmp).map_err(|e| Self::io_error("create", &tmp, e))?;
+                let file = File::create(&tmp).map_err(|e| io_error("create", &tmp, &e))?;
                 let writer = self.format.writer(file, &self.data_schema)?;
                 self.open.insert(folder.to_string(), OpenFile { split, part, rows: 0, tmp, writer });
             }
@@ -181,10 +187,65 @@ impl FileSink {
     fn finish(&mut self, folder: &str) -> Result<()> {
         let Some(open) = self.open.remove(folder) else { return Ok(()) };
         let file = open.writer.finish()?;
-        file.sync_all().map_err(|e| Self::io_error("sync", &open.tmp, e))?;
+        file.sync_all().map_err(|e| io_error("sync", &open.tmp, &e))?;
         let name = self.file_name(open.split, open.part);
         let target = open.tmp.with_file_name(name);
         self.finished.push((open.tmp, target));
+        Ok(())
+    }
+
+    /// Take the folder for this query (atomically: of two new streams only
+    /// one can), or say which stream has it.
+    fn claim(&self, query_id: &str) -> Result<()> {
+        let owner_path = self.log.dir().join(OWNER_FILE);
+        let latest = self.log.latest()?;
+        let claimed = latest.is_none()
+            && fs::OpenOptions::new().write(true).create_new(true).open(&owner_path).and_then(|mut f| {
+                use std::io::Write;
+                f.write_all(query_id.as_bytes())?;
+                f.sync_all()
+            })
+            .is_ok();
+        let owner = fs::read_to_string(&owner_path).ok().map(|s| s.trim().to_string());
+        if claimed || owner.as_deref() == Some(query_id) {
+            return Ok(());
+        }
+        Err(Error::config(
+            "path",
+            format!(
+                "`{}` holds the output of another stream (its `{SINK_LOG}` log is at batch {}); two streams can't share one output folder",
+                self.dir.display(),
+                latest.map_or("-".to_string(), |n| n.to_string())
+            ),
+        )
+        .with_hint("write to a new folder, or resume the stream that wrote it with its own `checkpoint`"))
+    }
+
+    /// What a batch in flight at a crash left of this query's files (hidden
+    /// ones, and named ones its log does not name), so that readers that
+    /// ignore the log find the folder as the log says.
+    fn remove_leftovers(&self) -> Result<()> {
+        let ours = uuid::Uuid::from_u64_pair(self.query_bits.0, 0).to_string()[..18].to_string();
+        let committed: std::collections::HashSet<PathBuf> =
+            super::listing::committed_files(&self.dir)?.into_iter().map(|f| f.path).collect();
+        let mut folders = vec![self.dir.clone()];
+        while let Some(dir) = folders.pop() {
+            let Ok(entries) = fs::read_dir(&dir) else { continue };
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let path = entry.path();
+                if path.is_dir() {
+                    if name.contains('=') && !name.starts_with(['.', '_']) {
+                        folders.push(path);
+                    }
+                } else if name.contains(&ours) {
+                    let hidden = name.starts_with(".part-") && name.ends_with(".tmp");
+                    if hidden || (name.starts_with("part-") && !committed.contains(&path)) {
+                        let _ = fs::remove_file(&path);
+                    }
+                }
+            }
+        }
         Ok(())
     }
 
@@ -209,34 +270,22 @@ impl Sink for FileSink {
     fn connect(&mut self, _status: &SharedStatus, query_id: &str) -> Result<()> {
         self.query_bits = uuid::Uuid::parse_str(query_id).map(|u| u.as_u64_pair()).unwrap_or((0, 0));
         self.log.create().map_err(|e| e.with_arg("path"))?;
-        let owner_path = self.log.dir().join(OWNER_FILE);
-        let owner = fs::read_to_string(&owner_path).ok().map(|s| s.trim().to_string());
-        let latest = self.log.latest()?;
-        match owner {
-            Some(id) if id == query_id => Ok(()),
-            None if latest.is_none() => write_atomically(&owner_path, query_id.as_bytes()).map_err(|e| e.with_arg("path")),
-            _ => Err(Error::config(
-                "path",
-                format!(
-                    "`{}` holds the output of another stream (its `{SINK_LOG}` log is at batch {}); two streams can't share one output folder",
-                    self.dir.display(),
-                    latest.map_or("?".to_string(), |n| n.to_string())
-                ),
-            )
-            .with_hint("write to a new folder, or resume the stream that wrote it with its own `checkpoint`")),
-        }
+        self.claim(query_id)?;
+        self.remove_leftovers()
     }
 
     fn begin(&mut self, batch: u64) -> Result<()> {
         self.forget_batch();
         self.batch = batch;
+        // Spark's "Skipping already committed batch": write nothing twice.
+        self.skip = self.log.latest()?.is_some_and(|n| n >= batch);
         Ok(())
     }
 
     fn write(&mut self, chunk: &RecordBatch, _stop: &StopSignal) -> Result<u64> {
         let rows = chunk.num_rows() as u64;
-        if rows == 0 {
-            return Ok(0);
+        if rows == 0 || self.skip {
+            return Ok(rows);
         }
         if self.partition_by.is_empty() {
             let data = RecordBatch::try_new(self.data_schema.clone(), chunk.columns().to_vec())?;
@@ -265,14 +314,13 @@ impl Sink for FileSink {
         }
         let mut dirs = BTreeSet::new();
         for (tmp, target) in std::mem::take(&mut self.finished) {
-            fs::rename(&tmp, &target).map_err(|e| Self::io_error("rename", &tmp, e))?;
-            let meta = fs::metadata(&target).map_err(|e| Self::io_error("read", &target, e))?;
-            let modified = meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_millis() as i64);
+            fs::rename(&tmp, &target).map_err(|e| io_error("rename", &tmp, &e))?;
+            let meta = fs::metadata(&target).map_err(|e| io_error("read", &target, &e))?;
             self.entries.push(SinkFileStatus {
                 path: to_uri(&target),
                 size: meta.len(),
                 is_dir: false,
-                modification_time: modified,
+                modification_time: mtime_ms(&meta),
                 block_replication: 1,
                 block_size: 33_554_432,
                 action: "add".into(),
@@ -292,8 +340,14 @@ impl Sink for FileSink {
     }
 
     fn commit(&mut self, batch: u64, _read: &Positions, _log: &CheckpointLog) -> Result<()> {
-        if self.log.latest()?.is_some_and(|n| n >= batch) {
-            return Ok(()); // Spark: "Skipping already committed batch"
+        if self.skip {
+            return Ok(());
+        }
+        // Spark's readers expect every batch from 0: a folder new to a
+        // resumed stream gets empty entries for the batches it never saw.
+        let next = self.log.latest()?.map_or(0, |n| n + 1);
+        for missing in next..batch {
+            self.log.add(missing, Vec::new())?;
         }
         self.log.add(batch, std::mem::take(&mut self.entries))?;
         self.placed.clear();

@@ -13,7 +13,7 @@ use arrow::record_batch::RecordBatch;
 use super::listing::{self, FoundFile};
 use super::log::{from_uri, to_uri, MetadataLog, SourceFileEntry};
 use super::options::{local_path, CleanSource, FileSourceOptions, ListingOptions};
-use super::schema::{schema_of, type_name};
+use super::schema::{schema_of, split_fields, type_name};
 use super::Format;
 use crate::engine::status::SharedStatus;
 use crate::engine::stop::StopSignal;
@@ -36,9 +36,9 @@ impl FileSourcePlan {
     pub fn new(format: &str, path: &str, options: &Options, columns: &[(String, String)], partitions: &[String]) -> Result<Self> {
         let options = FileSourceOptions::parse(format, options)?;
         let dir = local_path(path, "path")?;
-        let schema = Arc::new(schema_of(columns, "columns")?);
-        let partitions = schema.fields().iter().filter(|f| partitions.contains(f.name())).map(|f| f.as_ref().clone()).collect();
-        Ok(FileSourcePlan { dir, options, schema, partitions })
+        let (mut fields, partitions) = split_fields(&schema_of(columns, "columns")?, partitions);
+        fields.extend(partitions.iter().cloned());
+        Ok(FileSourcePlan { dir, options, schema: Arc::new(Schema::new(fields)), partitions })
     }
 }
 
@@ -56,8 +56,10 @@ pub(crate) fn resolve_schema(format: &Format, dir: &Path, columns: Option<&[(Str
     let partitions = listing::infer_partitions(dir, &files);
     if let Some(columns) = columns {
         let schema = schema_of(columns, "columns")?;
-        let names = partitions.iter().map(|p| p.name().clone()).filter(|p| schema.field_with_name(p).is_ok()).collect();
-        return Ok((schema, names));
+        let names: Vec<String> = partitions.iter().map(|p| p.name().clone()).filter(|p| schema.field_with_name(p).is_ok()).collect();
+        let (mut fields, partitions) = split_fields(&schema, &names);
+        fields.extend(partitions);
+        return Ok((Schema::new(fields), names));
     }
     let paths: Vec<&Path> = files.iter().map(|f| f.path.as_path()).collect();
     let cannot = || {
@@ -68,12 +70,14 @@ pub(crate) fn resolve_schema(format: &Format, dir: &Path, columns: Option<&[(Str
         return Err(cannot());
     }
     let data = format.infer_schema(&paths)?.ok_or_else(cannot)?;
-    let mut fields: Vec<Field> = data.fields().iter().filter(|f| partitions.iter().all(|p| p.name() != f.name())).map(|f| f.as_ref().clone()).collect();
-    fields.extend(partitions.iter().cloned());
-    Ok((Schema::new(fields), partitions.iter().map(|p| p.name().clone()).collect()))
+    let names: Vec<String> = partitions.iter().map(|p| p.name().clone()).collect();
+    let (mut fields, _) = split_fields(&data, &names);
+    fields.extend(partitions);
+    Ok((Schema::new(fields), names))
 }
 
 /// The schema as `(name, type name)` pairs, for R and the query description.
+#[cfg_attr(not(feature = "r"), allow(dead_code))]
 pub(crate) fn column_types(schema: &Schema) -> Vec<(String, String)> {
     schema.fields().iter().map(|f| (f.name().clone(), type_name(f.data_type()).unwrap_or("string").to_string())).collect()
 }
@@ -97,8 +101,8 @@ impl SeenFiles {
         self.files.insert(key, mtime_ms);
     }
 
-    fn is_new(&self, key: &str, mtime_ms: i64) -> bool {
-        mtime_ms >= self.forget_before_ms && !self.files.contains_key(key)
+    fn is_new(&self, key: &str, mtime_ms: i64, check_age: bool) -> bool {
+        (!check_age || mtime_ms >= self.forget_before_ms) && !self.files.contains_key(key)
     }
 
     fn purge(&mut self, max_age_ms: i64) {
@@ -127,7 +131,8 @@ pub(crate) struct FileSource {
 
 impl FileSource {
     pub fn new(plan: FileSourcePlan) -> Self {
-        let data: Vec<Field> = plan.schema.fields().iter().filter(|f| !plan.partitions.iter().any(|p| p.name() == f.name())).map(|f| f.as_ref().clone()).collect();
+        let names: Vec<String> = plan.partitions.iter().map(|p| p.name().clone()).collect();
+        let (data, _) = split_fields(&plan.schema, &names);
         FileSource {
             dir: plan.dir,
             format: plan.options.format,
@@ -177,8 +182,10 @@ impl FileSource {
 
     /// New files in the order a batch takes them (Spark's rule).
     fn new_files(&self) -> Result<Vec<FoundFile>> {
+        // Spark ignores `maxFileAge` when it takes the newest files first, a few at a time.
+        let check_age = !(self.listing.latest_first && self.listing.max_files_per_trigger.is_some());
         let mut files: Vec<FoundFile> =
-            listing::list(&self.dir)?.into_iter().filter(|f| self.seen.is_new(&self.seen_key(&f.path), f.mtime_ms)).collect();
+            listing::list(&self.dir)?.into_iter().filter(|f| self.seen.is_new(&self.seen_key(&f.path), f.mtime_ms, check_age)).collect();
         files.sort_by(|a, b| (a.mtime_ms, &a.path).cmp(&(b.mtime_ms, &b.path)));
         // Known by name (`fileNameOnly`): two new files of one name are one file, the older.
         let mut keys = std::collections::HashSet::new();
@@ -198,6 +205,10 @@ impl FileSource {
             CleanSource::Delete => fs::remove_file(file),
             CleanSource::Archive(archive) => {
                 let target = archive.join(file.strip_prefix("/").unwrap_or(file));
+                if target.exists() {
+                    // As Hadoop's rename: an archived file is never replaced.
+                    return Err(std::io::Error::new(std::io::ErrorKind::AlreadyExists, format!("`{}` is archived already", target.display())));
+                }
                 if let Some(parent) = target.parent() {
                     fs::create_dir_all(parent)?;
                 }
@@ -212,9 +223,10 @@ impl Source for FileSource {
         format!("{} files in {}", self.format.name(), self.dir.display())
     }
 
+    /// Not the columns: a script run again infers them again from the files
+    /// there then, and must still find its checkpoint its own.
     fn identity(&self) -> String {
-        let columns: Vec<String> = super::source::column_types(&self.schema).into_iter().map(|(n, t)| format!("{n} {t}")).collect();
-        format!("files[{}:{}; {}]", self.format.name(), self.dir.display(), columns.join(", "))
+        format!("files[{}:{}]", self.format.name(), self.dir.display())
     }
 
     fn schema(&self) -> SchemaRef {
@@ -264,6 +276,12 @@ impl Source for FileSource {
 
     fn plan(&mut self, start: &Positions) -> Result<Option<(Positions, Positions)>> {
         let from = Self::log_offset(start)?;
+        if from > self.latest {
+            return Err(Error::checkpoint(format!(
+                "the checkpoint's offsets name batch {from} of the file source's log, which has {} (is `sources/0` missing?)",
+                if self.latest < 0 { "none".to_string() } else { format!("batches up to {}", self.latest) }
+            )));
+        }
         let next = from + 1;
         if self.latest >= next {
             // Logged before a crash, never run: that batch, with those files.
@@ -322,25 +340,20 @@ impl Source for FileSource {
             return;
         }
         let Ok(to) = Self::log_offset(end) else { return };
-        // After a restart, every batch up to `to` (what a crash left is
-        // cleaned now; files already gone are fine); then each new batch.
-        let files: Result<Vec<PathBuf>> = if self.cleaned < 0 {
-            self.log().and_then(|log| log.all()).map(|entries| {
-                entries.iter().filter(|e| e.batch_id as i64 <= to).filter_map(|e| from_uri(&e.path)).collect()
-            })
-        } else {
-            ((self.cleaned + 1)..=to).map(|b| self.files_of(b as u64)).collect::<Result<Vec<_>>>().map(|f| f.concat())
-        };
-        match files {
-            Err(e) => return status.warn(format!("cleanSource: {e}")),
-            Ok(files) => {
-                for file in files {
-                    match self.clean(&file) {
-                        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                            status.warn(format!("cleanSource: can't clean `{}`: {e}", file.display()))
-                        }
-                        _ => {}
+        // The batches committed since the last call (after a restart, only
+        // this one: what a crash kept from cleaning stays, as in Spark).
+        let from = if self.cleaned < 0 { to } else { self.cleaned + 1 };
+        for batch in from.max(0)..=to {
+            let files = match self.files_of(batch as u64) {
+                Ok(files) => files,
+                Err(e) => return status.warn(format!("cleanSource: {e}")),
+            };
+            for file in files {
+                match self.clean(&file) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        status.warn(format!("cleanSource: can't clean `{}`: {e}", file.display()))
                     }
+                    _ => {}
                 }
             }
         }

@@ -21,16 +21,13 @@ use crate::engine::status::SharedStatus;
 use crate::engine::stop::StopSignal;
 use crate::engine::trigger::Trigger;
 use crate::error::Result;
-use crate::kafka::config::Options;
 use crate::sink::memory::{MemorySink, MemoryTable, Tables, Target};
 use crate::sink::Sink;
 use crate::source::memory::MemorySource;
 use crate::source::Source;
 use crate::transform::OutputMode;
 
-fn options(pairs: &[(&str, &str)]) -> Options {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
-}
+use crate::kafka::config::options_of as options;
 
 fn rows() -> RecordBatch {
     let schema = Arc::new(Schema::new(vec![
@@ -95,9 +92,10 @@ fn round_trip(format: &str, partition_by: &[&str]) -> RecordBatch {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let data = rows();
-    run(Box::new(MemorySource::new(data.clone())), file_sink(format, &out, &data.schema(), partition_by, &[("header", "true")]), &dir.path().join("cp1")).unwrap();
+    let opts: &[(&str, &str)] = if format == "csv" { &[("header", "true")] } else { &[] };
+    run(Box::new(MemorySource::new(data.clone())), file_sink(format, &out, &data.schema(), partition_by, opts), &dir.path().join("cp1")).unwrap();
     assert!(out.join("_spark_metadata/0").exists());
-    let source = file_source(format, &out, &[("header", "true")]);
+    let source = file_source(format, &out, opts);
     let (tables, sink) = collector(source.schema());
     run(source, sink, &dir.path().join("cp2")).unwrap();
     collected(&tables)
@@ -404,4 +402,84 @@ fn file_name_only_tells_files_apart_by_name() {
         source.open_log(&cp).unwrap();
         assert_eq!(drain(&mut source, &SharedStatus::default()).len(), expected, "fileNameOnly = {by_name}");
     }
+}
+
+#[test]
+fn given_columns_put_the_partition_columns_last_whatever_their_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    write_csv(&input.join("day=mon"), "a.csv", "n\n1\n");
+    let columns = vec![("day".to_string(), "string".to_string()), ("n".to_string(), "integer".to_string())];
+    let parsed = FileSourceOptions::parse("csv", &options(&[("header", "true")])).unwrap();
+    let (schema, partitions) = resolve_schema(&parsed.format, &input, Some(&columns)).unwrap();
+    let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    assert_eq!((names, partitions), (vec!["n", "day"], vec!["day".to_string()]));
+    // A query description with the user's order reads the same.
+    let plan = FileSourcePlan::new("csv", input.to_str().unwrap(), &options(&[("header", "true")]), &columns, &["day".into()]).unwrap();
+    let source: Box<dyn Source> = Box::new(FileSource::new(plan));
+    let (tables, sink) = collector(source.schema());
+    run(source, sink, &dir.path().join("cp")).unwrap();
+    let back = collected(&tables);
+    assert_eq!((column::<Int32Array>(&back, "n").value(0), column::<StringArray>(&back, "day").value(0)), (1, "mon"));
+}
+
+#[test]
+fn offsets_without_the_source_log_are_a_checkpoint_error_not_a_reread() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    write_csv(&input, "a.csv", "n\n1\n");
+    let cp = dir.path().join("cp");
+    let (tables, sink) = collector(file_source("csv", &input, &[("header", "true")]).schema());
+    run(file_source("csv", &input, &[("header", "true")]), sink, &cp).unwrap();
+    assert_eq!(numbers_read(&tables), [1]);
+    fs::remove_dir_all(cp.join("sources/0")).unwrap();
+    let (_, sink) = collector(file_source("csv", &input, &[("header", "true")]).schema());
+    let e = run(file_source("csv", &input, &[("header", "true")]), sink, &cp).unwrap_err();
+    assert_eq!(e.kind, crate::error::ErrorKind::Checkpoint, "{e}");
+}
+
+#[test]
+fn the_sink_skips_a_committed_batch_fills_gaps_and_clears_its_leftovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let data = rows();
+    let id = uuid::Uuid::new_v4().to_string();
+    let stop = StopSignal::default();
+    let status = SharedStatus::default();
+    let (cp, _) = crate::checkpoint::CheckpointLog::open(&dir.path().join("cp"), "s", "k").unwrap();
+    let mut sink = file_sink("csv", &out, &data.schema(), &[], &[]);
+    sink.connect(&status, &id).unwrap();
+    // A stream resumed at batch 3 into a new folder: batches 0-2 are empty entries.
+    sink.begin(3).unwrap();
+    sink.write(&data, &stop).unwrap();
+    sink.flush(&stop, &status).unwrap();
+    sink.commit(3, &crate::source::Positions::Rows { rows: 4 }, &cp).unwrap();
+    for n in 0..3 {
+        assert_eq!(fs::read_to_string(out.join(format!("_spark_metadata/{n}"))).unwrap(), "v1\n");
+    }
+    let files = |d: &Path| -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(d).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).filter(|n| n.contains("part-")).collect();
+        v.sort();
+        v
+    };
+    let committed = files(&out);
+    assert_eq!(committed.len(), 1);
+    // Batch 3 again: nothing is written.
+    sink.begin(3).unwrap();
+    sink.write(&data, &stop).unwrap();
+    sink.flush(&stop, &status).unwrap();
+    sink.commit(3, &crate::source::Positions::Rows { rows: 4 }, &cp).unwrap();
+    assert_eq!(files(&out), committed);
+    // Batch 4 is killed after its files were placed: a restart removes them.
+    sink.begin(4).unwrap();
+    sink.write(&data, &stop).unwrap();
+    sink.flush(&stop, &status).unwrap();
+    assert_eq!(files(&out).len(), 2);
+    drop(sink);
+    let mut restarted = file_sink("csv", &out, &data.schema(), &[], &[]);
+    restarted.connect(&status, &id).unwrap();
+    assert_eq!(files(&out), committed);
+    // A batch's log entry is never replaced.
+    let log = super::log::MetadataLog::<super::log::SinkFileStatus>::new(out.join("_spark_metadata"));
+    assert!(log.add(3, Vec::new()).unwrap_err().message.contains("another stream"));
 }

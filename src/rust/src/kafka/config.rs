@@ -18,6 +18,12 @@ use crate::error::{Error, Result};
 
 pub type Options = BTreeMap<String, String>;
 
+/// Options from `(name, value)` pairs, for tests.
+#[cfg(test)]
+pub(crate) fn options_of(pairs: &[(&str, &str)]) -> Options {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
 /// librdkafka properties whose values must never be printed or stored.
 pub fn is_secret(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
@@ -400,9 +406,7 @@ impl KafkaSinkOptions {
 mod tests {
     use super::*;
 
-    fn opts(pairs: &[(&str, &str)]) -> Options {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
-    }
+    use super::options_of as opts;
 
     #[test]
     fn source_needs_bootstrap_servers() {

@@ -109,14 +109,18 @@ fn kafka_source_check(options_json: &str) -> Robj {
 }
 
 /// Check the options of a socket source (Spark's messages) without
-/// connecting; returns the names of options accepted but without effect.
+/// connecting; returns its columns and the options accepted without effect.
 #[extendr]
 fn socket_source_check(options_json: &str) -> Robj {
     let checked = serde_json::from_str::<crate::kafka::config::Options>(options_json)
         .map_err(|e| Error::internal(format!("bad options from R: {e}")))
         .and_then(|o| crate::socket::SocketOptions::parse(&o));
     match checked {
-        Ok(o) => ok(o.ignored),
+        Ok(o) => {
+            let schema = crate::socket::socket_schema(o.include_timestamp);
+            let columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+            ok(list!(columns = columns, ignored = o.ignored))
+        }
         Err(e) => err(e),
     }
 }

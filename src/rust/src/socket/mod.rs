@@ -10,12 +10,14 @@
 //! running with nothing new, and says so in its status (Spark's warning).
 //!
 //! As in Spark, nothing survives a restart: a new connection starts a new
-//! count from where the checkpoint left off, and lines of a batch that was
-//! in flight at a crash are gone (a warning says how many).
+//! count from where the checkpoint left off, and the lines of a batch that
+//! was in flight at a crash are gone (a warning in the status says how
+//! many; the batch is committed empty).
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -99,6 +101,9 @@ pub(crate) struct SocketSource {
     schema: SchemaRef,
     buffer: Buffer,
     connection: Option<TcpStream>,
+    /// Set before the query closes the connection itself: no warning then.
+    closing: Arc<AtomicBool>,
+    status: Option<SharedStatus>,
     /// The checkpoint's count is where this connection's count starts.
     rebased: bool,
 }
@@ -106,7 +111,15 @@ pub(crate) struct SocketSource {
 impl SocketSource {
     pub fn new(options: SocketOptions) -> Self {
         let schema = socket_schema(options.include_timestamp);
-        SocketSource { options, schema, buffer: Arc::default(), connection: None, rebased: false }
+        SocketSource {
+            options,
+            schema,
+            buffer: Arc::default(),
+            connection: None,
+            closing: Arc::default(),
+            status: None,
+            rebased: false,
+        }
     }
 
     fn received(&self) -> std::sync::MutexGuard<'_, Received> {
@@ -159,7 +172,8 @@ impl Source for SocketSource {
         let reader = stream.try_clone().map_err(|e| Error::execution(format!("socket {target}: {e}")))?;
         self.connection = Some(stream);
         status.warn("The socket source should not be used for production applications! It does not support recovery.");
-        let (buffer, status) = (self.buffer.clone(), status.clone());
+        self.status = Some(status.clone());
+        let (buffer, status, closing) = (self.buffer.clone(), status.clone(), self.closing.clone());
         std::thread::Builder::new()
             .name("streamlyr-socket".into())
             .spawn(move || {
@@ -183,7 +197,9 @@ impl Source for SocketSource {
                 let (lock, wake) = &*buffer;
                 lock.lock().unwrap_or_else(|p| p.into_inner()).closed = true;
                 wake.notify_all();
-                status.warn(format!("Stream closed by {target}"));
+                if !closing.load(Ordering::SeqCst) {
+                    status.warn(format!("Stream closed by {target}"));
+                }
             })
             .map_err(|e| Error::internal(format!("can't start the socket reader: {e}")))?;
         Ok(())
@@ -217,10 +233,13 @@ impl Source for SocketSource {
             let received = self.received();
             if !self.rebased || from < received.first || to > received.end() {
                 // A batch planned before a restart: its lines went with the old connection.
-                return Err(Error::execution(format!(
-                    "the lines {from}..{to} of the socket source were lost with its connection (the socket source does not support recovery)"
-                ))
-                .with_hint("start the stream with a new checkpoint"));
+                if let Some(status) = &self.status {
+                    status.warn(format!(
+                        "the {} lines of the batch in flight when the stream last stopped are lost: the socket source does not support recovery",
+                        to.saturating_sub(from)
+                    ));
+                }
+                return Ok(());
             }
             let skip = (from - received.first) as usize;
             received.lines.iter().skip(skip).take((to - from) as usize).cloned().collect()
@@ -269,6 +288,7 @@ impl Drop for SocketSource {
     fn drop(&mut self) {
         // Ends the reader thread's blocking read.
         if let Some(c) = &self.connection {
+            self.closing.store(true, Ordering::SeqCst);
             let _ = c.shutdown(Shutdown::Both);
         }
     }
@@ -280,9 +300,7 @@ mod tests {
     use std::io::Write;
     use std::net::TcpListener;
 
-    fn options(pairs: &[(&str, &str)]) -> Options {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
-    }
+    use crate::kafka::config::options_of as options;
 
     #[test]
     fn spark_messages_for_missing_or_bad_options() {
