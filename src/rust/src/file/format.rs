@@ -479,14 +479,35 @@ fn read_json(path: &Path, schema: &SchemaRef, mode: ParseMode, emit: &mut dyn Fn
     Ok(counts)
 }
 
+/// Bytes of text per chunk, besides the rows: one Arrow string array holds
+/// at most 2 GiB, and memory stays flat however large the file.
+const CHUNK_TEXT_BYTES: usize = 64 << 20;
+
 fn read_text(path: &Path, schema: &SchemaRef, whole_text: bool, emit: &mut dyn FnMut(RecordBatch) -> Result<()>) -> Result<ReadCounts> {
-    let mut bytes = Vec::new();
-    open(path)?.read_to_end(&mut bytes).map_err(|e| read_error(path, e))?;
-    let text = String::from_utf8_lossy(&bytes);
-    let lines: Vec<&str> = if whole_text { vec![&text] } else { text.lines().collect() };
-    for chunk in lines.chunks(CHUNK_ROWS) {
-        let column: ArrayRef = Arc::new(StringArray::from(chunk.to_vec()));
-        emit(RecordBatch::try_new(schema.clone(), vec![column])?)?;
+    let mut emit_lines = |lines: &mut Vec<String>| -> Result<()> {
+        let column: ArrayRef = Arc::new(StringArray::from_iter_values(lines.drain(..)));
+        emit(RecordBatch::try_new(schema.clone(), vec![column])?)
+    };
+    if whole_text {
+        let mut bytes = Vec::new();
+        open(path)?.read_to_end(&mut bytes).map_err(|e| read_error(path, e))?;
+        return emit_lines(&mut vec![String::from_utf8_lossy(&bytes).into_owned()]).map(|_| ReadCounts::default());
+    }
+    let (mut lines, mut bytes) = (Vec::new(), 0);
+    for line in BufReader::new(open(path)?).split(b'\n') {
+        let mut line = line.map_err(|e| read_error(path, e))?;
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+        bytes += line.len();
+        lines.push(String::from_utf8_lossy(&line).into_owned());
+        if lines.len() >= CHUNK_ROWS || bytes >= CHUNK_TEXT_BYTES {
+            emit_lines(&mut lines)?;
+            bytes = 0;
+        }
+    }
+    if !lines.is_empty() {
+        emit_lines(&mut lines)?;
     }
     Ok(ReadCounts::default())
 }

@@ -483,3 +483,26 @@ fn the_sink_skips_a_committed_batch_fills_gaps_and_clears_its_leftovers() {
     let log = super::log::MetadataLog::<super::log::SinkFileStatus>::new(out.join("_spark_metadata"));
     assert!(log.add(3, Vec::new()).unwrap_err().message.contains("another stream"));
 }
+
+#[test]
+fn text_lines_lose_their_line_ends_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    fs::create_dir_all(&input).unwrap();
+    fs::write(input.join("a.txt"), b"one\r\n\ntwo \xff\nlast without end").unwrap();
+    for (whole, expected) in [
+        ("false", vec!["one", "", "two \u{fffd}", "last without end"]),
+        ("true", vec!["one\r\n\ntwo \u{fffd}\nlast without end"]),
+    ] {
+        let parsed = FileSourceOptions::parse("text", &options(&[("wholetext", whole)])).unwrap();
+        let (schema, _) = resolve_schema(&parsed.format, &input, None).unwrap();
+        let mut lines = Vec::new();
+        parsed.format.read(&input.join("a.txt"), &Arc::new(schema), &mut |b| {
+            let v = b.column(0).as_any().downcast_ref::<StringArray>().unwrap();
+            lines.extend(v.iter().map(|s| s.unwrap().to_string()));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(lines, expected, "wholetext = {whole}");
+    }
+}
