@@ -244,18 +244,7 @@ fn max_files_per_trigger_and_latest_first_pick_files_as_spark_does() {
         let opts = [("header", "true"), ("maxFilesPerTrigger", "1"), ("latestFirst", latest_first)];
         let mut source = file_source("csv", &input, &opts);
         source.open_log(&cp).unwrap();
-        let mut at = source.initial_positions().unwrap();
-        let mut seen = Vec::new();
-        while let Some((start, end)) = source.plan(&at).unwrap() {
-            source.read(&start, &end, &StopSignal::default(), &mut |b| {
-                let n = arrow::compute::cast(b.column(0), &DataType::Int64)?;
-                seen.extend(n.as_any().downcast_ref::<Int64Array>().unwrap().values().iter().copied());
-                Ok(())
-            })
-            .unwrap();
-            at = end;
-        }
-        assert_eq!(seen, order, "latestFirst = {latest_first}");
+        assert_eq!(drain(&mut source, &SharedStatus::default()), order, "latestFirst = {latest_first}");
     }
 }
 
