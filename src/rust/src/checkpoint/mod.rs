@@ -255,16 +255,37 @@ impl CheckpointLog {
 /// Temp file in the same directory, fsync, rename over the target, fsync the
 /// directory: readers see the old file or the new one, never half of one.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().ok_or_else(|| Error::internal("checkpoint path without a parent"))?;
+    write_and_place(path, bytes, |tmp, path| fs::rename(tmp, path))
+        .map_err(|e| Error::checkpoint(format!("can't write `{}`: {e}", path.display())))
+}
+
+/// As [`write_atomically`], but only if `path` is not there yet (a hard
+/// link does not replace): `AlreadyExists` otherwise. For logs whose
+/// entries must never be overwritten by a second writer.
+pub fn write_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_and_place(path, bytes, |tmp, path| {
+        let linked = fs::hard_link(tmp, path);
+        let _ = fs::remove_file(tmp);
+        linked
+    })
+}
+
+/// `bytes` into a synced temp file beside `path`, `place`d at `path`, then
+/// the directory synced.
+fn write_and_place(
+    path: &Path,
+    bytes: &[u8],
+    place: impl FnOnce(&Path, &Path) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let dir = path.parent().ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "a path without a folder"))?;
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let fail = |e: std::io::Error| Error::checkpoint(format!("can't write `{}`: {e}", path.display()));
     {
-        let mut file = fs::File::create(&tmp).map_err(fail)?;
-        file.write_all(bytes).map_err(fail)?;
-        file.sync_all().map_err(fail)?;
+        let mut file = fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
     }
-    fs::rename(&tmp, path).map_err(fail)?;
+    place(&tmp, path)?;
     if let Ok(d) = fs::File::open(dir) {
         let _ = d.sync_all();
     }

@@ -13,13 +13,13 @@
 //! files (our temp files) are not part of the log.
 
 use std::fs;
-use std::io::Write;
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::checkpoint::write_new;
 use crate::error::{Error, Result};
 
 /// Spark's `spark.sql.streaming.fileSink.log.compactInterval` and
@@ -125,26 +125,13 @@ impl<T: Serialize + DeserializeOwned> MetadataLog<T> {
     /// Write `path` whole and only if it is not there: a batch of the log is
     /// never replaced, so a second writer fails instead of overwriting.
     fn publish(&self, path: &Path, bytes: &[u8]) -> Result<()> {
-        let tmp = self.dir.join(format!(".{}.{}.tmp", path.file_name().map_or("log".into(), |n| n.to_string_lossy()), std::process::id()));
-        let fail = |what: &str, p: &Path, e: std::io::Error| super::io_error(what, p, &e);
-        {
-            let mut file = fs::File::create(&tmp).map_err(|e| fail("write", &tmp, e))?;
-            file.write_all(bytes).and_then(|_| file.sync_all()).map_err(|e| fail("write", &tmp, e))?;
-        }
-        let linked = fs::hard_link(&tmp, path);
-        let _ = fs::remove_file(&tmp);
-        match linked {
-            Ok(()) => {
-                if let Ok(d) = fs::File::open(&self.dir) {
-                    let _ = d.sync_all();
-                }
-                Ok(())
-            }
+        match write_new(path, bytes) {
+            Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(Error::execution(format!(
                 "`{}` is there already: another stream writes to this log",
                 path.display()
             ))),
-            Err(e) => Err(fail("write", path, e)),
+            Err(e) => Err(super::io_error("write", path, &e)),
         }
     }
 

@@ -36,9 +36,8 @@ impl FileSourcePlan {
     pub fn new(format: &str, path: &str, options: &Options, columns: &[(String, String)], partitions: &[String]) -> Result<Self> {
         let options = FileSourceOptions::parse(format, options)?;
         let dir = local_path(path, "path")?;
-        let (mut fields, partitions) = split_fields(&schema_of(columns, "columns")?, partitions);
-        fields.extend(partitions.iter().cloned());
-        Ok(FileSourcePlan { dir, options, schema: Arc::new(Schema::new(fields)), partitions })
+        let (schema, partitions) = partitions_last(&schema_of(columns, "columns")?, partitions);
+        Ok(FileSourcePlan { dir, options, schema: Arc::new(schema), partitions })
     }
 }
 
@@ -48,18 +47,13 @@ impl FileSourcePlan {
 /// partition columns) and the partition columns' names.
 #[cfg_attr(not(feature = "r"), allow(dead_code))] // R's `stream_read_*()` (and tests) call it
 pub(crate) fn resolve_schema(format: &Format, dir: &Path, columns: Option<&[(String, String)]>) -> Result<(Schema, Vec<String>)> {
-    if !dir.is_dir() {
-        return Err(Error::config("path", format!("Path does not exist: {}", to_uri(dir)))
-            .with_hint("the folder must exist when the stream is defined, as in sparklyr"));
-    }
+    check_folder(dir)?;
     let files = listing::list(dir)?;
     let partitions = listing::infer_partitions(dir, &files);
     if let Some(columns) = columns {
         let schema = schema_of(columns, "columns")?;
         let names: Vec<String> = partitions.iter().map(|p| p.name().clone()).filter(|p| schema.field_with_name(p).is_ok()).collect();
-        let (mut fields, partitions) = split_fields(&schema, &names);
-        fields.extend(partitions);
-        return Ok((Schema::new(fields), names));
+        return Ok((partitions_last(&schema, &names).0, names));
     }
     let paths: Vec<&Path> = files.iter().map(|f| f.path.as_path()).collect();
     let cannot = || {
@@ -74,6 +68,22 @@ pub(crate) fn resolve_schema(format: &Format, dir: &Path, columns: Option<&[(Str
     let (mut fields, _) = split_fields(&data, &names);
     fields.extend(partitions);
     Ok((Schema::new(fields), names))
+}
+
+/// `schema` with the columns named in `partitions` moved to the end (the
+/// order in which the source builds its rows), and those columns.
+fn partitions_last(schema: &Schema, partitions: &[String]) -> (Schema, Vec<Field>) {
+    let (mut fields, partitions) = split_fields(schema, partitions);
+    fields.extend(partitions.iter().cloned());
+    (Schema::new(fields), partitions)
+}
+
+fn check_folder(dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    Err(Error::config("path", format!("Path does not exist: {}", to_uri(dir)))
+        .with_hint("the folder must exist when the stream is defined, as in sparklyr"))
 }
 
 /// The schema as `(name, type name)` pairs, for R and the query description.
@@ -234,10 +244,11 @@ impl Source for FileSource {
     }
 
     fn open_log(&mut self, checkpoint: &Path) -> Result<bool> {
-        let log = MetadataLog::<SourceFileEntry>::new(checkpoint.join("sources").join("0"));
-        if checkpoint.join("sources").join("0").is_file() {
+        let dir = checkpoint.join("sources").join("0");
+        if dir.is_file() {
             return Err(Error::checkpoint(format!("checkpoint `{}` was written by a stream of another source", checkpoint.display())));
         }
+        let log = MetadataLog::<SourceFileEntry>::new(dir);
         log.create().map_err(|e| Error::checkpoint(e.message))?;
         let entries = log.all().map_err(|e| Error::checkpoint(e.message))?;
         for e in &entries {
@@ -264,10 +275,7 @@ impl Source for FileSource {
                 return Err(Error::option("sourceArchiveDir", "`sourceArchiveDir` must not be inside the source folder"));
             }
         }
-        if !self.dir.is_dir() {
-            return Err(Error::config("path", format!("Path does not exist: {}", to_uri(&self.dir))));
-        }
-        Ok(())
+        check_folder(&self.dir)
     }
 
     fn initial_positions(&mut self) -> Result<Positions> {
