@@ -20,12 +20,16 @@ wait_started <- function(p, timeout = 60) {
 
 # The stream's process killed (SIGKILL) `kills` times, each at a random
 # moment after it started; how many kills left work undone (`unfinished()`).
-kills_mid_work <- function(env, kills, unfinished) {
+# `in_batch`, when given, says a batch is being written: after the random
+# wait the kill waits for it (up to 5 s), so that it lands mid-batch however
+# fast this machine writes.
+kills_mid_work <- function(env, kills, unfinished, in_batch = NULL) {
   undone <- 0
   for (i in seq_len(kills)) {
     p <- run_stream_process(env)
     wait_started(p)
     Sys.sleep(runif(1, 0.3, 1.5))
+    if (!is.null(in_batch)) wait_for(in_batch, timeout = 5, interval = 0.005)
     p$kill()
     p$wait()
     undone <- undone + isTRUE(unfinished())
@@ -166,8 +170,9 @@ test_that("a csv -> json file stream killed 8 times mid-batch: readers of `_spar
     if (length(setdiff(on_disk, basename(committed_files(output)))) > 0) killed_mid_batch <<- killed_mid_batch + 1
     batches_done() < files
   }
+  writing <- function() length(list.files(output, pattern = "^[.]part-.*[.]tmp$", all.files = TRUE, recursive = TRUE)) > 0
   set.seed(7)
-  undone <- kills_mid_work(env, kills = 8, unfinished)
+  undone <- kills_mid_work(env, kills = 8, unfinished, in_batch = writing)
   expect_gt(undone, 0)
   expect_gt(killed_mid_batch, 0)
   p <- run_stream_process(env)
