@@ -19,6 +19,7 @@ query_console_take <- function(query) .Call(wrap__query_console_take, query)
 rust_panic_for_test <- function() .Call(wrap__rust_panic_for_test)
 kafka_source_check <- function(options_json) .Call(wrap__kafka_source_check, options_json)
 socket_source_check <- function(options_json) .Call(wrap__socket_source_check, options_json)
+delta_source_check <- function(path, options_json) .Call(wrap__delta_source_check, path, options_json)
 file_source_check <- function(format, path, options_json, columns_json) {
   .Call(wrap__file_source_check, format, path, options_json, columns_json)
 }

@@ -94,7 +94,8 @@ check_stream <- function(stream, arg = rlang::caller_arg(stream), call = rlang::
 #'   with `timestamp` and `rps` (`in` and `out`), and for event time (see
 #'   [stream_watermark()]) `watermark` (a date-time, `NA` without one),
 #'   `late_rows` (rows dropped as too late for their window, so far) and
-#'   `state_rows` (groups an aggregation holds after the last batch).
+#'   `state_rows` (groups an aggregation holds after the last batch), and
+#'   `duration_ms`, how long the last batch took.
 #' @export
 stream_stats <- function(stream, stats = list()) {
   check_stream(stream)
@@ -116,7 +117,9 @@ stream_stats <- function(stream, stats = list()) {
     # far, and the groups an aggregation holds.
     watermark = ms_to_time(status$watermark_ms %||% NA_real_),
     late_rows = status$rows_dropped,
-    state_rows = if (last > 0) progress$groups_held[last] else NA_real_
+    state_rows = if (last > 0) progress$groups_held[last] else NA_real_,
+    # How long the last batch took (stream_render() charts it).
+    duration_ms = if (last > 0) progress$duration_ms[last] else NA_real_
   )
   stats
 }

@@ -100,6 +100,12 @@ stream_read_parquet <- function(sc, path, name = NULL, columns = NULL, options =
   stream_read_file(sc, path, "parquet", name, columns, options)
 }
 
+#' @rdname stream_read_csv
+#' @export
+stream_read_orc <- function(sc, path, name = NULL, columns = NULL, options = list(), ...) {
+  stream_read_file(sc, path, "orc", name, columns, options)
+}
+
 #' Write a stream into a folder of files
 #'
 #' sparklyr's file writers, with their arguments and defaults. Each
@@ -125,6 +131,7 @@ stream_read_parquet <- function(sc, path, name = NULL, columns = NULL, options =
 #' @param null_value The text written for `NA` (default: an empty field).
 #' @param options A named list: `maxRecordsPerFile` (a new file after this
 #'   many rows), `compression` (parquet: `"snappy"`, the default, or
+#'   `"none"`; orc: `"snappy"`, the default, `"zlib"`, `"lz4"`, `"zstd"` or
 #'   `"none"`), `retryTimeoutMs` (see [stream_write_kafka()]).
 #' @param partition_by Column names: each combination of their values gets
 #'   a `name=value` subfolder, and the columns are left out of the files.
@@ -186,6 +193,19 @@ stream_write_parquet <- function(x,
                                  partition_by = NULL,
                                  ...) {
   stream_write_file(x, path, "parquet", mode, trigger, checkpoint, options, partition_by)
+}
+
+#' @rdname stream_write_csv
+#' @export
+stream_write_orc <- function(x,
+                             path,
+                             mode = c("append", "complete", "update"),
+                             trigger = stream_trigger_interval(),
+                             checkpoint = file.path(path, "checkpoints", random_string("")),
+                             options = list(),
+                             partition_by = NULL,
+                             ...) {
+  stream_write_file(x, path, "orc", mode, trigger, checkpoint, options, partition_by)
 }
 
 # sparklyr's CSV arguments as Spark's options; the arguments win over

@@ -200,6 +200,8 @@ stream_write_generic <- function(x, sink, mode, trigger, checkpoint, options,
     sql = source$sql,
     partition_by = I(as.character(partition_by))
   )
+  # No mode (reactiveSpark()): the engine takes what the pipeline needs.
+  if (is.null(mode)) spec$mode <- NULL
   started <- query_start(source$sc$engine, to_json(spec), source$data)
   ptr <- engine_result(started, call = call)
   warn_ignored(started$ignored, call = call)
@@ -230,6 +232,7 @@ stream_source <- function(x, call) {
 }
 
 check_mode <- function(mode, call) {
+  if (is.null(mode)) return(NULL)
   choices <- c("append", "complete", "update")
   tryCatch(
     match.arg(as.character(mode), choices),

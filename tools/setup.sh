@@ -3,8 +3,8 @@
 #   - R and the r-cran-* packages (Debian, --no-install-recommends), kcat, the
 #     C libraries librdkafka links against;
 #   - Kafka's jars from Maven Central (pinned, cached outside the clone);
-#   - pyarrow and pyspark from PyPI (tools/python.sh), independent readers
-#     of the files streamlyr writes;
+#   - pyarrow, pyspark and deltalake from PyPI (tools/python.sh), independent
+#     readers of the files and tables streamlyr writes;
 #   - the Rust engine, built in a fixed target directory outside the clone
 #     (incremental across clones and runs), and the R package installed.
 set -euo pipefail
@@ -18,6 +18,9 @@ debian_packages=(
   r-base-dev r-cran-testthat r-cran-dplyr r-cran-dbplyr r-cran-rlang r-cran-cli
   r-cran-dbi r-cran-tibble r-cran-uuid r-cran-jsonlite r-cran-later r-cran-magrittr r-cran-withr
   r-cran-processx r-cran-roxygen2 r-cran-knitr r-cran-rmarkdown
+  # stream_render()/stream_view()/reactiveSpark(), and the headless browser
+  # their test loads the widget in.
+  r-cran-htmlwidgets r-cran-shiny chromium-headless-shell
   kcat cmake pkg-config libssl-dev libsasl2-dev libzstd-dev zlib1g-dev libcurl4-openssl-dev
   maven
   # Debian's Python with venv, for the independent readers (tools/python.sh).

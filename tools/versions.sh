@@ -8,4 +8,5 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$STREAMLYR_CACHE/cargo-target}"
 # The Python tools tests use as independent readers (tools/python.sh).
 PYARROW_VERSION="${PYARROW_VERSION:-26.0.1}"
 SPARK_VERSION="${SPARK_VERSION:-3.5.7}"
+DELTALAKE_VERSION="${DELTALAKE_VERSION:-1.6.6}"
 PYTHON_VENV="$STREAMLYR_CACHE/py-venv"

@@ -200,6 +200,41 @@ test_that("a csv -> json file stream killed 8 times mid-batch: readers of `_spar
   expect_identical(as.numeric(utils::tail(spark, 3)), c(n, n, n * (n + 1) / 2), label = "pyspark, through the log")
 })
 
+test_that("a csv -> Delta stream killed 6 times: deltalake reads every row once, one commit a batch", {
+  root <- tempfile("kill-delta-")
+  input <- file.path(root, "in")
+  table <- file.path(root, "table")
+  checkpoint <- file.path(root, "cp")
+  files <- 40
+  per_file <- 1500
+  n <- files * per_file
+  for (i in seq_len(files)) {
+    ids <- (i - 1) * per_file + seq_len(per_file)
+    put_csv(data.frame(id = ids, word = sprintf("w%06d", ids)), input, sprintf("f%04d.csv", i))
+  }
+  env <- c(STREAM_FILES_IN = input, STREAM_DELTA_OUT = table, STREAM_CHECKPOINT = checkpoint, STREAM_MAX_FILES = "1")
+  batches_done <- function() length(list.files(file.path(checkpoint, "commits")))
+  set.seed(9)
+  undone <- kills_mid_work(env, kills = 6, function() batches_done() < files)
+  expect_gt(undone, 0)
+  p <- run_stream_process(env)
+  on.exit(p$kill())
+  wait_started(p)
+  expect_true(wait_for(function() batches_done() >= files, timeout = 120))
+  p$kill()
+  got <- run_python(c(
+    "import sys",
+    "from deltalake import DeltaTable",
+    "t = DeltaTable(sys.argv[1])",
+    "ids = t.to_pyarrow_table().column('id').to_pylist()",
+    "updates = [h for h in t.history() if h.get('operation') == 'STREAMING UPDATE']",
+    "print(len(ids)); print(len(set(ids))); print(sum(ids)); print(len(updates))",
+    "print(len(set(h['operationParameters']['epochId'] for h in updates)))"
+  ), table)
+  expect_identical(as.numeric(got), c(n, n, n * (n + 1) / 2, files, files),
+                   label = "rows, distinct ids, their sum, commits, distinct batches")
+})
+
 test_that("an R session that ends stops its stream and exits promptly", {
   servers <- kafka_bootstrap()
   p <- run_stream_process(c(

@@ -109,6 +109,39 @@ test_that("csv -> parquet -> csv gives the rows back, and pyarrow reads the parq
   expect_equal(by_id(read_by_pyarrow), people)
 })
 
+test_that("csv -> orc -> csv gives the rows back, and pyarrow reads the ORC files", {
+  sc <- spark_connect(master = "local")
+  d <- new_folders()
+  orc <- file.path(d$root, "orc")
+  put_csv(people, d$input, "a.csv", na = "")
+  run_once(stream_read_csv(sc, d$input) %>% stream_write_orc(orc, trigger = stream_trigger_once()))
+  files <- committed_files(orc)
+  expect_true(length(files) > 0 && all(grepl("\\.c000\\.snappy\\.orc$", files)), label = paste(files, collapse = " "))
+  orc_in <- stream_read_orc(sc, orc)
+  expect_identical(colnames(orc_in), names(people))
+  run_once(orc_in %>% stream_write_csv(d$output, escape = "\"", trigger = stream_trigger_once()))
+  back <- read_committed(d$output, function(f) utils::read.csv(f, stringsAsFactors = FALSE, na.strings = ""))
+  expect_equal(by_id(back), people)
+
+  csv <- tempfile(fileext = ".csv")
+  run_python(c(
+    "import sys, pyarrow as pa, pyarrow.orc as orc, pyarrow.csv as pc",
+    "tables = [orc.read_table(p) for p in sys.argv[2:]]",
+    "pc.write_csv(pa.concat_tables(tables), sys.argv[1])"
+  ), csv, files)
+  read_by_pyarrow <- utils::read.csv(csv, stringsAsFactors = FALSE, na.strings = "")
+  expect_equal(by_id(read_by_pyarrow), people)
+
+  zstd <- file.path(d$root, "orc-zstd")
+  run_once(stream_read_csv(sc, d$input) %>%
+    stream_write_orc(zstd, options = list(compression = "zstd"), trigger = stream_trigger_once()))
+  expect_true(all(grepl("\\.zstd\\.orc$", committed_files(zstd))))
+  expect_error(
+    stream_read_csv(sc, d$input) %>% stream_write_orc(file.path(d$root, "bad"), options = list(compression = "brotli")),
+    class = "streamlyr_error_config"
+  )
+})
+
 test_that("a folder Spark's file sink wrote is read through Spark's `_spark_metadata` log", {
   sc <- spark_connect(master = "local")
   d <- new_folders()

@@ -19,6 +19,7 @@ pub mod checkpoint;
 pub mod engine;
 pub mod error;
 pub mod kafka;
+pub(crate) mod delta;
 pub(crate) mod file;
 pub(crate) mod sink;
 pub(crate) mod socket;

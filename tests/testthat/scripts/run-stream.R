@@ -11,11 +11,18 @@ files_in <- env("STREAM_FILES_IN")
 if (!is.null(files_in)) {
   # A folder of CSV files into a folder of JSON files, a few files a batch,
   # several output files each.
-  stream <- stream_read_csv(sc, files_in, columns = c(id = "integer", word = "character"),
-                            options = list(maxFilesPerTrigger = env("STREAM_MAX_FILES", "2"))) %>%
-    stream_write_json(env("STREAM_FILES_OUT"), checkpoint = env("STREAM_CHECKPOINT"),
+  # With STREAM_DELTA_OUT, into a Delta table instead (one commit a batch).
+  input <- stream_read_csv(sc, files_in, columns = c(id = "integer", word = "character"),
+                           options = list(maxFilesPerTrigger = env("STREAM_MAX_FILES", "2")))
+  delta_out <- env("STREAM_DELTA_OUT")
+  stream <- if (is.null(delta_out)) {
+    stream_write_json(input, env("STREAM_FILES_OUT"), checkpoint = env("STREAM_CHECKPOINT"),
                       trigger = stream_trigger_interval(as.numeric(env("STREAM_INTERVAL", "100"))),
                       options = list(maxRecordsPerFile = 100))
+  } else {
+    stream_write_delta(dplyr::mutate(input, part = id %% 4L), delta_out,
+                       checkpoint = env("STREAM_CHECKPOINT"), partition_by = "part")
+  }
   cat("started\n")
   repeat Sys.sleep(0.1)
 }

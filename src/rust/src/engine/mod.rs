@@ -100,6 +100,7 @@ impl Engine {
             SourcePlan::DataFrame(batch) => Box::new(MemorySource::new(batch)),
             SourcePlan::File(files) => Box::new(FileSource::new(files)),
             SourcePlan::Socket(options) => Box::new(SocketSource::new(options)),
+            SourcePlan::Delta(plan) => Box::new(crate::delta::source::DeltaSource::new(plan)),
         };
         let mut console = None;
         let sink: Box<dyn Sink> = match plan.sink {
@@ -114,6 +115,7 @@ impl Engine {
                 Box::new(MemorySink::new(target, plan.output_schema.clone()))
             }
             SinkPlan::File(file) => Box::new(FileSink::new(file, plan.output_schema.clone())),
+            SinkPlan::Delta(delta) => Box::new(crate::delta::sink::DeltaSink::new(delta, plan.output_schema.clone())),
             SinkPlan::Console => {
                 let queue = Arc::new(ConsoleQueue::default());
                 console = Some(queue.clone());

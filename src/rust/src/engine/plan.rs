@@ -17,6 +17,8 @@ use serde::Deserialize;
 
 use super::trigger::Trigger;
 use crate::error::{Error, Result};
+use crate::delta::sink::DeltaSinkPlan;
+use crate::delta::source::DeltaSourcePlan;
 use crate::file::sink::FileSinkPlan;
 use crate::file::source::FileSourcePlan;
 use crate::socket::{socket_schema, SocketOptions};
@@ -65,6 +67,8 @@ pub enum SourceSpec {
     File { format: String, path: String, options: Options, columns: Vec<(String, String)>, partitions: Vec<String> },
     /// Lines from a TCP server.
     Socket { options: Options },
+    /// A Delta table's new files.
+    Delta { path: String, options: Options },
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -76,6 +80,8 @@ pub enum SinkSpec {
     Console,
     /// A folder of `format` files; the writer's `options` configure them.
     File { format: String, path: String },
+    /// A Delta table, one commit per batch.
+    Delta { path: String },
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -102,6 +108,7 @@ pub(crate) enum SourcePlan {
     DataFrame(RecordBatch),
     File(FileSourcePlan),
     Socket(SocketOptions),
+    Delta(DeltaSourcePlan),
 }
 
 pub(crate) enum SinkPlan {
@@ -109,6 +116,7 @@ pub(crate) enum SinkPlan {
     Memory { table: String, key_columns: Vec<String> },
     Console,
     File(FileSinkPlan),
+    Delta(DeltaSinkPlan),
 }
 
 /// A query ready to start: [`Engine::start`](super::Engine::start) only builds and spawns it.
@@ -139,8 +147,10 @@ impl QueryPlan {
             return Err(Error::config("checkpoint", "`checkpoint` must be a directory path"));
         }
         let continuous = matches!(trigger, Trigger::Continuous(_));
-        if let SinkSpec::File { format, .. } = &spec.sink {
-            check_file_sink_mode(format, requested, continuous)?;
+        match &spec.sink {
+            SinkSpec::File { format, .. } => check_file_sink_mode(format, requested, continuous)?,
+            SinkSpec::Delta { .. } if continuous => return Err(continuous_unsupported("delta")),
+            _ => {}
         }
         let (source, input_schema) = match (spec.source, rows) {
             (SourceSpec::Kafka { options }, _) => {
@@ -160,6 +170,14 @@ impl QueryPlan {
                 let plan = FileSourcePlan::new(&format, &path, &options, &columns, &partitions)?;
                 let schema = plan.schema.clone();
                 (SourcePlan::File(plan), schema)
+            }
+            (SourceSpec::Delta { path, options }, _) => {
+                if continuous {
+                    return Err(continuous_unsupported("delta"));
+                }
+                let plan = DeltaSourcePlan::new(&path, &options)?;
+                let schema = plan.schema.clone();
+                (SourcePlan::Delta(plan), schema)
             }
             (SourceSpec::Socket { options }, _) => {
                 let options = SocketOptions::parse(&options)?;
@@ -209,6 +227,11 @@ impl QueryPlan {
                 let plan = FileSinkPlan::new(&format, &path, &writer_options, &output_schema, &spec.partition_by)?;
                 let ignored = plan.options.ignored.clone();
                 (SinkPlan::File(plan), ignored)
+            }
+            SinkSpec::Delta { path } => {
+                let plan = DeltaSinkPlan::new(&path, &writer_options, &output_schema, &spec.partition_by, mode)?;
+                let ignored = plan.ignored.clone();
+                (SinkPlan::Delta(plan), ignored)
             }
         };
         Ok(QueryPlan {

@@ -161,9 +161,9 @@ impl Query {
         })
     }
 
-    /// Back to the aggregation state of the last committed batch.
+    /// Back to the pipeline state (aggregation, lags) of the last committed batch.
     fn restore_state(&mut self, log: &CheckpointLog) -> Result<()> {
-        let Some(transform) = self.transform.as_mut().filter(|t| t.is_aggregation()) else { return Ok(()) };
+        let Some(transform) = self.transform.as_mut().filter(|t| t.has_state()) else { return Ok(()) };
         match log.latest_commit::<BatchCommit>()? {
             None => transform.restore_state(None),
             Some((n, _)) => transform.restore_state(Some(&log.state(n)?)),

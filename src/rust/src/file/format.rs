@@ -20,6 +20,7 @@ use arrow::record_batch::RecordBatch;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
+use orc_rust::compression::CompressionType as OrcCompression;
 use parquet::file::properties::WriterProperties;
 use regex::Regex;
 
@@ -35,6 +36,29 @@ pub(crate) enum Format {
     /// One row per line in column `line` (sparklyr's name); `wholetext`: one per file.
     Text { whole_text: bool },
     Parquet { compression: Compression },
+    Orc { compression: OrcCodec },
+}
+
+/// ORC's compressions (orc-rust's type has no equality).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum OrcCodec {
+    None,
+    Snappy,
+    Zlib,
+    Lz4,
+    Zstd,
+}
+
+impl OrcCodec {
+    fn compression(self) -> Option<OrcCompression> {
+        match self {
+            OrcCodec::None => None,
+            OrcCodec::Snappy => Some(OrcCompression::Snappy),
+            OrcCodec::Zlib => Some(OrcCompression::Zlib),
+            OrcCodec::Lz4 => Some(OrcCompression::Lz4),
+            OrcCodec::Zstd => Some(OrcCompression::Zstd),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -97,12 +121,22 @@ impl Format {
         if let Some(c) = charset.filter(|c| !matches!(c.to_ascii_uppercase().replace('-', "").as_str(), "UTF8" | "")) {
             return Err(Error::option("charset", format!("only UTF-8 files can be read or written, not \"{c}\"")));
         }
-        let compression = match options.get("compression").filter(|_| !read).map(|c| (c, c.to_ascii_lowercase())) {
-            None => Compression::SNAPPY,
-            Some((_, c)) if c == "none" || c == "uncompressed" => Compression::UNCOMPRESSED,
-            Some((_, c)) if c == "snappy" && name == "parquet" => Compression::SNAPPY,
-            Some((c, _)) => {
-                let expected = if name == "parquet" { "\"snappy\" or \"none\"" } else { "\"none\"" };
+        // Spark's default for both columnar formats is snappy.
+        let compression = options.get("compression").filter(|_| !read).map(|c| c.to_ascii_lowercase());
+        let compression = compression.as_deref().unwrap_or(if matches!(name, "parquet" | "orc") { "snappy" } else { "none" });
+        let (parquet_compression, orc_compression) = match (name, compression) {
+            (_, "none" | "uncompressed") => (Compression::UNCOMPRESSED, OrcCodec::None),
+            ("parquet", "snappy") => (Compression::SNAPPY, OrcCodec::None),
+            ("orc", "snappy") => (Compression::UNCOMPRESSED, OrcCodec::Snappy),
+            ("orc", "zlib") => (Compression::UNCOMPRESSED, OrcCodec::Zlib),
+            ("orc", "lz4") => (Compression::UNCOMPRESSED, OrcCodec::Lz4),
+            ("orc", "zstd") => (Compression::UNCOMPRESSED, OrcCodec::Zstd),
+            (_, c) => {
+                let expected = match name {
+                    "parquet" => "\"snappy\" or \"none\"",
+                    "orc" => "\"snappy\", \"zlib\", \"lz4\", \"zstd\" or \"none\"",
+                    _ => "\"none\"",
+                };
                 return Err(Error::option("compression", format!("`compression` of {name} files must be {expected}, not \"{c}\"")));
             }
         };
@@ -123,7 +157,8 @@ impl Format {
                 Format::Json { mode: mode()? }
             }
             "text" => Format::Text { whole_text: parse_bool(options, "wholetext", false)? },
-            "parquet" => Format::Parquet { compression },
+            "parquet" => Format::Parquet { compression: parquet_compression },
+            "orc" => Format::Orc { compression: orc_compression },
             other => return Err(Error::internal(format!("unknown file format `{other}`"))),
         };
         // The options this format has, for this side; any other is left for
@@ -148,6 +183,7 @@ impl Format {
             Format::Json { .. } => "json",
             Format::Text { .. } => "text",
             Format::Parquet { .. } => "parquet",
+            Format::Orc { .. } => "orc",
         }
     }
 
@@ -159,6 +195,11 @@ impl Format {
             Format::Text { .. } => ".txt",
             Format::Parquet { compression: Compression::SNAPPY } => ".snappy.parquet",
             Format::Parquet { .. } => ".parquet",
+            Format::Orc { compression: OrcCodec::None } => ".orc",
+            Format::Orc { compression: OrcCodec::Snappy } => ".snappy.orc",
+            Format::Orc { compression: OrcCodec::Zlib } => ".zlib.orc",
+            Format::Orc { compression: OrcCodec::Lz4 } => ".lz4.orc",
+            Format::Orc { compression: OrcCodec::Zstd } => ".zstd.orc",
         }
     }
 
@@ -181,6 +222,10 @@ impl Format {
                     let builder = ParquetRecordBatchReaderBuilder::try_new(open(path)?).map_err(|e| read_error(path, e))?;
                     builder.schema().as_ref().clone()
                 }
+                Format::Orc { .. } => {
+                    let builder = orc_rust::arrow_reader::ArrowReaderBuilder::try_new(open(path)?).map_err(|e| read_error(path, e))?;
+                    builder.schema().as_ref().clone()
+                }
                 Format::Text { .. } => unreachable!("text has a fixed schema"),
             };
             if found.fields().is_empty() {
@@ -190,7 +235,7 @@ impl Format {
                 None => found,
                 Some(m) => merge(&m, &found, matches!(self, Format::Csv(_))),
             });
-            if matches!(self, Format::Parquet { .. }) {
+            if matches!(self, Format::Parquet { .. } | Format::Orc { .. }) {
                 break; // Spark reads one footer unless `mergeSchema`
             }
         }
@@ -207,6 +252,7 @@ impl Format {
             Format::Json { mode } => read_json(path, schema, *mode, emit),
             Format::Text { whole_text } => read_text(path, schema, *whole_text, emit),
             Format::Parquet { .. } => read_parquet(path, schema, emit),
+            Format::Orc { .. } => read_orc(path, schema, emit),
         }
     }
 
@@ -244,6 +290,7 @@ impl Format {
                 let writer = ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(write_error)?;
                 Box::new(ParquetWriter(writer))
             }
+            Format::Orc { compression } => Box::new(OrcWriter::new(file, schema, compression.compression())?),
         })
     }
 }
@@ -512,24 +559,42 @@ fn read_text(path: &Path, schema: &SchemaRef, whole_text: bool, emit: &mut dyn F
     Ok(ReadCounts::default())
 }
 
-fn read_parquet(path: &Path, schema: &SchemaRef, emit: &mut dyn FnMut(RecordBatch) -> Result<()>) -> Result<ReadCounts> {
+pub(crate) fn read_parquet(path: &Path, schema: &SchemaRef, emit: &mut dyn FnMut(RecordBatch) -> Result<()>) -> Result<ReadCounts> {
     let reader = ParquetRecordBatchReaderBuilder::try_new(open(path)?)
         .and_then(|b| b.with_batch_size(CHUNK_ROWS).build())
         .map_err(|e| read_error(path, e))?;
     for batch in reader {
-        let batch = batch.map_err(|e| read_error(path, e))?;
-        let columns: Vec<ArrayRef> = schema
-            .fields()
-            .iter()
-            .map(|f| match batch.column_by_name(f.name()) {
-                Some(c) if c.data_type() == f.data_type() => Ok(c.clone()),
-                Some(c) => cast(c, f.data_type()).map_err(|e| read_error(path, format!("column `{}`: {e}", f.name()))),
-                None => Ok(new_null_array(f.data_type(), batch.num_rows())),
-            })
-            .collect::<Result<_>>()?;
-        emit(RecordBatch::try_new(schema.clone(), columns)?)?;
+        emit(by_name(&batch.map_err(|e| read_error(path, e))?, schema, path)?)?;
     }
     Ok(ReadCounts::default())
+}
+
+fn read_orc(path: &Path, schema: &SchemaRef, emit: &mut dyn FnMut(RecordBatch) -> Result<()>) -> Result<ReadCounts> {
+    let reader = orc_rust::arrow_reader::ArrowReaderBuilder::try_new(open(path)?)
+        .map_err(|e| read_error(path, e))?
+        .with_batch_size(CHUNK_ROWS)
+        .build();
+    for batch in reader {
+        emit(by_name(&batch.map_err(|e| read_error(path, e))?, schema, path)?)?;
+    }
+    Ok(ReadCounts::default())
+}
+
+/// A columnar file's batch as rows of `schema`: columns found by name and
+/// cast to their type, missing ones NA (a file written before a column was
+/// added).
+pub(crate) fn by_name(batch: &RecordBatch, schema: &SchemaRef, path: &Path) -> Result<RecordBatch> {
+    let columns: Vec<ArrayRef> = schema
+        .fields()
+        .iter()
+        .map(|f| match batch.column_by_name(f.name()) {
+            Some(c) if c.data_type() == f.data_type() => Ok(c.clone()),
+            Some(c) => cast(c, f.data_type()).map_err(|e| read_error(path, format!("column `{}`: {e}", f.name()))),
+            None => Ok(new_null_array(f.data_type(), batch.num_rows())),
+        })
+        .collect::<Result<_>>()?;
+    let options = arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+    Ok(RecordBatch::try_new_with_options(schema.clone(), columns, &options)?)
 }
 
 /// Timestamps in UTC, so that the writers' `Z` is true whatever zone a
@@ -557,6 +622,44 @@ struct CsvWriter(arrow::csv::Writer<BufWriter<File>>);
 struct JsonWriter(arrow::json::Writer<BufWriter<File>, arrow::json::writer::LineDelimited>);
 struct TextWriter(BufWriter<File>);
 struct ParquetWriter(ArrowWriter<File>);
+
+/// ORC's writer owns what it writes to: it gets a second handle on the file,
+/// and the first is handed back to be synced.
+struct OrcWriter {
+    writer: orc_rust::arrow_writer::ArrowWriter<File>,
+    file: File,
+    schema: SchemaRef,
+}
+
+// SAFETY: orc-rust's writer holds its column encoders as `Box<dyn
+// ColumnStripeEncoder>`, a trait without a `Send` bound, so the compiler
+// can't see that it may move between threads. Every encoder orc-rust 0.9
+// has (primitive, timestamp, boolean, binary/string, and the RLE and
+// float encoders under them) owns only plain buffers (`Vec`, `BytesMut`)
+// and Arrow arrays (`Arc`, Send and Sync): nothing tied to a thread. A file
+// writer is used by one thread at a time (the query's); `Send` only lets
+// the sink that owns it move into that thread. Its compressor
+// (`Box<dyn CompressorVariant>`: snap's, flate2's, lz4_flex's and zstd's
+// encoders) owns buffers and, for zstd, a context that zstd-safe declares
+// `Send`. Cargo.toml pins orc-rust: a new release must be checked again.
+unsafe impl Send for OrcWriter {}
+
+impl OrcWriter {
+    fn new(file: File, schema: &SchemaRef, compression: Option<OrcCompression>) -> Result<Self> {
+        let fields: Vec<Field> = schema
+            .fields()
+            .iter()
+            .map(|f| Ok(Field::new(f.name(), orc_type(f.data_type()).ok_or_else(|| orc_unsupported(f))?, true)))
+            .collect::<Result<_>>()?;
+        let schema = Arc::new(Schema::new(fields));
+        let handle = file.try_clone().map_err(write_error)?;
+        let mut builder = orc_rust::arrow_writer::ArrowWriterBuilder::new(handle, schema.clone());
+        if let Some(c) = compression {
+            builder = builder.with_compression(c);
+        }
+        Ok(OrcWriter { writer: builder.try_build().map_err(write_error)?, file, schema })
+    }
+}
 
 fn into_file(w: BufWriter<File>) -> Result<File> {
     w.into_inner().map_err(|e| write_error(e.error()))
@@ -602,6 +705,54 @@ impl FileWriter for ParquetWriter {
     }
     fn finish(self: Box<Self>) -> Result<File> {
         self.0.into_inner().map_err(write_error)
+    }
+}
+
+/// The type a column is written as in ORC (what orc-rust's writer takes),
+/// or `None` when it can't be. Times become ORC's `timestamp` in UTC (the
+/// writer's zone), as Spark writes them; the reader gets the same instants.
+pub(crate) fn orc_type(t: &DataType) -> Option<DataType> {
+    Some(match t {
+        DataType::Timestamp(unit, _) => DataType::Timestamp(*unit, None),
+        DataType::Utf8View | DataType::Null => DataType::Utf8,
+        DataType::BinaryView => DataType::Binary,
+        DataType::Date64 => DataType::Date32,
+        DataType::UInt8 | DataType::UInt16 => DataType::Int32,
+        DataType::UInt32 => DataType::Int64,
+        DataType::Float32
+        | DataType::Float64
+        | DataType::Int8
+        | DataType::Int16
+        | DataType::Int32
+        | DataType::Int64
+        | DataType::Date32
+        | DataType::Utf8
+        | DataType::LargeUtf8
+        | DataType::Binary
+        | DataType::LargeBinary
+        | DataType::Boolean => t.clone(),
+        _ => return None,
+    })
+}
+
+/// Spark's error for a column a format can't hold.
+pub(crate) fn orc_unsupported(field: &Field) -> Error {
+    Error::config("x", format!("ORC data source does not support {} data type (column `{}`).", field.data_type(), field.name()))
+}
+
+impl FileWriter for OrcWriter {
+    fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        let columns: Vec<ArrayRef> = batch
+            .columns()
+            .iter()
+            .zip(self.schema.fields())
+            .map(|(c, f)| if c.data_type() == f.data_type() { Ok(c.clone()) } else { cast(c, f.data_type()) })
+            .collect::<std::result::Result<_, _>>()?;
+        self.writer.write(&RecordBatch::try_new(self.schema.clone(), columns)?).map_err(write_error)
+    }
+    fn finish(self: Box<Self>) -> Result<File> {
+        self.writer.close().map_err(write_error)?;
+        Ok(self.file)
     }
 }
 

@@ -53,4 +53,4 @@ pub(crate) fn io_error(what: &str, path: &Path, e: &std::io::Error) -> Error {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

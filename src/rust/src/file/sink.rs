@@ -66,6 +66,9 @@ impl FileSinkPlan {
             if nested && matches!(options.format, Format::Csv(_)) {
                 return Err(Error::config("x", format!("CSV data source does not support {} data type (column `{}`).", f.data_type(), f.name())));
             }
+            if matches!(options.format, Format::Orc { .. }) && super::format::orc_type(f.data_type()).is_none() {
+                return Err(super::format::orc_unsupported(f));
+            }
         }
         Ok(FileSinkPlan { dir, options, partition_by: partition_by.to_vec() })
     }

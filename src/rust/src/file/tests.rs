@@ -29,7 +29,7 @@ use crate::transform::OutputMode;
 
 use crate::kafka::config::options_of as options;
 
-fn rows() -> RecordBatch {
+pub(crate) fn rows() -> RecordBatch {
     let schema = Arc::new(Schema::new(vec![
         Field::new("n", DataType::Int32, true),
         Field::new("x", DataType::Float64, true),
@@ -45,7 +45,7 @@ fn rows() -> RecordBatch {
     RecordBatch::try_new(schema, columns).unwrap()
 }
 
-fn run(source: Box<dyn Source>, sink: Box<dyn Sink>, checkpoint: &Path) -> Result<()> {
+pub(crate) fn run(source: Box<dyn Source>, sink: Box<dyn Sink>, checkpoint: &Path) -> Result<()> {
     let mut q = Query {
         source,
         transform: None,
@@ -74,7 +74,7 @@ fn file_source(format: &str, dir: &Path, opts: &[(&str, &str)]) -> Box<dyn Sourc
 }
 
 /// A memory table and a sink into it.
-fn collector(schema: SchemaRef) -> (Arc<Tables>, Box<dyn Sink>) {
+pub(crate) fn collector(schema: SchemaRef) -> (Arc<Tables>, Box<dyn Sink>) {
     let tables = Arc::new(Tables::default());
     let table = Arc::new(MemoryTable::default());
     tables.insert("out", table.clone());
@@ -82,7 +82,7 @@ fn collector(schema: SchemaRef) -> (Arc<Tables>, Box<dyn Sink>) {
     (tables, Box::new(MemorySink::new(target, schema)))
 }
 
-fn collected(tables: &Tables) -> RecordBatch {
+pub(crate) fn collected(tables: &Tables) -> RecordBatch {
     let (_, schema, batches) = tables.snapshots().into_iter().find(|(n, _, _)| n == "out").unwrap();
     concat_batches(&schema, &batches).unwrap()
 }
@@ -107,7 +107,7 @@ fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> &'a T {
 
 #[test]
 fn every_format_round_trips_with_its_types() {
-    for format in ["csv", "json", "parquet"] {
+    for format in ["csv", "json", "parquet", "orc"] {
         let back = round_trip(format, &[]);
         let schema = back.schema();
         let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();

@@ -155,6 +155,23 @@ fn file_source_check(format: &str, path: &str, options_json: &str, columns_json:
     }
 }
 
+/// `stream_read_delta()`'s check: the table there, its columns (names and
+/// types) and the options, as the query will plan them.
+#[extendr]
+fn delta_source_check(path: &str, options_json: &str) -> Robj {
+    let checked = (|| {
+        let options: crate::kafka::config::Options =
+            serde_json::from_str(options_json).map_err(|e| Error::internal(format!("bad options from R: {e}")))?;
+        let plan = crate::delta::source::DeltaSourcePlan::new(path, &options)?;
+        let (names, types): (Vec<String>, Vec<String>) = crate::file::source::column_types(&plan.schema).into_iter().unzip();
+        Ok::<_, Error>(list!(path = plan.dir.display().to_string(), names = names, types = types))
+    })();
+    match checked {
+        Ok(value) => ok(value),
+        Err(e) => err(e),
+    }
+}
+
 /// A Spark interval string ("10 minutes") in milliseconds, or the error
 /// naming `arg`. The rule lives in `transform::event_time`; R asks it here
 /// so that a bad `threshold` fails when `stream_watermark()` is called.
@@ -299,6 +316,7 @@ extendr_module! {
     fn kafka_source_check;
     fn file_source_check;
     fn socket_source_check;
+    fn delta_source_check;
     fn duration_ms;
     fn query_wait;
     fn query_stop;

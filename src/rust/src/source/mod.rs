@@ -34,6 +34,9 @@ pub enum Positions {
     },
     /// Kafka: `{"topic": {"0": 23}}`, the next offset of each partition.
     Kafka(OffsetMap),
+    /// A Delta table: Spark's `{"sourceVersion": 1, "reservoirId": ..,
+    /// "reservoirVersion": v, "index": i, "isStartingVersion": b}`.
+    Delta(crate::delta::source::DeltaOffset),
 }
 
 // By hand: serde's derived untagged enums can't read map keys that are
@@ -47,6 +50,9 @@ impl<'de> Deserialize<'de> for Positions {
         }
         if let Some(log_offset) = only("logOffset").and_then(|n| n.as_i64()) {
             return Ok(Positions::Files { log_offset });
+        }
+        if value.get("reservoirVersion").is_some() {
+            return serde_json::from_value(value).map(Positions::Delta).map_err(serde::de::Error::custom);
         }
         serde_json::from_value(value).map(Positions::Kafka).map_err(serde::de::Error::custom)
     }

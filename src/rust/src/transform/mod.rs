@@ -19,6 +19,7 @@ mod after;
 mod batch_table;
 pub mod event_time;
 mod grouped;
+pub mod lag;
 mod static_table;
 
 use std::future::Future;
@@ -43,6 +44,7 @@ use after::AfterStep;
 use batch_table::BatchTable;
 use event_time::{Clock, EventKey};
 use grouped::GroupedState;
+use lag::LagState;
 use static_table::StaticTable;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +84,8 @@ pub struct Transform {
     rows_dropped: u64,
     /// The connection's tables the pipeline joins with.
     statics: Vec<StaticTable>,
+    /// `stream_lag()`'s rows from earlier chunks, when the pipeline has one.
+    lags: Option<Arc<LagState>>,
 }
 
 enum Shape {
@@ -139,9 +143,10 @@ pub(crate) fn unsupported(what: &str) -> Error {
         .with_hint("streams support filter(), mutate(), select(), joins with a table, and one group_by() + summarise()")
 }
 
-/// DataFusion's planning and execution are async; the engine's threads are
-/// blocking threads of its tokio runtime, R's main thread has none.
-fn block_on<F: Future>(future: F) -> F::Output {
+/// Run an async call (DataFusion's planning and execution, delta-rs) to its
+/// end: the engine's threads are blocking threads of its tokio runtime,
+/// R's main thread has none.
+pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
     static PLANNER: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
     match tokio::runtime::Handle::try_current() {
         Ok(handle) => handle.block_on(future),
@@ -182,12 +187,26 @@ impl Transform {
         for function in event_time::functions(&clock) {
             ctx.register_udf(function);
         }
+        let lags = Arc::new(LagState::default());
+        ctx.register_udf(lags.function());
         let state = ctx.state();
         let plan = block_on(state.create_logical_plan(sql)).map_err(df_error)?;
         let plan = state.analyzer().execute_and_check(plan, state.config_options(), |_, _| {}).map_err(df_error)?;
         let plan = event_time::expand_sliding_windows(plan)?;
         let watermark_delay_ms = event_time::watermark_delay(&plan)?;
         statics.retain(|s| static_table::reads_table(&plan, s.name()));
+        let lags = lag::has_lag(&plan).then_some(lags);
+        let state = match &lags {
+            None => state,
+            Some(_) => {
+                if continuous {
+                    return Err(Error::config("trigger", "a continuous trigger can't run `stream_lag()`")
+                        .with_hint("use stream_trigger_interval(): the lag's rows are saved with each micro-batch"));
+                }
+                lag::check_placement(&plan)?;
+                lag::without_reordering(state)
+            }
+        };
 
         // Walk down from the top to the aggregation, if there is one.
         let mut above = Vec::new();
@@ -259,6 +278,7 @@ impl Transform {
             watermark_ms: 0,
             rows_dropped: 0,
             statics,
+            lags,
         })
     }
 
@@ -325,6 +345,12 @@ impl Transform {
         matches!(self.shape, Shape::Grouped(_))
     }
 
+    /// Does the pipeline keep anything from batch to batch (an aggregation's
+    /// groups, `stream_lag()`'s rows), saved in the checkpoint?
+    pub fn has_state(&self) -> bool {
+        self.is_aggregation() || self.lags.is_some()
+    }
+
     /// One chunk of the micro-batch in; rows to write now out (none for an
     /// aggregation, which writes at the end of the batch).
     pub fn process(&mut self, chunk: RecordBatch) -> Result<Vec<RecordBatch>> {
@@ -373,36 +399,60 @@ impl Transform {
         Ok(vec![result])
     }
 
-    /// The aggregation state to keep in the checkpoint (Arrow IPC), if any.
+    /// The state to keep in the checkpoint, if any: the aggregation's
+    /// groups (Arrow IPC, with the watermark the batch reached) and each
+    /// lag's rows (see `state_sections`).
     pub fn save_state(&mut self) -> Result<Option<Vec<u8>>> {
-        let Shape::Grouped(g) = &mut self.shape else { return Ok(None) };
-        let snapshot = g.groups.snapshot()?;
-        // The watermark this batch reached goes with its state: a restart that finds the sink
-        // committed the batch but not the checkpoint learns it here.
-        let metadata = [(WATERMARK_KEY.to_string(), self.next_watermark().to_string())].into_iter().collect();
-        let schema = Arc::new(arrow::datatypes::Schema::new_with_metadata(snapshot.schema().fields().clone(), metadata));
-        let snapshot = snapshot.with_schema(schema).map_err(|e| Error::internal(format!("aggregation state: {e}")))?;
-        let mut bytes = Vec::new();
-        let fail = |e: arrow::error::ArrowError| Error::internal(format!("can't encode the aggregation state: {e}"));
-        let mut writer = StreamWriter::try_new(&mut bytes, &snapshot.schema()).map_err(fail)?;
-        writer.write(&snapshot).map_err(fail)?;
-        writer.finish().map_err(fail)?;
-        drop(writer);
-        Ok(Some(bytes))
+        let mut sections = Vec::new();
+        if let Shape::Grouped(g) = &mut self.shape {
+            let snapshot = g.groups.snapshot()?;
+            // The watermark this batch reached goes with its state: a restart that finds the sink
+            // committed the batch but not the checkpoint learns it here.
+            let metadata = [(WATERMARK_KEY.to_string(), self.next_watermark().to_string())].into_iter().collect();
+            let schema = Arc::new(arrow::datatypes::Schema::new_with_metadata(snapshot.schema().fields().clone(), metadata));
+            let snapshot = snapshot.with_schema(schema).map_err(|e| Error::internal(format!("aggregation state: {e}")))?;
+            sections.push((AGGREGATION_SECTION.to_string(), ipc_bytes(&snapshot)?));
+        }
+        if let Some(lags) = &self.lags {
+            for (id, rows) in lags.save()? {
+                sections.push((format!("{LAG_SECTION}{id}"), ipc_bytes(&rows)?));
+            }
+        }
+        Ok(match sections.len() {
+            0 if self.lags.is_none() => None,
+            // An aggregation alone: plain IPC, as checkpoints have always had it.
+            1 if sections[0].0 == AGGREGATION_SECTION => sections.pop().map(|(_, bytes)| bytes),
+            _ => Some(state_sections::encode(&sections)),
+        })
     }
 
     /// The watermark a saved state's batch reached (see `save_state`).
     pub fn saved_watermark(saved: &[u8]) -> Option<i64> {
-        let reader = StreamReader::try_new(std::io::Cursor::new(saved), None).ok()?;
+        let sections = state_sections::decode(saved).ok()?;
+        let (_, bytes) = sections.into_iter().find(|(name, _)| name == AGGREGATION_SECTION)?;
+        let reader = StreamReader::try_new(std::io::Cursor::new(bytes), None).ok()?;
         reader.schema().metadata().get(WATERMARK_KEY)?.parse().ok()
     }
 
     /// Go back to a saved state (`None`: no batch committed yet).
     pub fn restore_state(&mut self, saved: Option<&[u8]>) -> Result<()> {
+        let sections = saved.map(state_sections::decode).transpose()?.unwrap_or_default();
+        let damaged = |e: arrow::error::ArrowError| Error::checkpoint(format!("the saved pipeline state is damaged: {e}"));
+        if let Some(lags) = &self.lags {
+            let mut rows = Vec::new();
+            for (name, bytes) in &sections {
+                if let Some(id) = name.strip_prefix(LAG_SECTION) {
+                    let reader = StreamReader::try_new(std::io::Cursor::new(*bytes), None).map_err(damaged)?;
+                    for batch in reader {
+                        rows.push((id.to_string(), batch.map_err(damaged)?));
+                    }
+                }
+            }
+            lags.restore(rows)?;
+        }
         let Shape::Grouped(g) = &mut self.shape else { return Ok(()) };
         g.groups.clear()?;
-        let Some(bytes) = saved else { return Ok(()) };
-        let damaged = |e: arrow::error::ArrowError| Error::checkpoint(format!("the saved aggregation state is damaged: {e}"));
+        let Some((_, bytes)) = sections.into_iter().find(|(name, _)| name == AGGREGATION_SECTION) else { return Ok(()) };
         let reader = StreamReader::try_new(std::io::Cursor::new(bytes), None).map_err(damaged)?;
         if reader.schema().fields().len() != g.groups.partial_schema().fields().len()
             || reader.schema().fields().iter().zip(g.groups.partial_schema().fields()).any(|(a, b)| a.data_type() != b.data_type())
@@ -414,6 +464,69 @@ impl Transform {
             g.groups.merge(&batch.map_err(damaged)?, false)?;
         }
         Ok(())
+    }
+}
+
+const AGGREGATION_SECTION: &str = "aggregation";
+const LAG_SECTION: &str = "lag/";
+
+fn ipc_bytes(batch: &RecordBatch) -> Result<Vec<u8>> {
+    let fail = |e: arrow::error::ArrowError| Error::internal(format!("can't encode the pipeline state: {e}"));
+    let mut bytes = Vec::new();
+    let mut writer = StreamWriter::try_new(&mut bytes, &batch.schema()).map_err(fail)?;
+    writer.write(batch).map_err(fail)?;
+    writer.finish().map_err(fail)?;
+    drop(writer);
+    Ok(bytes)
+}
+
+/// A saved state of several parts: a header line, then for each part its
+/// name and its bytes, each after its length (little-endian u32 and u64).
+/// A state that is one Arrow IPC stream (it starts with IPC's 0xFFFFFFFF
+/// marker, never with the header) is an aggregation's, as saved before
+/// there were other parts.
+mod state_sections {
+    use crate::error::{Error, Result};
+
+    const HEADER: &[u8] = b"streamlyr-state-sections\n";
+
+    pub fn encode(sections: &[(String, Vec<u8>)]) -> Vec<u8> {
+        let mut out = HEADER.to_vec();
+        for (name, bytes) in sections {
+            out.extend_from_slice(&(name.len() as u32).to_le_bytes());
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+            out.extend_from_slice(bytes);
+        }
+        out
+    }
+
+    pub fn decode(saved: &[u8]) -> Result<Vec<(String, &[u8])>> {
+        let Some(mut rest) = saved.strip_prefix(HEADER) else {
+            return Ok(vec![(super::AGGREGATION_SECTION.to_string(), saved)]);
+        };
+        let damaged = || Error::checkpoint("the saved pipeline state is damaged (cut short)");
+        let take = |n: usize, rest: &mut &[u8]| -> Result<Vec<u8>> {
+            if rest.len() < n {
+                return Err(damaged());
+            }
+            let (head, tail) = rest.split_at(n);
+            *rest = tail;
+            Ok(head.to_vec())
+        };
+        let mut sections = Vec::new();
+        while !rest.is_empty() {
+            let len = u32::from_le_bytes(take(4, &mut rest)?.try_into().expect("4 bytes")) as usize;
+            let name = String::from_utf8(take(len, &mut rest)?).map_err(|_| damaged())?;
+            let len = u64::from_le_bytes(take(8, &mut rest)?.try_into().expect("8 bytes")) as usize;
+            if rest.len() < len {
+                return Err(damaged());
+            }
+            let (bytes, tail) = rest.split_at(len);
+            rest = tail;
+            sections.push((name, bytes));
+        }
+        Ok(sections)
     }
 }
 
@@ -471,6 +584,9 @@ fn check_row_by_row(plan: &LogicalPlan, stream: &str) -> Result<()> {
         _ => Some("this step"),
     };
     if let Some(what) = what {
+        if matches!(plan, LogicalPlan::Window(_)) {
+            return Err(unsupported(what).with_hint("for a value from an earlier row, use stream_lag(): it carries across micro-batches"));
+        }
         return Err(unsupported(what));
     }
     plan.inputs().into_iter().try_for_each(|input| check_row_by_row(input, stream))

@@ -245,3 +245,128 @@ fn semi_and_anti_joins_written_as_exists_get_the_join_checks() {
     let e = Transform::plan(sql, "words", words_schema(), Some(OutputMode::Complete), false, &tables).err().unwrap();
     assert!(e.message.contains("a join after an aggregation"), "{}", e.message);
 }
+
+/// `stream_lag()` as R writes it: the lag in a subquery, filters and
+/// mutates over its result above. The lag must see every row once, in
+/// order, whatever DataFusion's optimizer does with the steps above.
+const LAG: &str = r#"SELECT "word", "x", "prev", "prev" || '!' AS "again" FROM (SELECT "word", "x", streamlyr_lag('prev', "word", 2) AS "prev" FROM "words") AS "q01" WHERE "prev" <> 'b'"#;
+
+fn lag_rows(batches: &[RecordBatch]) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    for b in batches {
+        for i in 0..b.num_rows() {
+            let s = |c: usize| b.column(c).as_string::<i32>().value(i).to_string();
+            out.push((s(0), s(2), s(3)));
+        }
+    }
+    out
+}
+
+#[test]
+fn a_lag_carries_across_chunks_and_a_filter_on_it_is_not_pushed_below_it() {
+    let letters: Vec<String> = (b'a'..=b'j').map(|c| (c as char).to_string()).collect();
+    let expected: Vec<(String, String, String)> = (2..letters.len())
+        .filter(|&i| letters[i - 2] != "b")
+        .map(|i| (letters[i].clone(), letters[i - 2].clone(), format!("{}!", letters[i - 2])))
+        .collect();
+    for cut in [1, 3, 10] {
+        let mut t = plan(LAG, OutputMode::Append).unwrap();
+        assert!(t.has_state());
+        let mut got = Vec::new();
+        for chunk in letters.chunks(cut) {
+            let rows: Vec<(&str, f64)> = chunk.iter().map(|w| (w.as_str(), 1.0)).collect();
+            got.extend(lag_rows(&t.process(words(&rows)).unwrap()));
+        }
+        assert_eq!(got, expected, "chunks of {cut}");
+    }
+}
+
+#[test]
+fn a_lag_is_saved_and_restored_with_the_batch() {
+    let mut t = plan(LAG, OutputMode::Append).unwrap();
+    t.process(words(&[("a", 1.0), ("b", 1.0), ("c", 1.0)])).unwrap();
+    let saved = t.save_state().unwrap().expect("a lag has state");
+    // A batch that fails after more rows: back to the saved state.
+    t.process(words(&[("x", 1.0), ("y", 1.0)])).unwrap();
+    t.restore_state(Some(&saved)).unwrap();
+    // Two rows back from d is b (filtered out), from e is c.
+    assert_eq!(lag_rows(&t.process(words(&[("d", 1.0), ("e", 1.0)])).unwrap()), vec![("e".into(), "c".into(), "c!".into())]);
+    // A new query (a restart) from the same bytes.
+    let mut again = plan(LAG, OutputMode::Append).unwrap();
+    again.restore_state(Some(&saved)).unwrap();
+    assert_eq!(lag_rows(&again.process(words(&[("d", 1.0), ("e", 1.0)])).unwrap()).len(), 1, "e's lag is c; d's is b, filtered out");
+    // No batch committed yet: nothing kept.
+    again.restore_state(None).unwrap();
+    assert!(again.process(words(&[("f", 1.0)])).unwrap().iter().all(|b| b.num_rows() == 0));
+}
+
+#[test]
+fn a_lag_then_a_count_and_a_lag_under_a_continuous_trigger() {
+    let sql = r#"SELECT "prev", COUNT(*) AS "n" FROM (SELECT streamlyr_lag('prev', "word", 1) AS "prev" FROM "words") AS "q01" GROUP BY "prev""#;
+    let mut t = plan(sql, OutputMode::Complete).unwrap();
+    t.process(words(&[("a", 1.0), ("a", 1.0)])).unwrap();
+    t.process(words(&[("b", 1.0)])).unwrap();
+    let out = t.finish_batch().unwrap();
+    let rows: usize = out.iter().map(|b| b.num_rows()).sum();
+    assert_eq!(rows, 2, "groups NA (first row) and a (rows 2 and 3)");
+    let saved = t.save_state().unwrap().unwrap();
+    let mut again = plan(sql, OutputMode::Complete).unwrap();
+    again.restore_state(Some(&saved)).unwrap();
+    assert_eq!(Transform::saved_watermark(&saved), Some(0));
+
+    let e = Transform::plan(LAG, "words", words_schema(), Some(OutputMode::Append), true, &Arc::default()).err().unwrap();
+    assert_eq!(e.arg.as_deref(), Some("trigger"));
+}
+
+/// The shapes DataFusion's optimizer would rewrite (a filter on another
+/// column above the lag, a filter below it and one on it above, a CASE over
+/// it): the lag still sees exactly the rows written before it, in order.
+#[test]
+fn steps_around_a_lag_stay_on_their_side_of_it() {
+    let input: Vec<(String, f64)> = (0..12).map(|i| (format!("w{i}"), (i % 3) as f64)).collect();
+    let rows: Vec<(&str, f64)> = input.iter().map(|(w, x)| (w.as_str(), *x)).collect();
+    let run_chunks = |sql: &str| -> Vec<Vec<Option<String>>> {
+        let mut t = plan(sql, OutputMode::Append).unwrap();
+        let mut out = Vec::new();
+        for chunk in rows.chunks(5) {
+            for b in t.process(words(chunk)).unwrap() {
+                for i in 0..b.num_rows() {
+                    out.push(
+                        (0..b.num_columns())
+                            .map(|c| {
+                                let col = arrow::compute::cast(b.column(c), &DataType::Utf8).unwrap();
+                                let s = col.as_string::<i32>();
+                                s.is_valid(i).then(|| s.value(i).to_string())
+                            })
+                            .collect(),
+                    );
+                }
+            }
+        }
+        out
+    };
+    let word = |i: usize| Some(format!("w{i}"));
+    // A filter on another column after the lag: the lag is over every row.
+    let got = run_chunks(r#"SELECT "word", "prev" FROM (SELECT "word", "x", streamlyr_lag('p', "word", 1) AS "prev" FROM "words") AS "q" WHERE "x" > 1.0"#);
+    let expected: Vec<Vec<Option<String>>> = (0..12).filter(|i| i % 3 == 2).map(|i| vec![word(i), word(i - 1)]).collect();
+    assert_eq!(got, expected, "filter after the lag");
+    // A filter before the lag, and one on the lag after it: the lag is over the filtered rows.
+    let got = run_chunks(
+        r#"SELECT "word", "prev" FROM (SELECT "word", streamlyr_lag('p', "word", 1) AS "prev" FROM (SELECT * FROM "words" WHERE "x" > 0.0) AS "q0") AS "q1" WHERE "prev" IS NOT NULL"#,
+    );
+    let kept: Vec<usize> = (0..12).filter(|i| i % 3 != 0).collect();
+    let expected: Vec<Vec<Option<String>>> = kept.windows(2).map(|w| vec![word(w[1]), word(w[0])]).collect();
+    assert_eq!(got, expected, "filter before, filter on the lag after");
+    // A CASE over the lag: every row feeds the lag, whatever the CASE picks.
+    let got = run_chunks(
+        r#"SELECT "word", CASE WHEN "x" > 1.0 THEN "prev" ELSE NULL END AS "p" FROM (SELECT "word", "x", streamlyr_lag('p', "word", 1) AS "prev" FROM "words") AS "q""#,
+    );
+    let expected: Vec<Vec<Option<String>>> = (0..12).map(|i| vec![word(i), if i % 3 == 2 { word(i - 1) } else { None }]).collect();
+    assert_eq!(got, expected, "CASE over the lag");
+    // After an aggregation: refused.
+    let e = plan(r#"SELECT "word", streamlyr_lag('n', "n", 1) AS "prev" FROM (SELECT "word", COUNT(*) AS "n" FROM "words" GROUP BY "word") AS "q""#, OutputMode::Complete)
+        .err()
+        .unwrap();
+    assert_eq!(e.arg.as_deref(), Some("x"));
+    assert!(e.message.contains("after an aggregation"), "{e}");
+}
