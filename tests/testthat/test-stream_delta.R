@@ -70,9 +70,9 @@ test_that("a Delta source reads new versions as they come, each once across a re
   stream_stop(reader)
   expect_true(wait_stopped(stream_write_delta(people[5:6, ], table, checkpoint = file.path(root, "w3"))))
   again <- stream_read_delta(sc, table) %>%
-    stream_write_memory("delta_again", checkpoint = checkpoint, trigger = stream_trigger_once())
+    stream_write_memory("delta_in", checkpoint = checkpoint, trigger = stream_trigger_once())
   expect_true(wait_stopped(again))
-  expect_identical(sort(dplyr::collect(dplyr::tbl(sc, "delta_again"))$id), 5:6)
+  expect_identical(sort(dplyr::collect(dplyr::tbl(sc, "delta_in"))$id), 5:6)
 })
 
 test_that("an aggregation in complete mode replaces the table at each batch", {
