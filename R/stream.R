@@ -118,7 +118,7 @@ stream_stats <- function(stream, stats = list()) {
     watermark = ms_to_time(status$watermark_ms %||% NA_real_),
     late_rows = status$rows_dropped,
     state_rows = if (last > 0) progress$groups_held[last] else NA_real_,
-    # How long the last batch took (stream_render() charts it).
+    # How long the last batch took (stream_render() shows it).
     duration_ms = if (last > 0) progress$duration_ms[last] else NA_real_
   )
   stats

@@ -41,7 +41,8 @@ stream_render <- function(stream = NULL, collect = 10, stats = NULL, ...) {
   if (!is.list(stats) || is.null(stats$stats)) {
     abort_streamlyr("`stats` must be what stream_stats() returned.", arg = "stats")
   }
-  htmlwidgets::createWidget("stream_render", render_data(stats), package = "streamlyr", ...)
+  sizing <- htmlwidgets::sizingPolicy(defaultWidth = "100%", defaultHeight = 400, padding = 10, browser.fill = TRUE)
+  htmlwidgets::createWidget("stream_render", render_data(stats), package = "streamlyr", sizingPolicy = sizing, ...)
 }
 
 # What the widget draws: plain columns, times in milliseconds.

@@ -39,8 +39,9 @@ HTMLWidgets.widget({
           " \u00b7 last batch: " + fmt(last(took), " ms");
         el.appendChild(rates);
 
-        var w = Math.max(el.clientWidth || width || 600, 200), h = Math.max((el.clientHeight || height || 400) - 60, 120);
-        var svg = node("svg", { width: w, height: h, "class": "stream-chart" }, el);
+        // Drawn on an 800-wide canvas scaled to the element's width.
+        var w = 800, h = 300;
+        var svg = node("svg", { width: "100%", viewBox: "0 0 " + w + " " + h, "class": "stream-chart" }, el);
         var pad = 40, n = rpsIn.length;
         var top = Math.max.apply(null, rpsIn.concat(rpsOut).concat([1]).filter(function(v) { return v !== null && !isNaN(v); }));
         var xAt = function(i) { return pad + (n <= 1 ? 0 : i * (w - 2 * pad) / (n - 1)); };
@@ -52,7 +53,7 @@ HTMLWidgets.widget({
         [[rpsIn, "#1f77b4", "in"], [rpsOut, "#ff7f0e", "out"]].forEach(function(line, k) {
           var points = line[0].map(function(v, i) { return xAt(i) + "," + yAt(v || 0); }).join(" ");
           node("polyline", { points: points, fill: "none", stroke: line[1], "stroke-width": 2 }, svg);
-          var key = node("text", { x: w - pad - 60, y: pad + 14 * k, "font-size": 11, fill: line[1] }, svg);
+          var key = node("text", { x: pad + 10, y: pad + 14 * k, "font-size": 12, fill: line[1] }, svg);
           key.textContent = "rows " + line[2] + "/s";
         });
       },

@@ -13,6 +13,15 @@ put_csv <- function(df, dir, name, na = "NA") {
   file.rename(tmp, file.path(dir, name))
 }
 
+# `files` CSV files `f0001.csv`, ... of `per_file` rows each: `id` (1, 2,
+# ... across the files) and `word`.
+put_numbered_csvs <- function(dir, files, per_file) {
+  for (i in seq_len(files)) {
+    ids <- (i - 1) * per_file + seq_len(per_file)
+    put_csv(data.frame(id = ids, word = sprintf("w%06d", ids)), dir, sprintf("f%04d.csv", i))
+  }
+}
+
 put_lines <- function(lines, dir, name) {
   dir.create(dir, showWarnings = FALSE, recursive = TRUE)
   tmp <- file.path(dir, paste0(".", name, ".tmp"))
@@ -52,6 +61,17 @@ python_tools <- function() {
   python <- Sys.getenv("STREAMLYR_PYTHON")
   if (!nzchar(python)) skip("no Python tools: run the tests through tools/test.sh")
   python
+}
+
+# Columnar `files` ("parquet" or "orc") as pyarrow reads them, through CSV.
+read_by_pyarrow <- function(format, files) {
+  csv <- tempfile(fileext = ".csv")
+  run_python(c(
+    sprintf("import sys, pyarrow as pa, pyarrow.csv as pc, pyarrow.%s as reader", format),
+    "tables = [reader.read_table(p) for p in sys.argv[2:]]",
+    "pc.write_csv(pa.concat_tables(tables), sys.argv[1])"
+  ), csv, files)
+  utils::read.csv(csv, stringsAsFactors = FALSE, na.strings = "")
 }
 
 # Run Python `code` with `args` (sys.argv[1:]); its standard output as lines.

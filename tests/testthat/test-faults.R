@@ -154,10 +154,7 @@ test_that("a csv -> json file stream killed 8 times mid-batch: readers of `_spar
   files <- 60
   per_file <- 2000
   n <- files * per_file
-  for (i in seq_len(files)) {
-    ids <- (i - 1) * per_file + seq_len(per_file)
-    put_csv(data.frame(id = ids, word = sprintf("w%06d", ids)), input, sprintf("f%04d.csv", i))
-  }
+  put_numbered_csvs(input, files, per_file)
   env <- c(
     STREAM_FILES_IN = input, STREAM_FILES_OUT = output, STREAM_CHECKPOINT = checkpoint,
     STREAM_INTERVAL = "0", STREAM_MAX_FILES = "1"
@@ -208,10 +205,7 @@ test_that("a csv -> Delta stream killed 6 times: deltalake reads every row once,
   files <- 40
   per_file <- 1500
   n <- files * per_file
-  for (i in seq_len(files)) {
-    ids <- (i - 1) * per_file + seq_len(per_file)
-    put_csv(data.frame(id = ids, word = sprintf("w%06d", ids)), input, sprintf("f%04d.csv", i))
-  }
+  put_numbered_csvs(input, files, per_file)
   env <- c(STREAM_FILES_IN = input, STREAM_DELTA_OUT = table, STREAM_CHECKPOINT = checkpoint, STREAM_MAX_FILES = "1")
   batches_done <- function() length(list.files(file.path(checkpoint, "commits")))
   set.seed(9)

@@ -99,14 +99,7 @@ test_that("csv -> parquet -> csv gives the rows back, and pyarrow reads the parq
   back <- read_committed(d$output, function(f) utils::read.csv(f, stringsAsFactors = FALSE, na.strings = ""))
   expect_equal(by_id(back), people)
 
-  csv <- tempfile(fileext = ".csv")
-  run_python(c(
-    "import sys, pyarrow as pa, pyarrow.parquet as pq, pyarrow.csv as pc",
-    "tables = [pq.read_table(p) for p in sys.argv[2:]]",
-    "pc.write_csv(pa.concat_tables(tables), sys.argv[1])"
-  ), csv, files)
-  read_by_pyarrow <- utils::read.csv(csv, stringsAsFactors = FALSE, na.strings = "")
-  expect_equal(by_id(read_by_pyarrow), people)
+  expect_equal(by_id(read_by_pyarrow("parquet", files)), people)
 })
 
 test_that("csv -> orc -> csv gives the rows back, and pyarrow reads the ORC files", {
@@ -123,14 +116,7 @@ test_that("csv -> orc -> csv gives the rows back, and pyarrow reads the ORC file
   back <- read_committed(d$output, function(f) utils::read.csv(f, stringsAsFactors = FALSE, na.strings = ""))
   expect_equal(by_id(back), people)
 
-  csv <- tempfile(fileext = ".csv")
-  run_python(c(
-    "import sys, pyarrow as pa, pyarrow.orc as orc, pyarrow.csv as pc",
-    "tables = [orc.read_table(p) for p in sys.argv[2:]]",
-    "pc.write_csv(pa.concat_tables(tables), sys.argv[1])"
-  ), csv, files)
-  read_by_pyarrow <- utils::read.csv(csv, stringsAsFactors = FALSE, na.strings = "")
-  expect_equal(by_id(read_by_pyarrow), people)
+  expect_equal(by_id(read_by_pyarrow("orc", files)), people)
 
   zstd <- file.path(d$root, "orc-zstd")
   run_once(stream_read_csv(sc, d$input) %>%

@@ -5,10 +5,7 @@
 # A file stream busy for a while: one file of 2000 rows every batch.
 busy_stream <- function(sc, files = 40) {
   input <- tempfile("view-")
-  for (i in seq_len(files)) {
-    ids <- (i - 1) * 2000 + 1:2000
-    put_csv(data.frame(id = ids, word = sprintf("w%d", ids)), input, sprintf("%03d.csv", i))
-  }
+  put_numbered_csvs(input, files, 2000)
   stream_read_csv(sc, input, columns = c(id = "integer", word = "character"), options = list(maxFilesPerTrigger = 1)) %>%
     stream_write_memory(random_name("view"), trigger = stream_trigger_interval(250), checkpoint = new_checkpoint())
 }
