@@ -77,7 +77,10 @@ read_by_pyarrow <- function(format, files) {
 # Run Python `code` with `args` (sys.argv[1:]); its standard output as lines.
 run_python <- function(code, ...) {
   script <- tempfile(fileext = ".py")
-  writeLines(code, script)
+  # Ends without Python's teardown: deltalake's runtime sometimes aborts
+  # there ("terminate called without an active exception") after the
+  # script has printed everything it had to.
+  writeLines(c("import os, sys", code, "sys.stdout.flush()", "os._exit(0)"), script)
   err <- tempfile()
   out <- suppressWarnings(system2(python_tools(), c(script, shQuote(c(...))), stdout = TRUE, stderr = err))
   status <- attr(out, "status")
