@@ -20,21 +20,38 @@ wait_started <- function(p, timeout = 60) {
 
 # The stream's process killed (SIGKILL) `kills` times, each at a random
 # moment after it started; how many kills left work undone (`unfinished()`).
-# `in_batch`, when given, says a batch is being written: after the random
-# wait the kill waits for it (up to 5 s), so that it lands mid-batch however
-# fast this machine writes.
-kills_mid_work <- function(env, kills, unfinished, in_batch = NULL) {
+# With `writing` and `in_batch` (see freeze_in_batch()), the process is
+# frozen inside a batch before the kill, so that the kill lands mid-batch
+# however fast this machine writes.
+kills_mid_work <- function(env, kills, unfinished, writing = NULL, in_batch = NULL) {
   undone <- 0
   for (i in seq_len(kills)) {
     p <- run_stream_process(env)
     wait_started(p)
     Sys.sleep(runif(1, 0.3, 1.5))
-    if (!is.null(in_batch)) wait_for(in_batch, timeout = 5, interval = 0.005)
+    if (!is.null(in_batch)) freeze_in_batch(p, writing, in_batch)
     p$kill()
     p$wait()
     undone <- undone + isTRUE(unfinished())
   }
   undone
+}
+
+# Stops the process (SIGSTOP) inside a batch: when the cheap `writing()`
+# says a batch is being written, the process is stopped, and kept stopped if
+# `in_batch()` then holds (a batch lasts a few milliseconds on a fast disk,
+# less than a check of the log). Gives up after `timeout` seconds, leaving it
+# running.
+freeze_in_batch <- function(p, writing, in_batch, timeout = 10) {
+  deadline <- Sys.time() + timeout
+  while (Sys.time() < deadline) {
+    if (writing()) {
+      p$suspend()
+      if (in_batch()) return(TRUE)
+      p$resume()
+    }
+  }
+  FALSE
 }
 
 kill_and_restart <- function(guarantee, kills = 10, n = 20000) {
@@ -149,27 +166,34 @@ test_that("a csv -> json file stream killed 8 times mid-batch: readers of `_spar
   input <- file.path(root, "in")
   output <- file.path(root, "out")
   checkpoint <- file.path(root, "cp")
-  # One input file a batch, each 20 output files of 100 rows, every one
-  # synced: batches long enough that kills land inside them.
+  # One input file a batch, each 20 output files of 100 rows, a batch every
+  # 200 ms: enough of them that every kill has work left.
   files <- 60
   per_file <- 2000
   n <- files * per_file
   put_numbered_csvs(input, files, per_file)
   env <- c(
     STREAM_FILES_IN = input, STREAM_FILES_OUT = output, STREAM_CHECKPOINT = checkpoint,
-    STREAM_INTERVAL = "0", STREAM_MAX_FILES = "1"
+    STREAM_INTERVAL = "200", STREAM_MAX_FILES = "1"
   )
   batches_done <- function() length(list.files(file.path(checkpoint, "commits")))
-  # A kill inside a batch leaves files that the log does not name.
+  # A kill inside a batch leaves files that the log does not name; those of
+  # earlier kills stay (as in Spark), so only new ones count.
+  uncommitted <- function() {
+    on_disk <- basename(list.files(output, pattern = "part-", all.files = TRUE, recursive = TRUE))
+    setdiff(on_disk, c(basename(committed_files(output)), orphans))
+  }
+  orphans <- character()
   killed_mid_batch <- 0
   unfinished <- function() {
-    on_disk <- list.files(output, pattern = "part-", all.files = TRUE)
-    if (length(setdiff(on_disk, basename(committed_files(output)))) > 0) killed_mid_batch <<- killed_mid_batch + 1
+    left <- uncommitted()
+    killed_mid_batch <<- killed_mid_batch + (length(left) > 0)
+    orphans <<- c(orphans, left)
     batches_done() < files
   }
-  writing <- function() length(list.files(output, pattern = "^[.]part-.*[.]tmp$", all.files = TRUE, recursive = TRUE)) > 0
   set.seed(7)
-  undone <- kills_mid_work(env, kills = 8, unfinished, in_batch = writing)
+  writing <- function() length(list.files(output, pattern = "^[.]part-.*[.]tmp$", all.files = TRUE)) > 0
+  undone <- kills_mid_work(env, kills = 8, unfinished, writing, in_batch = function() length(uncommitted()) > 0)
   expect_gt(undone, 0)
   expect_gt(killed_mid_batch, 0)
   p <- run_stream_process(env)
