@@ -94,7 +94,9 @@ check_stream <- function(stream, arg = rlang::caller_arg(stream), call = rlang::
 #'   with `timestamp` and `rps` (`in` and `out`), and for event time (see
 #'   [stream_watermark()]) `watermark` (a date-time, `NA` without one),
 #'   `late_rows` (rows dropped as too late for their window, so far) and
-#'   `state_rows` (groups an aggregation holds after the last batch), and
+#'   `state_rows` (groups an aggregation holds after the last batch),
+#'   `malformed_rows` (Kafka records whose key or value could not be read in
+#'   its `value.format`, so far; see [stream_read_kafka()]) and
 #'   `duration_ms`, how long the last batch took.
 #' @export
 stream_stats <- function(stream, stats = list()) {
@@ -118,6 +120,7 @@ stream_stats <- function(stream, stats = list()) {
     watermark = ms_to_time(status$watermark_ms %||% NA_real_),
     late_rows = status$rows_dropped,
     state_rows = if (last > 0) progress$groups_held[last] else NA_real_,
+    malformed_rows = status$rows_malformed,
     # How long the last batch took (stream_render() shows it).
     duration_ms = if (last > 0) progress$duration_ms[last] else NA_real_
   )
@@ -136,6 +139,7 @@ stream_progress_frame <- function(stream) {
     processed_rows_per_second = p$processed_rows_per_second,
     watermark = ms_to_time(p$watermark_ms),
     rows_dropped = p$rows_dropped,
+    rows_malformed = p$rows_malformed,
     groups_held = p$groups_held
   )
 }
@@ -160,6 +164,9 @@ print.streamlyr_stream <- function(x, ...) {
   if (!is.null(s$watermark_ms) && !is.na(s$watermark_ms)) {
     wm <- if (s$watermark_ms > 0) format(ms_to_time(s$watermark_ms), "%Y-%m-%d %H:%M:%OS3 %Z") else "none yet"
     cat("watermark: ", wm, "; rows dropped as late: ", fmt_count(s$rows_dropped), "\n", sep = "")
+  }
+  if (s$rows_malformed > 0) {
+    cat("malformed records (read as NA): ", fmt_count(s$rows_malformed), "\n", sep = "")
   }
   if (!is.null(s$retrying)) {
     since <- (as.numeric(Sys.time()) * 1000 - s$retrying$since_ms) / 1000

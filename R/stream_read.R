@@ -20,6 +20,19 @@
 #'   * `failOnDataLoss`: `"true"` (default) fails the stream when records it
 #'     should read were deleted; `"false"` skips them.
 #'   * `includeHeaders`: `"true"` adds a `headers` column.
+#'   * `value.format`: `"json"` (one object a record) or `"csv"` (one record
+#'     a value, no header) reads each value into the columns of
+#'     `value.schema`, which take the place of `value` (so
+#'     `filter(amount > 100)` works directly). `value.schema` is Spark's DDL
+#'     (`"id INT, name STRING, at TIMESTAMP"`) or a named vector of R types
+#'     (`c(id = "integer", name = "character")`). Fields missing from a
+#'     record, and every field of a null value (a tombstone), are `NA`.
+#'   * `key.format` and `key.schema`: the same for keys.
+#'   * `mode`: what to do with a value its format can't read. `"PERMISSIVE"`
+#'     (default, as Spark's `from_json()`) reads it as a row of `NA` and
+#'     counts it (`malformed_rows` in [stream_stats()], and `print()`);
+#'     `"FAILFAST"` fails the stream with an error naming the record's topic,
+#'     partition and offset.
 #'   * `kafka.*`: any librdkafka consumer setting, prefix removed. As in Spark,
 #'     `kafka.auto.offset.reset`, `kafka.enable.auto.commit` and the
 #'     deserializers are managed by the stream and are errors.
@@ -35,20 +48,35 @@
 #'   kafka.bootstrap.servers = "localhost:9092",
 #'   subscribe = "topic1"
 #' ))
+#'
+#' # JSON values as typed columns
+#' orders <- stream_read_kafka(sc, options = list(
+#'   kafka.bootstrap.servers = "localhost:9092",
+#'   subscribe = "orders",
+#'   value.format = "json",
+#'   value.schema = c(id = "integer", amount = "double", at = "timestamp")
+#' ))
 #' }
 stream_read_kafka <- function(sc, name = NULL, options = list(), ...) {
   check_connection(sc)
   name <- name %||% random_string("streamlyr_tmp")
   check_string(name)
-  options <- options_as_strings(options)
-  ignored <- engine_result(kafka_source_check(to_json(options)))
-  warn_ignored(ignored)
-  new_tbl_stream(sc, name, kafka_columns(options), source = list(kind = "kafka", options = options))
+  options <- options_as_strings(schemas_as_ddl(options))
+  checked <- engine_result(kafka_source_check(to_json(options)))
+  warn_ignored(checked$ignored)
+  new_tbl_stream(sc, name, checked$columns, source = list(kind = "kafka", options = options))
 }
 
-kafka_columns <- function(options) {
-  c("key", "value", "topic", "partition", "offset", "timestamp", "timestampType",
-    if (identical(options$includeHeaders, "true")) "headers")
+# `key.schema` and `value.schema` given as named type vectors
+# (`c(id = "integer")`), as Spark's DDL (`"`id` integer"`).
+schemas_as_ddl <- function(options) {
+  for (key in intersect(c("key.schema", "value.schema"), names(options))) {
+    types <- options[[key]]
+    if (!is.null(names(types))) {
+      options[[key]] <- paste0("`", names(types), "` ", unlist(types), collapse = ", ")
+    }
+  }
+  options
 }
 
 warn_ignored <- function(ignored, call = rlang::caller_env()) {

@@ -19,7 +19,9 @@
 #' @section Columns:
 #' * `value` (character or raw): the record. Without a `value` column each
 #'   row's other columns are written as one JSON object (`NA` fields left out,
-#'   date-times as ISO 8601 in UTC).
+#'   date-times as ISO 8601 in UTC), or with `value.format = "csv"` as one
+#'   CSV record (no header, the columns in order, `NA` as an empty field):
+#'   what [stream_read_kafka()] reads back with the same `value.format`.
 #' * `key` (character or raw, `NA` for none).
 #' * `topic`: the topic of each row, unless the `topic` option is set (the
 #'   option wins). A row with no topic at all is an error naming the row.
@@ -38,7 +40,8 @@
 #' @param checkpoint The directory where the stream records its progress.
 #'   Restarting with the same directory resumes the stream.
 #' @param options A named list: `kafka.bootstrap.servers` (required), `topic`,
-#'   `includeHeaders`, `guarantee` (`"at-least-once"`, the default, or
+#'   `includeHeaders`, `value.format` (`"json"`, the default, or `"csv"`: see
+#'   Columns), `guarantee` (`"at-least-once"`, the default, or
 #'   `"exactly-once"`: one Kafka transaction per micro-batch, so a
 #'   `read_committed` consumer sees every input record once, even across a
 #'   killed process), and any librdkafka producer setting prefixed with

@@ -15,14 +15,17 @@ new_checkpoint <- function() {
   file.path(tempfile("checkpoint-"), "cp")
 }
 
-# Produce `values` (and `keys`) with kcat, one record per element.
-kcat_produce <- function(topic, values, keys = NULL, partition = NULL, servers = kafka_bootstrap()) {
+# Produce `values` (and `keys`) with kcat, one record per element; with
+# `tombstones`, empty values are sent as null values (only with `keys`:
+# kcat skips empty lines).
+kcat_produce <- function(topic, values, keys = NULL, partition = NULL, servers = kafka_bootstrap(), tombstones = FALSE) {
   lines <- if (is.null(keys)) values else paste0(keys, "\t", values)
   file <- tempfile(fileext = ".txt")
   writeLines(lines, file, useBytes = TRUE)
   args <- c("-P", "-b", servers, "-t", topic, "-l", file)
   if (!is.null(keys)) args <- c(args, "-K", "\t")
   if (!is.null(partition)) args <- c(args, "-p", partition)
+  if (tombstones) args <- c(args, "-Z")
   out <- suppressWarnings(system2("kcat", shQuote(args), stdout = TRUE, stderr = TRUE))
   status <- attr(out, "status")
   if (!is.null(status) && status != 0) stop("kcat failed: ", paste(out, collapse = "\n"))

@@ -55,3 +55,92 @@ test_that("no server listening: the stream fails at start, naming the address", 
   err <- expect_error(stream_write_memory(lines, "nowhere", checkpoint = new_checkpoint()), "can't connect to 127.0.0.1")
   expect_identical(err$option, "host")
 })
+
+# Kafka values as typed columns: `value.format`, `value.schema`, `mode`.
+
+read_formatted <- function(sc, topic, ...) {
+  stream_read_kafka(sc, options = list(
+    kafka.bootstrap.servers = kafka_bootstrap(), subscribe = topic, startingOffsets = "earliest", ...
+  ))
+}
+
+test_that("JSON values produced by kcat become typed columns; malformed ones are NA and counted, tombstones are NA", {
+  sc <- spark_connect(master = "local")
+  topic <- new_topic("json")
+  kcat_produce(topic, c(
+    '{"id":1,"amount":250.5,"at":"2026-11-30T10:00:00Z","extra":"ignored"}',
+    '{"id":2,"amount":50}',
+    '{"id":3,"amount":"lots"}',
+    "not json at all",
+    "",
+    '{"id":6,"amount":101,"at":"2026-11-30T10:00:06.250Z"}'
+  ), keys = paste0("k", 1:6), tombstones = TRUE)
+  orders <- read_formatted(sc, topic, value.format = "json", value.schema = "id INT, amount DOUBLE, at TIMESTAMP")
+  expect_identical(colnames(orders), c("key", "id", "amount", "at", "topic", "partition", "offset", "timestamp", "timestampType"))
+  big <- orders %>% filter(amount > 100) %>% select(id, amount, at, offset)
+  stream <- stream_write_memory(big, "big_orders", trigger = stream_trigger_interval(50), checkpoint = new_checkpoint())
+  on.exit(stream_stop(stream), add = TRUE)
+  expect_true(wait_for_rows(stream, 6))
+  got <- dplyr::collect(dplyr::tbl(sc, "big_orders"))
+  expect_identical(as.integer(got$id), c(1L, 6L))
+  expect_identical(got$amount, c(250.5, 101))
+  expect_equal(as.numeric(got$at), as.numeric(as.POSIXct(c("2026-11-30 10:00:00", "2026-11-30 10:00:06.25"), tz = "UTC")))
+  all_rows <- dplyr::collect(orders)
+  expect_identical(as.integer(all_rows$id), c(1L, 2L, NA, NA, NA, 6L))
+  expect_true(is.na(all_rows$amount[5]), label = "the tombstone's fields")
+  stats <- stream_stats(stream)
+  expect_identical(stats$stats[[1]]$malformed_rows, 2)
+  expect_output(print(stream), "malformed records (read as NA): 2", fixed = TRUE)
+})
+
+test_that("FAILFAST: a malformed value fails the stream with Spark's text and the record's place", {
+  sc <- spark_connect(master = "local")
+  topic <- new_topic("json")
+  kcat_produce(topic, c('{"id":1}', '{"id":"one"}'), partition = 0)
+  ids <- read_formatted(sc, topic, value.format = "json", value.schema = c(id = "integer"), mode = "FAILFAST")
+  stream <- stream_write_memory(ids, "failfast_ids", trigger = stream_trigger_interval(50), checkpoint = new_checkpoint())
+  expect_true(wait_for(function() stream_state(stream) == "failed"))
+  expect_output(print(stream), "Parse Mode: FAILFAST", fixed = TRUE)
+  err <- expect_error(stream_stop(stream), "Malformed records are detected in record parsing. Parse Mode: FAILFAST.", fixed = TRUE)
+  expect_match(conditionMessage(err), paste0("topic ", topic, ", partition 0, offset 1"), fixed = TRUE)
+})
+
+test_that("CSV values with an R type vector -> dplyr -> CSV values (value.format = \"csv\"), read back by kcat and by streamlyr", {
+  sc <- spark_connect(master = "local")
+  input <- new_topic("csv-in")
+  output <- new_topic("csv-out")
+  kcat_produce(input, c("1,apple,3.5", "2,\"banana, ripe\",12", "3,cherry,", "4,date,20.25"))
+  fruit <- read_formatted(sc, input, value.format = "csv",
+                          value.schema = c(id = "integer", name = "character", price = "double"))
+  priced <- fruit %>% filter(!is.na(price)) %>% mutate(total = price * 2) %>% select(id, name, total)
+  stream <- stream_write_kafka(priced, trigger = stream_trigger_interval(50), checkpoint = new_checkpoint(),
+                               options = list(kafka.bootstrap.servers = kafka_bootstrap(), topic = output, value.format = "csv"))
+  on.exit(stream_stop(stream), add = TRUE)
+  expect_true(wait_for_rows(stream, 4))
+  expect_identical(kcat_read(output, 3)$value, c("1,apple,7.0", "2,\"banana, ripe\",24.0", "4,date,40.5"))
+  back <- dplyr::collect(read_formatted(sc, output, value.format = "csv", value.schema = "id INT, name STRING, total DOUBLE"))
+  expect_identical(as.integer(back$id), c(1L, 2L, 4L))
+  expect_identical(back$name, c("apple", "banana, ripe", "date"))
+  expect_identical(back$total, c(7, 24, 40.5))
+})
+
+test_that("message format options are checked when the stream is defined, naming the option", {
+  sc <- spark_connect(master = "local")
+  read <- function(...) stream_read_kafka(sc, options = list(kafka.bootstrap.servers = "localhost:1", subscribe = "t", ...))
+  err <- expect_error(read(value.format = "json"), "`value.format` needs `value.schema`")
+  expect_identical(c(err$arg, err$option), c("options", "value.schema"))
+  err <- expect_error(read(value.format = "xml", value.schema = "a INT"), "must be \"json\" or \"csv\"")
+  expect_identical(err$option, "value.format")
+  err <- expect_error(read(value.format = "json", value.schema = c(a = "complex")), "column `a` has type \"complex\"")
+  expect_identical(err$option, "value.schema")
+  err <- expect_error(read(value.format = "json", value.schema = "offset BIGINT"), "names column `offset`, which the stream already has")
+  expect_identical(err$option, "value.schema")
+  err <- expect_error(read(value.format = "json", value.schema = "a INT", mode = "DROPMALFORMED"), "DROPMALFORMED")
+  expect_identical(err$option, "mode")
+  expect_identical(colnames(read(key.format = "csv", key.schema = "region STRING")),
+                   c("region", "value", "topic", "partition", "offset", "timestamp", "timestampType"))
+  df <- data.frame(value = "x")
+  err <- expect_error(stream_write_kafka(df, options = list(kafka.bootstrap.servers = "localhost:1", topic = "t", value.format = "csv")),
+                      "has a `value` column")
+  expect_identical(err$option, "value.format")
+})

@@ -21,6 +21,7 @@ pub mod error;
 pub mod kafka;
 pub(crate) mod delta;
 pub(crate) mod file;
+pub(crate) mod message;
 pub(crate) mod sink;
 pub(crate) mod socket;
 pub(crate) mod source;

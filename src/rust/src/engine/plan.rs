@@ -25,7 +25,6 @@ use crate::socket::{socket_schema, SocketOptions};
 use crate::kafka::config::{KafkaSinkOptions, KafkaSourceOptions, Options};
 use crate::sink::encode::RecordLayout;
 use crate::sink::memory::Tables;
-use crate::source::kafka::kafka_schema;
 use crate::transform::{needs_aggregation, OutputMode, Transform};
 
 /// A query as R describes it (sent as JSON: plain data, no R objects).
@@ -155,7 +154,7 @@ impl QueryPlan {
         let (source, input_schema) = match (spec.source, rows) {
             (SourceSpec::Kafka { options }, _) => {
                 let options = KafkaSourceOptions::parse(&options)?;
-                let schema = kafka_schema(options.include_headers);
+                let schema = options.schema.clone();
                 (SourcePlan::Kafka(options), schema)
             }
             (SourceSpec::DataFrame, Some(batch)) => {
@@ -213,11 +212,9 @@ impl QueryPlan {
             SinkSpec::Kafka => {
                 let options = KafkaSinkOptions::parse(&writer_options)?;
                 // Column checks need no broker: a wrong `value` type fails here, in R's call.
-                let layout = RecordLayout::new(&output_schema, options.topic.clone())?.with_keys(
-                    &output_schema,
-                    &key_columns,
-                    &spec.partition_by,
-                )?;
+                let layout = RecordLayout::new(&output_schema, options.topic.clone())?
+                    .with_keys(&output_schema, &key_columns, &spec.partition_by)?
+                    .with_value_format(options.value_format)?;
                 let ignored = options.ignored.clone();
                 (SinkPlan::Kafka { options, layout }, ignored)
             }

@@ -70,6 +70,7 @@ pub(crate) struct BatchOutcome {
     pub rows_in: u64,
     pub rows_out: u64,
     pub rows_dropped: u64,
+    pub rows_malformed: u64,
     pub next_watermark_ms: i64,
 }
 
@@ -244,7 +245,10 @@ impl Query {
                     let batch_ms = offsets.timestamp_ms as f64;
                     let since_last = (batch_ms - last_batch_ms) / 1000.0;
                     last_batch_ms = batch_ms;
-                    let progress = BatchProgress::new(batch, batch_ms, outcome.rows_in, outcome.rows_out, began.elapsed(), since_last);
+                    let progress = BatchProgress {
+                        rows_malformed: outcome.rows_malformed,
+                        ..BatchProgress::new(batch, batch_ms, outcome.rows_in, outcome.rows_out, began.elapsed(), since_last)
+                    };
                     status.record_batch(self.with_event_time(progress, &offsets, &outcome));
                     watermark = Watermark { last_ran: offsets.watermark_ms, next: outcome.next_watermark_ms };
                     let exhausted = self.source.is_exhausted(&offsets.end) && !self.closes_groups_at(watermark);
@@ -342,7 +346,10 @@ impl Query {
             log.write_commit(epoch_id, &BatchOutcome { rows_in, rows_out, ..Default::default() }.commit())?;
             self.source.committed(&reached, status);
             let took = began.elapsed();
-            status.record_batch(BatchProgress::new(epoch_id, timestamp_ms as f64, rows_in, rows_out, took, took.as_secs_f64()));
+            status.record_batch(BatchProgress {
+                rows_malformed: self.source.take_malformed(),
+                ..BatchProgress::new(epoch_id, timestamp_ms as f64, rows_in, rows_out, took, took.as_secs_f64())
+            });
             position = reached;
             epoch_id += 1;
         }
@@ -413,6 +420,7 @@ impl Query {
             t.begin_batch(offsets.timestamp_ms, offsets.watermark_ms)?;
         }
         self.sink.begin(batch)?;
+        self.source.take_malformed(); // what an attempt that failed counted
         let written = self.write_batch(offsets, stop, status).and_then(|(rows_in, rows_out)| {
             if let Some(state) = self.transform.as_mut().map(|t| t.save_state()).transpose()?.flatten() {
                 // Saved before the sink commits; it counts once commits/N exists.
@@ -420,7 +428,8 @@ impl Query {
             }
             self.sink.commit(batch, &offsets.end, log)?;
             let rows_dropped = self.transform.as_ref().map_or(0, |t| t.rows_dropped());
-            Ok(BatchOutcome { rows_in, rows_out, rows_dropped, next_watermark_ms: self.next_watermark(offsets) })
+            let rows_malformed = self.source.take_malformed();
+            Ok(BatchOutcome { rows_in, rows_out, rows_dropped, rows_malformed, next_watermark_ms: self.next_watermark(offsets) })
         });
         if written.is_err() {
             if let Err(e) = self.sink.abort() {

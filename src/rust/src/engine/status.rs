@@ -51,6 +51,8 @@ pub struct BatchProgress {
     pub watermark_ms: Option<i64>,
     /// Rows dropped as too late for their window.
     pub rows_dropped: u64,
+    /// Records whose key or value could not be decoded (read as NA).
+    pub rows_malformed: u64,
     /// Groups held in the aggregation state after the batch.
     pub groups_held: Option<u64>,
 }
@@ -70,6 +72,7 @@ impl BatchProgress {
             processed_rows_per_second: rows_in as f64 / secs,
             watermark_ms: None,
             rows_dropped: 0,
+            rows_malformed: 0,
             groups_held: None,
         }
     }
@@ -85,6 +88,8 @@ pub struct QueryStatus {
     pub rows_out: u64,
     /// Rows dropped as too late for their window, over all batches.
     pub rows_dropped: u64,
+    /// Records whose key or value could not be decoded, over all batches.
+    pub rows_malformed: u64,
     /// The watermark of the last batch, if the pipeline has one.
     pub watermark_ms: Option<i64>,
     pub error: Option<Error>,
@@ -116,6 +121,7 @@ impl Default for SharedStatus {
                 rows_in: 0,
                 rows_out: 0,
                 rows_dropped: 0,
+                rows_malformed: 0,
                 watermark_ms: None,
                 error: None,
                 retrying: None,
@@ -173,6 +179,7 @@ impl SharedStatus {
         s.rows_in += progress.rows_in;
         s.rows_out += progress.rows_out;
         s.rows_dropped += progress.rows_dropped;
+        s.rows_malformed += progress.rows_malformed;
         s.watermark_ms = progress.watermark_ms.or(s.watermark_ms);
         if s.recent.len() == RECENT_BATCHES {
             s.recent.pop_front();

@@ -64,6 +64,37 @@ pub(crate) fn schema_of(columns: &[(String, String)], arg: &str) -> Result<Schem
     Ok(Schema::new(fields?))
 }
 
+/// Spark's DDL for a flat schema, `"id INT, name STRING, at TIMESTAMP"`
+/// (names may be back-quoted); the type names are [`parse_type`]'s. `arg`
+/// and `option` name where the text came from, for errors.
+pub(crate) fn schema_of_ddl(ddl: &str, option: &str) -> Result<Schema> {
+    let fail = |why: String| Error::option(option, format!("`{option}` {why}"))
+        .with_hint("for example \"id INT, name STRING, at TIMESTAMP\", or a named vector like c(id = \"integer\")");
+    let mut columns: Vec<(String, String)> = Vec::new();
+    for part in ddl.split(',').map(str::trim) {
+        let (name, rest) = match part.strip_prefix('`') {
+            Some(quoted) => match quoted.split_once('`') {
+                Some((name, rest)) => (name.to_string(), rest),
+                None => return Err(fail(format!("has an unclosed back quote in \"{part}\""))),
+            },
+            None => match part.split_once(char::is_whitespace) {
+                Some((name, rest)) => (name.to_string(), rest),
+                None => return Err(fail(format!("must name a column and its type; \"{part}\" has no type"))),
+            },
+        };
+        let type_name = rest.trim().trim_start_matches(':').trim();
+        if name.is_empty() || type_name.is_empty() {
+            return Err(fail(format!("must name a column and its type; \"{part}\" does not")));
+        }
+        if columns.iter().any(|(n, _)| *n == name) {
+            return Err(fail(format!("names column `{name}` twice")));
+        }
+        parse_type(type_name, &name, "options").map_err(|e| Error::option(option, e.message))?;
+        columns.push((name, type_name.to_string()));
+    }
+    schema_of(&columns, "options")
+}
+
 /// `schema`'s fields not named in `names`, then those named (a file's own
 /// columns, then its partition folders' columns: Spark's order).
 pub(crate) fn split_fields(schema: &Schema, names: &[String]) -> (Vec<Field>, Vec<Field>) {
@@ -119,6 +150,28 @@ mod tests {
         ] {
             let name = type_name(&t).unwrap();
             assert_eq!(parse_type(name, "x", "columns").unwrap(), t, "{name}");
+        }
+        let e = parse_type("complex", "z", "columns").unwrap_err();
+        assert_eq!(e.arg.as_deref(), Some("columns"));
+        assert!(e.message.contains("`z`"), "{e}");
+    }
+
+    #[test]
+    fn ddl_names_columns_and_spark_types() {
+        let s = schema_of_ddl("id INT, `the name` STRING,at timestamp , n: bigint", "value.schema").unwrap();
+        let got: Vec<(String, DataType)> = s.fields().iter().map(|f| (f.name().clone(), f.data_type().clone())).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("id".into(), DataType::Int32),
+                ("the name".into(), DataType::Utf8),
+                ("at".into(), timestamp()),
+                ("n".into(), DataType::Int64)
+            ]
+        );
+        for bad in ["id", "id INT, id STRING", "id MAP<STRING,INT>", "`id INT", ", x INT"] {
+            let e = schema_of_ddl(bad, "value.schema").unwrap_err();
+            assert_eq!(e.option.as_deref(), Some("value.schema"), "{bad}");
         }
         let e = parse_type("complex", "z", "columns").unwrap_err();
         assert_eq!(e.arg.as_deref(), Some("columns"));

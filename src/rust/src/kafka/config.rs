@@ -205,6 +205,11 @@ pub struct KafkaSourceOptions {
     pub max_offsets_per_trigger: Option<u64>,
     pub fail_on_data_loss: bool,
     pub include_headers: bool,
+    /// `key.format`/`value.format`: keys and values read as columns.
+    pub(crate) decoding: Option<crate::message::MessageDecoding>,
+    /// The rows the source hands on: Spark's Kafka columns, with a decoded
+    /// key or value replaced by its fields.
+    pub schema: arrow::datatypes::SchemaRef,
     /// Options accepted for sparklyr compatibility but without effect.
     pub ignored: Vec<String>,
 }
@@ -281,6 +286,7 @@ impl KafkaSourceOptions {
             "failOnDataLoss", "includeHeaders",
         ];
         known.extend_from_slice(SPARK_ONLY);
+        known.extend_from_slice(&crate::message::SOURCE_OPTIONS);
         let unknown = unknown_options(options, &known);
         if let Some(first) = unknown.first() {
             return Err(Error::option(first, format!("unknown Kafka source option `{first}`"))
@@ -288,13 +294,22 @@ impl KafkaSourceOptions {
         }
         let ignored = options.keys().filter(|k| SPARK_ONLY.contains(&k.as_str())).cloned().collect();
 
+        let include_headers = parse_bool(options, "includeHeaders", false)?;
+        let decoding = crate::message::MessageDecoding::parse(options)?;
+        let schema = crate::source::kafka::kafka_schema(include_headers);
+        let schema = match &decoding {
+            Some(d) => d.output_schema(&schema)?,
+            None => schema,
+        };
         Ok(KafkaSourceOptions {
             client: KafkaClientConfig::from_options(options),
             subscription,
             starting_offsets,
             max_offsets_per_trigger: parse_positive(options, "maxOffsetsPerTrigger")?,
             fail_on_data_loss: parse_bool(options, "failOnDataLoss", true)?,
-            include_headers: parse_bool(options, "includeHeaders", false)?,
+            include_headers,
+            decoding,
+            schema,
             ignored,
         })
     }
@@ -349,6 +364,8 @@ pub struct KafkaSinkOptions {
     pub topic: Option<String>,
     pub include_headers: bool,
     pub guarantee: Guarantee,
+    /// `value.format`: how values made of columns are written (JSON without it).
+    pub(crate) value_format: Option<crate::message::Format>,
     pub ignored: Vec<String>,
 }
 
@@ -369,7 +386,7 @@ impl KafkaSinkOptions {
             Some(t) => Some(t.to_string()),
             None => None,
         };
-        let mut known = vec!["topic", "includeHeaders", "guarantee"];
+        let mut known = vec!["topic", "includeHeaders", "guarantee", "value.format"];
         known.extend_from_slice(SPARK_ONLY);
         if let Some(first) = unknown_options(options, &known).first() {
             return Err(Error::option(first, format!("unknown Kafka sink option `{first}`"))
@@ -397,6 +414,7 @@ impl KafkaSinkOptions {
             topic,
             include_headers: parse_bool(options, "includeHeaders", false)?,
             guarantee,
+            value_format: crate::message::Format::parse(options, "value.format")?,
             ignored,
         })
     }

@@ -96,14 +96,17 @@ fn query_start(engine: EnginePtr, spec_json: &str, data: Robj) -> Robj {
 }
 
 /// Check the options of a Kafka source (JSON object of strings) without
-/// connecting; returns the names of options accepted but without effect.
+/// connecting; returns its columns and the options accepted without effect.
 #[extendr]
 fn kafka_source_check(options_json: &str) -> Robj {
     let checked = serde_json::from_str::<crate::kafka::config::Options>(options_json)
         .map_err(|e| Error::internal(format!("bad options from R: {e}")))
         .and_then(|o| crate::kafka::config::KafkaSourceOptions::parse(&o));
     match checked {
-        Ok(o) => ok(o.ignored),
+        Ok(o) => {
+            let columns: Vec<String> = o.schema.fields().iter().map(|f| f.name().clone()).collect();
+            ok(list!(columns = columns, ignored = o.ignored))
+        }
         Err(e) => err(e),
     }
 }
@@ -226,6 +229,7 @@ fn query_status(query: QueryPtr) -> Robj {
         rows_in = s.rows_in as f64,
         rows_out = s.rows_out as f64,
         rows_dropped = s.rows_dropped as f64,
+        rows_malformed = s.rows_malformed as f64,
         watermark_ms = s.watermark_ms.map(|w| w as f64),
         error = error,
         retrying = retrying,
@@ -249,6 +253,7 @@ fn query_progress(query: QueryPtr) -> Robj {
         processed_rows_per_second = col(&|b| b.processed_rows_per_second),
         watermark_ms = col(&|b| b.watermark_ms.map_or(f64::NAN, |w| w as f64)),
         rows_dropped = col(&|b| b.rows_dropped as f64),
+        rows_malformed = col(&|b| b.rows_malformed as f64),
         groups_held = col(&|b| b.groups_held.map_or(f64::NAN, |g| g as f64))
     )
     .into()

@@ -1,8 +1,8 @@
 //! Rows of an Arrow batch -> Kafka records, following Spark's column names:
 //! `value` (text or bytes), `key`, `topic`, `partition`, `headers`. Without
-//! a `value` column, each row's other columns become one JSON object (what
-//! Spark users write by hand as `to_json(struct(*))`), nulls left out as
-//! Spark does.
+//! a `value` column, each row's other columns become one value: a JSON
+//! object (what Spark users write by hand as `to_json(struct(*))`, nulls
+//! left out as Spark does), or a CSV record with `value.format = "csv"`.
 
 use arrow::array::{
     Array, ArrayRef, AsArray, BinaryArray, BinaryViewArray, GenericListArray, LargeBinaryArray, LargeStringArray,
@@ -11,8 +11,9 @@ use arrow::array::{
 use arrow::datatypes::{DataType, FieldRef, Float64Type, Int32Type, Int64Type, Schema};
 use arrow::record_batch::RecordBatch;
 
-use super::json::JsonRows;
+use super::json::encode_rows;
 use crate::error::{Error, Result};
+use crate::message::{EncodedRows, Format};
 
 /// Columns the Kafka sink treats as record metadata rather than data.
 const META_COLUMNS: [&str; 5] = ["value", "key", "topic", "partition", "headers"];
@@ -25,8 +26,10 @@ pub struct RecordLayout {
     topic: Option<usize>,
     partition: Option<usize>,
     headers: Option<usize>,
-    /// Columns serialised as JSON when there is no `value` column.
-    json_columns: Vec<usize>,
+    /// Columns serialised as the value when there is no `value` column.
+    value_columns: Vec<usize>,
+    /// How they are serialised (the `value.format` option; JSON by default).
+    value_format: Format,
     fixed_topic: Option<String>,
     /// Without a `key` column: the key is made of these (an aggregation's groups).
     key_from: Vec<usize>,
@@ -108,12 +111,12 @@ impl RecordLayout {
             return Err(Error::config("options", "there is no `topic` option and no `topic` column: where should the records go?")
                 .with_hint("add `topic = \"name\"` to `options`"));
         }
-        let json_columns = if value.is_none() {
+        let value_columns = if value.is_none() {
             (0..schema.fields().len()).filter(|i| !META_COLUMNS.contains(&schema.field(*i).name().as_str())).collect()
         } else {
             Vec::new()
         };
-        if value.is_none() && json_columns.is_empty() {
+        if value.is_none() && value_columns.is_empty() {
             return Err(Error::config("x", "there is nothing to write: no `value` column and no other data column"));
         }
         Ok(RecordLayout {
@@ -122,7 +125,8 @@ impl RecordLayout {
             topic,
             partition,
             headers,
-            json_columns,
+            value_columns,
+            value_format: Format::Json,
             fixed_topic,
             key_from: Vec::new(),
             partition_by: Vec::new(),
@@ -151,18 +155,37 @@ impl RecordLayout {
         Ok(self)
     }
 
-    pub fn writes_json(&self) -> bool {
+    /// Values in `format` (the sink's `value.format`), made of the columns
+    /// other than `key`, `topic`, `partition` and `headers`.
+    pub fn with_value_format(mut self, format: Option<Format>) -> Result<Self> {
+        let Some(format) = format else { return Ok(self) };
+        if self.value.is_some() {
+            return Err(Error::option(
+                "value.format",
+                "`value.format` makes each value of the columns other than `key`, `topic`, `partition` and `headers`, but `x` has a `value` column",
+            )
+            .with_hint("rename `value`, or drop the option to write `value` as it is"));
+        }
+        self.value_format = format;
+        Ok(self)
+    }
+
+    /// Are values made from columns (not taken from a `value` column)?
+    pub fn encodes_values(&self) -> bool {
         self.value.is_none()
     }
 
-    /// Without a `value` column: each row of `batch` as a JSON object.
-    pub fn json_rows(&self, batch: &RecordBatch) -> Result<Option<JsonRows>> {
-        if !self.writes_json() {
+    /// Without a `value` column: each row of `batch` as a value.
+    pub fn encoded_values(&self, batch: &RecordBatch) -> Result<Option<EncodedRows>> {
+        if !self.encodes_values() {
             return Ok(None);
         }
-        let fields: Vec<FieldRef> = self.json_columns.iter().map(|i| batch.schema_ref().fields()[*i].clone()).collect();
-        let arrays: Vec<ArrayRef> = self.json_columns.iter().map(|i| batch.column(*i).clone()).collect();
-        JsonRows::encode(&fields, &arrays, batch.num_rows()).map(Some)
+        let fields: Vec<FieldRef> = self.value_columns.iter().map(|i| batch.schema_ref().fields()[*i].clone()).collect();
+        let arrays: Vec<ArrayRef> = self.value_columns.iter().map(|i| batch.column(*i).clone()).collect();
+        match self.value_format {
+            Format::Json => encode_rows(&fields, &arrays, batch.num_rows()).map(Some),
+            Format::Csv => crate::message::csv::encode(&fields, &arrays, batch.num_rows()).map(Some),
+        }
     }
 }
 
@@ -235,7 +258,7 @@ impl Partition<'_> {
     }
 }
 
-/// One Kafka record, borrowing from the batch (or from the JSON buffer).
+/// One Kafka record, borrowing from the batch (or from the encoded values).
 pub struct Record<'a> {
     pub topic: &'a str,
     pub key: Option<&'a [u8]>,
@@ -246,7 +269,7 @@ pub struct Record<'a> {
     pub headers: Option<Vec<(String, Option<Vec<u8>>)>>,
 }
 
-/// A chunk's records, ready to send: JSON rows and derived keys are made
+/// A chunk's records, ready to send: encoded values and derived keys are made
 /// once for the whole chunk, so every record can borrow from them at once
 /// (the Kafka sink hands a whole run of records to librdkafka in one call).
 pub struct ChunkRecords<'a> {
@@ -259,18 +282,18 @@ pub struct ChunkRecords<'a> {
     topic: Option<Bytes<'a>>,
     partition: Option<Partition<'a>>,
     headers: Option<&'a GenericListArray<i32>>,
-    json: Option<JsonRows>,
+    encoded: Option<EncodedRows>,
     derived_key: Option<BinaryArray>,
     partition_keys: Option<BinaryArray>,
 }
 
 impl<'a> ChunkRecords<'a> {
     pub fn new(layout: &'a RecordLayout, batch: &'a RecordBatch, first_row: u64) -> Result<Self> {
-        Self::with_json(layout, batch, first_row, layout.json_rows(batch)?)
+        Self::with_values(layout, batch, first_row, layout.encoded_values(batch)?)
     }
 
-    /// With the JSON rows already made by [`RecordLayout::json_rows`].
-    pub fn with_json(layout: &'a RecordLayout, batch: &'a RecordBatch, first_row: u64, json: Option<JsonRows>) -> Result<Self> {
+    /// With the values already made by [`RecordLayout::encoded_values`].
+    pub fn with_values(layout: &'a RecordLayout, batch: &'a RecordBatch, first_row: u64, encoded: Option<EncodedRows>) -> Result<Self> {
         let col = |i: Option<usize>| i.map(|i| batch.column(i).as_ref());
         Ok(ChunkRecords {
             layout,
@@ -286,7 +309,7 @@ impl<'a> ChunkRecords<'a> {
                 _ => Partition::Null,
             }),
             headers: col(layout.headers).and_then(|a| a.as_list_opt::<i32>()),
-            json,
+            encoded,
             derived_key: if layout.key_from.is_empty() { None } else { Some(key_bytes(batch, &layout.key_from)?) },
             partition_keys: if layout.partition_by.is_empty() { None } else { Some(key_bytes(batch, &layout.partition_by)?) },
         })
@@ -334,7 +357,7 @@ impl<'a> ChunkRecords<'a> {
                 (None, Some(d)) => Some(d.value(row)),
                 (None, None) => None,
             },
-            value: match &self.json {
+            value: match &self.encoded {
                 Some(rows) => Some(rows.row(row)),
                 None => self.value.as_ref().and_then(|v| v.get(row)),
             },
@@ -370,7 +393,7 @@ pub fn key_bytes(batch: &RecordBatch, columns: &[usize]) -> Result<BinaryArray> 
     }
     let fields: Vec<FieldRef> = columns.iter().map(|i| batch.schema_ref().fields()[*i].clone()).collect();
     let arrays: Vec<ArrayRef> = columns.iter().map(|i| batch.column(*i).clone()).collect();
-    let rows = JsonRows::encode(&fields, &arrays, batch.num_rows())?;
+    let rows = encode_rows(&fields, &arrays, batch.num_rows())?;
     Ok((0..batch.num_rows()).map(|i| Some(rows.row(i))).collect())
 }
 

@@ -14,54 +14,43 @@ use arrow::datatypes::{DataType, FieldRef, Int32Type, TimeUnit};
 use arrow::json::writer::{make_encoder, EncoderOptions, NullableEncoder};
 
 use crate::error::{Error, Result};
+use crate::message::EncodedRows;
 
-/// A chunk's rows as JSON: `bytes[offsets[i]..offsets[i + 1]]` is row `i`.
-pub struct JsonRows {
-    bytes: Vec<u8>,
-    offsets: Vec<usize>,
-}
-
-impl JsonRows {
-    pub fn row(&self, i: usize) -> &[u8] {
-        &self.bytes[self.offsets[i]..self.offsets[i + 1]]
-    }
-
-    /// Each row of `columns` (named by `fields`) as one JSON object.
-    pub fn encode(fields: &[FieldRef], columns: &[ArrayRef], rows: usize) -> Result<Self> {
-        let fail = |e: arrow::error::ArrowError| Error::config("x", format!("can't write these columns as JSON: {e}"));
-        let options = EncoderOptions::default();
-        let mut writers = fields
-            .iter()
-            .zip(columns)
-            .map(|(f, c)| ColumnWriter::new(f, c.as_ref(), &options))
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(fail)?;
-        let mut bytes = Vec::new();
-        let mut offsets = Vec::with_capacity(rows + 1);
-        offsets.push(0);
-        for row in 0..rows {
-            if row == 1 {
-                // Rows are usually alike: room for all of them at once, not a doubling per megabyte.
-                bytes.reserve(rows * (bytes.len() + bytes.len() / 4 + 8));
-            }
-            bytes.push(b'{');
-            let mut first = true;
-            for w in writers.iter_mut() {
-                if w.nulls.as_ref().is_some_and(|n| n.is_null(row)) {
-                    continue;
-                }
-                if !first {
-                    bytes.push(b',');
-                }
-                first = false;
-                bytes.extend_from_slice(&w.name);
-                w.value.write(row, &mut bytes);
-            }
-            bytes.push(b'}');
-            offsets.push(bytes.len());
+/// Each row of `columns` (named by `fields`) as one JSON object.
+pub fn encode_rows(fields: &[FieldRef], columns: &[ArrayRef], rows: usize) -> Result<EncodedRows> {
+    let fail = |e: arrow::error::ArrowError| Error::config("x", format!("can't write these columns as JSON: {e}"));
+    let options = EncoderOptions::default();
+    let mut writers = fields
+        .iter()
+        .zip(columns)
+        .map(|(f, c)| ColumnWriter::new(f, c.as_ref(), &options))
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(fail)?;
+    let mut bytes = Vec::new();
+    let mut offsets = Vec::with_capacity(rows + 1);
+    offsets.push(0);
+    for row in 0..rows {
+        if row == 1 {
+            // Rows are usually alike: room for all of them at once, not a doubling per megabyte.
+            bytes.reserve(rows * (bytes.len() + bytes.len() / 4 + 8));
         }
-        Ok(JsonRows { bytes, offsets })
+        bytes.push(b'{');
+        let mut first = true;
+        for w in writers.iter_mut() {
+            if w.nulls.as_ref().is_some_and(|n| n.is_null(row)) {
+                continue;
+            }
+            if !first {
+                bytes.push(b',');
+            }
+            first = false;
+            bytes.extend_from_slice(&w.name);
+            w.value.write(row, &mut bytes);
+        }
+        bytes.push(b'}');
+        offsets.push(bytes.len());
     }
+    Ok(EncodedRows { bytes, offsets })
 }
 
 struct ColumnWriter<'a> {
@@ -322,7 +311,7 @@ mod tests {
             columns.iter().map(|(n, a)| Arc::new(Field::new(*n, a.data_type().clone(), true))).collect();
         let arrays: Vec<ArrayRef> = columns.into_iter().map(|(_, a)| a).collect();
         let rows = arrays[0].len();
-        let ours = JsonRows::encode(&fields, &arrays, rows).unwrap();
+        let ours = encode_rows(&fields, &arrays, rows).unwrap();
         for row in 0..rows {
             let theirs = arrow_json_row(&fields, &arrays, row);
             let (a, b) = (String::from_utf8_lossy(ours.row(row)), String::from_utf8_lossy(&theirs));

@@ -64,7 +64,7 @@ const MISSING_TOPIC_WAIT: Duration = Duration::from_secs(5);
 /// every single acknowledgement would cost a context switch per record.
 const QUEUE_REFILL: u64 = 4096;
 
-/// Rows of JSON made ahead on a second thread while the rows before them are sent.
+/// Rows of values (JSON, CSV) made ahead on a second thread while the rows before them are sent.
 const JSON_PIPELINE_ROWS: usize = 4096;
 
 /// Counts acknowledgements; wakes a writer waiting for queue room.
@@ -503,26 +503,26 @@ impl Sink for KafkaSink {
         // A copy, so records can borrow it while the sink sends them.
         let layout = self.layout.clone();
         let before = self.enqueued;
-        if !layout.writes_json() || chunk.num_rows() <= JSON_PIPELINE_ROWS {
+        if !layout.encodes_values() || chunk.num_rows() <= JSON_PIPELINE_ROWS {
             let records = ChunkRecords::new(&layout, chunk, self.rows_in_batch)?;
             self.send_records(&records, stop)?;
         } else {
-            // JSON is made on a second thread, a slice ahead of the records being sent.
+            // Values are made on a second thread, a slice ahead of the records being sent.
             std::thread::scope(|scope| {
                 let (ready, slices) = std::sync::mpsc::sync_channel(1);
                 let layout = &layout;
                 scope.spawn(move || {
                     for start in (0..chunk.num_rows()).step_by(JSON_PIPELINE_ROWS) {
                         let slice = chunk.slice(start, JSON_PIPELINE_ROWS.min(chunk.num_rows() - start));
-                        let json = layout.json_rows(&slice);
-                        if ready.send((slice, json)).is_err() {
+                        let values = layout.encoded_values(&slice);
+                        if ready.send((slice, values)).is_err() {
                             return; // the sender stopped on an error
                         }
                     }
                 });
                 let mut first_row = self.rows_in_batch;
-                for (slice, json) in slices {
-                    let records = ChunkRecords::with_json(layout, &slice, first_row, json?)?;
+                for (slice, values) in slices {
+                    let records = ChunkRecords::with_values(layout, &slice, first_row, values?)?;
                     self.send_records(&records, stop)?;
                     first_row += slice.num_rows() as u64;
                 }

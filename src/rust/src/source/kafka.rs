@@ -97,6 +97,8 @@ pub(crate) struct KafkaSource {
     /// Where the consumer will deliver from next, per assigned partition.
     assigned: HashMap<TopicPartition, i64>,
     pending: VecDeque<Pending>,
+    /// Records of the batch being read whose key or value could not be decoded.
+    malformed: u64,
 }
 
 impl KafkaSource {
@@ -111,7 +113,17 @@ impl KafkaSource {
             partitions_refreshed: None,
             assigned: HashMap::new(),
             pending: VecDeque::new(),
+            malformed: 0,
         }
+    }
+
+    /// A chunk of records as the stream's rows: keys and values decoded
+    /// where the options give them a format.
+    fn rows_of(&mut self, records: RecordBatch) -> Result<RecordBatch> {
+        let Some(decoding) = &self.options.decoding else { return Ok(records) };
+        let (rows, malformed) = decoding.decode(records, &self.options.schema)?;
+        self.malformed += malformed;
+        Ok(rows)
     }
 
     fn consumer(&self) -> Result<&BaseConsumer<ClientLog>> {
@@ -368,7 +380,11 @@ impl Source for KafkaSource {
     }
 
     fn schema(&self) -> SchemaRef {
-        kafka_schema(self.options.include_headers)
+        self.options.schema.clone()
+    }
+
+    fn take_malformed(&mut self) -> u64 {
+        std::mem::take(&mut self.malformed)
     }
 
     fn connect(&mut self, status: &SharedStatus) -> Result<()> {
@@ -492,7 +508,7 @@ impl Source for KafkaSource {
                 }
             }
         }
-        let mut rows = RowBuilder::new(self.schema(), self.options.include_headers);
+        let mut rows = RowBuilder::new(kafka_schema(self.options.include_headers), self.options.include_headers);
 
         // Records fetched earlier, past the previous batch's end.
         let mut carried = VecDeque::new();
@@ -513,7 +529,7 @@ impl Source for KafkaSource {
                 _ => {} // already part of a committed batch
             }
             if rows.len >= CHUNK_ROWS {
-                emit(rows.finish()?)?;
+                emit(self.rows_of(rows.finish()?)?)?;
             }
         }
 
@@ -539,7 +555,7 @@ impl Source for KafkaSource {
                     }
                     drop(m);
                     if rows.len >= CHUNK_ROWS {
-                        emit(rows.finish()?)?;
+                        emit(self.rows_of(rows.finish()?)?)?;
                     }
                 }
                 Some(Err(e)) => {
@@ -584,7 +600,7 @@ impl Source for KafkaSource {
             }
         }
         if rows.len > 0 {
-            emit(rows.finish()?)?;
+            emit(self.rows_of(rows.finish()?)?)?;
         }
         Ok(())
     }
@@ -606,7 +622,7 @@ impl Source for KafkaSource {
             }
         }
         self.position_consumer(&at)?;
-        let mut rows = RowBuilder::new(self.schema(), self.options.include_headers);
+        let mut rows = RowBuilder::new(kafka_schema(self.options.include_headers), self.options.include_headers);
         let mut carried = VecDeque::new();
         std::mem::swap(&mut carried, &mut self.pending);
         for r in carried {
@@ -640,7 +656,7 @@ impl Source for KafkaSource {
             }
         }
         if rows.len > 0 {
-            emit(rows.finish()?)?;
+            emit(self.rows_of(rows.finish()?)?)?;
         }
         Ok(Positions::Kafka(at))
     }

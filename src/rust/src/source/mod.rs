@@ -71,6 +71,9 @@ pub trait Source: Send {
     /// (old checkpoints are compared with it); `describe()` is free to change.
     fn identity(&self) -> String;
 
+    /// The rows it emits. The engine takes them from the query's plan
+    /// (`engine::plan`); tests take them from here.
+    #[cfg_attr(not(test), allow(dead_code))]
     fn schema(&self) -> SchemaRef;
 
     /// Connect and check that the source can be read (bounded in time);
@@ -129,6 +132,13 @@ pub trait Source: Send {
                 Ok(position.clone())
             }
         }
+    }
+
+    /// How many records read since the last call could not be decoded
+    /// (their key or value is not in its `*.format`): counted, and read as
+    /// rows of NA. Counting starts again at each call.
+    fn take_malformed(&mut self) -> u64 {
+        0
     }
 
     /// Batch ending at `end` is committed: a source may now let go of what

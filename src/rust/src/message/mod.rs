@@ -1,0 +1,232 @@
+//! Message formats: the bytes of Kafka keys and values as typed columns,
+//! and rows as the bytes of values.
+//!
+//! Runtime model: decoding happens in the Kafka source, on each chunk of
+//! records it hands on (up to `CHUNK_ROWS`), so a pipeline sees the fields
+//! of `value.schema` as columns where `value` was (and those of `key.schema`
+//! where `key` was). A chunk's values go through one arrow decoder, which
+//! must make exactly one row of each value. Only when it fails is each value
+//! decoded alone, to find the malformed ones: with `mode = "PERMISSIVE"`
+//! (Spark's default) their fields become nulls and they are counted in the
+//! batch's progress; with `"FAILFAST"` the stream fails, naming the record's
+//! topic, partition and offset. A null value (a tombstone) is a row of
+//! nulls, never malformed. Encoding happens in the Kafka sink
+//! (`sink::encode`), which turns each row's data columns into one value.
+
+pub(crate) mod csv;
+pub(crate) mod json;
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, BinaryArray, UInt32Builder};
+use arrow::datatypes::{Field, Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+
+use crate::error::{Error, Result};
+use crate::file::schema::schema_of_ddl;
+use crate::kafka::config::Options;
+
+/// The options that set message formats, on a Kafka source.
+pub(crate) const SOURCE_OPTIONS: [&str; 5] = ["key.format", "key.schema", "value.format", "value.schema", "mode"];
+
+/// How a key or a value is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Format {
+    Json,
+    Csv,
+}
+
+impl Format {
+    /// The format option `option` (`value.format`, `key.format`), if given.
+    pub(crate) fn parse(options: &Options, option: &str) -> Result<Option<Format>> {
+        match options.get(option).map(|s| s.trim().to_ascii_lowercase()) {
+            None => Ok(None),
+            Some(f) if f == "json" => Ok(Some(Format::Json)),
+            Some(f) if f == "csv" => Ok(Some(Format::Csv)),
+            Some(f) => Err(Error::option(option, format!("`{option}` must be \"json\" or \"csv\", not \"{f}\""))),
+        }
+    }
+
+    /// Each of `values` as one row of `schema`; an error if any is not
+    /// exactly one well-formed record.
+    fn parse_all(self, schema: &SchemaRef, values: &[&[u8]]) -> std::result::Result<RecordBatch, String> {
+        match self {
+            Format::Json => json::parse_all(schema, values),
+            Format::Csv => csv::parse_all(schema, values),
+        }
+    }
+}
+
+/// What to do with a value its format can't read (Spark's `from_json` modes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ParseMode {
+    Permissive,
+    FailFast,
+}
+
+/// How one of a record's byte columns (`key` or `value`) becomes columns.
+#[derive(Debug, Clone, PartialEq)]
+struct ColumnDecoding {
+    column: &'static str,
+    format: Format,
+    schema: SchemaRef,
+}
+
+/// A Kafka source's `key.format`/`value.format` and their schemas.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct MessageDecoding {
+    columns: Vec<ColumnDecoding>,
+    mode: ParseMode,
+}
+
+impl MessageDecoding {
+    /// From a Kafka source's options; `None` when neither the key nor the
+    /// value has a format.
+    pub(crate) fn parse(options: &Options) -> Result<Option<Self>> {
+        let mut columns = Vec::new();
+        for column in ["key", "value"] {
+            let (format_option, schema_option) = (format!("{column}.format"), format!("{column}.schema"));
+            match (Format::parse(options, &format_option)?, options.get(&schema_option)) {
+                (Some(format), Some(ddl)) => {
+                    // Every field may be missing from a record, so every column may be NA.
+                    let schema = schema_of_ddl(ddl, &schema_option)?;
+                    let fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
+                    columns.push(ColumnDecoding { column, format, schema: Arc::new(Schema::new(fields)) });
+                }
+                (Some(_), None) => {
+                    return Err(Error::option(&schema_option, format!("`{format_option}` needs `{schema_option}`: the columns to read"))
+                        .with_hint(format!("for example `{schema_option} = \"id INT, name STRING\"`")))
+                }
+                (None, Some(_)) => {
+                    return Err(Error::option(&format_option, format!("`{schema_option}` needs `{format_option}`: how the {column} is written"))
+                        .with_hint(format!("for example `{format_option} = \"json\"`")))
+                }
+                (None, None) => {}
+            }
+        }
+        let mode = match options.get("mode").map(|m| m.trim().to_ascii_uppercase()) {
+            None => ParseMode::Permissive,
+            Some(m) if m == "PERMISSIVE" => ParseMode::Permissive,
+            Some(m) if m == "FAILFAST" => ParseMode::FailFast,
+            Some(m) if m == "DROPMALFORMED" => {
+                return Err(Error::option("mode", "Kafka sources don't support the DROPMALFORMED mode. Acceptable modes are PERMISSIVE and FAILFAST."))
+            }
+            Some(m) => return Err(Error::option("mode", format!("`mode` must be \"PERMISSIVE\" or \"FAILFAST\", not \"{m}\""))),
+        };
+        if columns.is_empty() {
+            if options.contains_key("mode") {
+                return Err(Error::option("mode", "`mode` says what to do with malformed values, but there is no `value.format` or `key.format`"));
+            }
+            return Ok(None);
+        }
+        Ok(Some(MessageDecoding { columns, mode }))
+    }
+
+    /// The Kafka source's `schema` with each decoded column replaced by its fields.
+    pub(crate) fn output_schema(&self, schema: &Schema) -> Result<SchemaRef> {
+        let mut fields: Vec<Field> = Vec::new();
+        for f in schema.fields() {
+            match self.columns.iter().find(|c| c.column == f.name()) {
+                Some(c) => fields.extend(c.schema.fields().iter().map(|f| f.as_ref().clone())),
+                None => fields.push(f.as_ref().clone()),
+            }
+        }
+        for (i, f) in fields.iter().enumerate() {
+            if fields[..i].iter().any(|g| g.name() == f.name()) {
+                let option = self.columns.iter().rev().find(|c| c.schema.field_with_name(f.name()).is_ok()).map(|c| c.column);
+                let option = format!("{}.schema", option.unwrap_or("value"));
+                return Err(Error::option(&option, format!("`{option}` names column `{}`, which the stream already has", f.name()))
+                    .with_hint("rename the field in the schema; a Kafka stream has `key`, `topic`, `partition`, `offset`, `timestamp` and `timestampType`"));
+            }
+        }
+        Ok(Arc::new(Schema::new(fields)))
+    }
+
+    /// A chunk of the Kafka source's rows, decoded into `schema` (from
+    /// [`Self::output_schema`]); also the number of malformed records.
+    pub(crate) fn decode(&self, batch: RecordBatch, schema: &SchemaRef) -> Result<(RecordBatch, u64)> {
+        let mut malformed = vec![false; batch.num_rows()];
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
+        for (f, column) in batch.schema().fields().iter().zip(batch.columns()) {
+            match self.columns.iter().find(|c| c.column == f.name()) {
+                Some(c) => columns.extend(self.decode_column(c, &batch, column.as_binary::<i32>(), &mut malformed)?),
+                None => columns.push(column.clone()),
+            }
+        }
+        let bad = malformed.iter().filter(|m| **m).count() as u64;
+        Ok((RecordBatch::try_new(schema.clone(), columns)?, bad))
+    }
+
+    fn decode_column(&self, c: &ColumnDecoding, batch: &RecordBatch, bytes: &BinaryArray, malformed: &mut [bool]) -> Result<Vec<ArrayRef>> {
+        let present: Vec<usize> = (0..bytes.len()).filter(|i| bytes.is_valid(*i)).collect();
+        let values: Vec<&[u8]> = present.iter().map(|i| bytes.value(*i)).collect();
+        let (decoded, good) = match c.format.parse_all(&c.schema, &values) {
+            Ok(decoded) => (decoded, present),
+            Err(_) => {
+                // Alone, each value says whether it is the bad one.
+                let mut good = Vec::with_capacity(present.len());
+                for (i, value) in present.iter().zip(&values) {
+                    match c.format.parse_all(&c.schema, std::slice::from_ref(value)) {
+                        Ok(_) => good.push(*i),
+                        Err(why) if self.mode == ParseMode::FailFast => return Err(malformed_error(c, batch, *i, &why)),
+                        Err(_) => malformed[*i] = true,
+                    }
+                }
+                let values: Vec<&[u8]> = good.iter().map(|i| bytes.value(*i)).collect();
+                let decoded = c.format.parse_all(&c.schema, &values).map_err(|e| {
+                    Error::internal(format!("{} values that decode one by one failed together: {e}", c.column))
+                })?;
+                (decoded, good)
+            }
+        };
+        if good.len() == bytes.len() {
+            return Ok(decoded.columns().to_vec());
+        }
+        // Rows of `decoded` are the `good` records; the others are nulls.
+        let mut take = UInt32Builder::with_capacity(bytes.len());
+        let mut next = 0;
+        for i in 0..bytes.len() {
+            if good.get(next) == Some(&i) {
+                take.append_value(next as u32);
+                next += 1;
+            } else {
+                take.append_null();
+            }
+        }
+        let take = take.finish();
+        Ok(decoded.columns().iter().map(|col| arrow::compute::take(col, &take, None)).collect::<std::result::Result<_, _>>()?)
+    }
+}
+
+/// Spark's FAILFAST text, and where the record is.
+fn malformed_error(c: &ColumnDecoding, batch: &RecordBatch, row: usize, why: &str) -> Error {
+    let at = |name: &str| batch.column_by_name(name);
+    let topic = at("topic").map(|a| a.as_string::<i32>().value(row).to_string()).unwrap_or_default();
+    let partition = at("partition").map(|a| a.as_primitive::<arrow::datatypes::Int32Type>().value(row)).unwrap_or(-1);
+    let offset = at("offset").map(|a| a.as_primitive::<arrow::datatypes::Int64Type>().value(row)).unwrap_or(-1);
+    let format = match c.format {
+        Format::Json => "json",
+        Format::Csv => "csv",
+    };
+    Error::execution(format!(
+        "Malformed records are detected in record parsing. Parse Mode: FAILFAST. The {} of the record at topic {topic}, \
+         partition {partition}, offset {offset} is not the {format} of `{}.schema`: {why}",
+        c.column, c.column
+    ))
+    .with_hint("with `mode = \"PERMISSIVE\"` such records become rows of NA, counted by stream_stats()")
+}
+
+/// Rows of values, each `bytes[offsets[i]..offsets[i + 1]]`, as the Kafka sink sends them.
+pub struct EncodedRows {
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) offsets: Vec<usize>,
+}
+
+impl EncodedRows {
+    pub fn row(&self, i: usize) -> &[u8] {
+        &self.bytes[self.offsets[i]..self.offsets[i + 1]]
+    }
+}
+
+#[cfg(test)]
+mod tests;

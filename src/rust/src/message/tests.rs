@@ -1,0 +1,139 @@
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, BinaryArray, Int32Array, Int64Array, StringArray, TimestampMillisecondArray};
+use arrow::datatypes::{Float64Type, Int32Type, Schema};
+use arrow::record_batch::RecordBatch;
+
+use super::*;
+use crate::kafka::config::options_of;
+use crate::source::kafka::kafka_schema;
+
+/// A chunk as the Kafka source makes it, with these values (None: a tombstone).
+fn records(values: &[Option<&str>]) -> RecordBatch {
+    let n = values.len();
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(BinaryArray::from(vec![None::<&[u8]>; n])),
+        Arc::new(BinaryArray::from(values.iter().map(|v| v.map(str::as_bytes)).collect::<Vec<_>>())),
+        Arc::new(StringArray::from(vec!["orders"; n])),
+        Arc::new(Int32Array::from(vec![2; n])),
+        Arc::new(Int64Array::from((100..100 + n as i64).collect::<Vec<_>>())),
+        Arc::new(TimestampMillisecondArray::from(vec![Some(0); n]).with_timezone("+00:00")),
+        Arc::new(Int32Array::from(vec![0; n])),
+    ];
+    RecordBatch::try_new(kafka_schema(false), columns).unwrap()
+}
+
+fn decoding(pairs: &[(&str, &str)]) -> (MessageDecoding, SchemaRef) {
+    let d = MessageDecoding::parse(&options_of(pairs)).unwrap().unwrap();
+    let schema = d.output_schema(&kafka_schema(false)).unwrap();
+    (d, schema)
+}
+
+fn names(schema: &Schema) -> Vec<&str> {
+    schema.fields().iter().map(|f| f.name().as_str()).collect()
+}
+
+#[test]
+fn json_values_become_typed_columns_in_place_of_value() {
+    let (d, schema) = decoding(&[("value.format", "json"), ("value.schema", "id INT, amount DOUBLE, name STRING")]);
+    assert_eq!(names(&schema), ["key", "id", "amount", "name", "topic", "partition", "offset", "timestamp", "timestampType"]);
+    let (rows, malformed) = d
+        .decode(records(&[Some(r#"{"id":1,"amount":2.5,"name":"a","extra":true}"#), None, Some(r#"{"name":7}"#)]), &schema)
+        .unwrap();
+    assert_eq!(malformed, 0);
+    let id = rows.column_by_name("id").unwrap().as_primitive::<Int32Type>();
+    assert_eq!(id.iter().collect::<Vec<_>>(), [Some(1), None, None]);
+    let amount = rows.column_by_name("amount").unwrap().as_primitive::<Float64Type>();
+    assert_eq!(amount.iter().collect::<Vec<_>>(), [Some(2.5), None, None]);
+    // Spark reads a number as text where the schema says text.
+    let name = rows.column_by_name("name").unwrap().as_string::<i32>();
+    assert_eq!(name.iter().collect::<Vec<_>>(), [Some("a"), None, Some("7")]);
+}
+
+#[test]
+fn malformed_json_is_null_and_counted_when_permissive_and_an_error_naming_the_record_when_failfast() {
+    let values = [Some(r#"{"id":1}"#), Some("{\"id\":"), Some(r#"{"id":"x"}"#), Some(r#"{"id":4}{"id":5}"#), Some(""), Some(r#"{"id":6}"#)];
+    let (d, schema) = decoding(&[("value.format", "json"), ("value.schema", "id INT")]);
+    let (rows, malformed) = d.decode(records(&values), &schema).unwrap();
+    assert_eq!(malformed, 4);
+    let id = rows.column_by_name("id").unwrap().as_primitive::<Int32Type>();
+    assert_eq!(id.iter().collect::<Vec<_>>(), [Some(1), None, None, None, None, Some(6)]);
+    assert_eq!(rows.column_by_name("offset").unwrap().as_primitive::<arrow::datatypes::Int64Type>().value(5), 105);
+
+    let (d, schema) = decoding(&[("value.format", "json"), ("value.schema", "id INT"), ("mode", "FAILFAST")]);
+    let e = d.decode(records(&values), &schema).unwrap_err();
+    assert_eq!(e.kind, crate::error::ErrorKind::Execution);
+    assert!(e.message.starts_with("Malformed records are detected in record parsing. Parse Mode: FAILFAST."), "{e}");
+    assert!(e.message.contains("topic orders, partition 2, offset 101"), "{e}");
+}
+
+#[test]
+fn csv_values_one_record_each() {
+    let (d, schema) = decoding(&[("value.format", "csv"), ("value.schema", "id INT, word STRING, at TIMESTAMP")]);
+    let values = [
+        Some("1,hello,2024-01-02T03:04:05Z"),
+        Some("2,\"two\nlines\",\r\n"),
+        Some("3,\"open"),
+        Some("4,a\n5,b"),
+        None,
+        Some("6,x,2024-01-02T03:04:05.5Z\n"),
+        Some("7"),
+    ];
+    let (rows, malformed) = d.decode(records(&values), &schema).unwrap();
+    assert_eq!(malformed, 3);
+    let id = rows.column_by_name("id").unwrap().as_primitive::<Int32Type>();
+    assert_eq!(id.iter().collect::<Vec<_>>(), [Some(1), Some(2), None, None, None, Some(6), None]);
+    let word = rows.column_by_name("word").unwrap().as_string::<i32>();
+    assert_eq!(word.value(1), "two\nlines");
+    let at = rows.column_by_name("at").unwrap();
+    assert!(at.is_null(1) && !at.is_null(5));
+}
+
+#[test]
+fn keys_decode_too_and_names_may_not_collide() {
+    let (d, schema) = decoding(&[("key.format", "csv"), ("key.schema", "region STRING"), ("value.format", "json"), ("value.schema", "n INT")]);
+    assert_eq!(names(&schema)[..2], ["region", "n"]);
+    let mut batch = records(&[Some(r#"{"n":3}"#)]);
+    let mut columns = batch.columns().to_vec();
+    columns[0] = Arc::new(BinaryArray::from(vec![Some("eu".as_bytes())]));
+    batch = RecordBatch::try_new(batch.schema(), columns).unwrap();
+    let (rows, _) = d.decode(batch, &schema).unwrap();
+    assert_eq!(rows.column(0).as_string::<i32>().value(0), "eu");
+
+    let d = MessageDecoding::parse(&options_of(&[("value.format", "json"), ("value.schema", "topic STRING")])).unwrap().unwrap();
+    let e = d.output_schema(&kafka_schema(false)).unwrap_err();
+    assert_eq!(e.option.as_deref(), Some("value.schema"));
+}
+
+#[test]
+fn options_are_checked_with_errors_naming_them() {
+    let fails = |pairs: &[(&str, &str)], option: &str| {
+        let e = MessageDecoding::parse(&options_of(pairs)).unwrap_err();
+        assert_eq!(e.option.as_deref(), Some(option), "{pairs:?}: {e}");
+    };
+    fails(&[("value.format", "xml"), ("value.schema", "a INT")], "value.format");
+    fails(&[("value.format", "json")], "value.schema");
+    fails(&[("value.schema", "a INT")], "value.format");
+    fails(&[("value.format", "json"), ("value.schema", "a INT"), ("mode", "DROPMALFORMED")], "mode");
+    fails(&[("mode", "FAILFAST")], "mode");
+    assert!(MessageDecoding::parse(&options_of(&[])).unwrap().is_none());
+}
+
+#[test]
+fn csv_values_written_one_record_a_row_read_back_the_same() {
+    let (d, schema) = decoding(&[("value.format", "csv"), ("value.schema", "id INT, word STRING")]);
+    let fields = schema.fields()[1..3].to_vec();
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(Int32Array::from(vec![Some(1), None, Some(3)])),
+        Arc::new(StringArray::from(vec![Some("plain"), Some("a \"quoted\",\nline"), None])),
+    ];
+    let encoded = csv::encode(&fields, &columns, 3).unwrap();
+    let values: Vec<Option<&str>> = (0..3).map(|i| Some(std::str::from_utf8(encoded.row(i)).unwrap())).collect();
+    assert_eq!(values[0], Some("1,plain"));
+    let (rows, malformed) = d.decode(records(&values), &schema).unwrap();
+    assert_eq!(malformed, 0);
+    assert_eq!(rows.column(1).as_ref(), columns[0].as_ref());
+    let words = rows.column(2).as_string::<i32>();
+    assert_eq!(words.value(1), "a \"quoted\",\nline");
+    assert!(words.is_null(2) || words.value(2).is_empty());
+}
