@@ -20,13 +20,15 @@
 #'   * `failOnDataLoss`: `"true"` (default) fails the stream when records it
 #'     should read were deleted; `"false"` skips them.
 #'   * `includeHeaders`: `"true"` adds a `headers` column.
-#'   * `value.format`: `"json"` (one object a record) or `"csv"` (one record
-#'     a value, no header) reads each value into the columns of
-#'     `value.schema`, which take the place of `value` (so
+#'   * `value.format`: `"json"` (one object a record), `"csv"` (one record
+#'     a value, no header) or `"avro"` (the body of one Avro record, without
+#'     a schema id, as Spark's `from_avro()` reads it) reads each value into
+#'     the columns of `value.schema`, which take the place of `value` (so
 #'     `filter(amount > 100)` works directly). `value.schema` is Spark's DDL
-#'     (`"id INT, name STRING, at TIMESTAMP"`) or a named vector of R types
-#'     (`c(id = "integer", name = "character")`). Fields missing from a
-#'     record, and every field of a null value (a tombstone), are `NA`.
+#'     (`"id INT, name STRING, at TIMESTAMP"`), a named vector of R types
+#'     (`c(id = "integer", name = "character")`), or for Avro the record
+#'     schema's JSON (the writer's schema). Fields missing from a record,
+#'     and every field of a null value (a tombstone), are `NA`.
 #'   * `key.format` and `key.schema`: the same for keys.
 #'   * `mode`: what to do with a value its format can't read. `"PERMISSIVE"`
 #'     (default, as Spark's `from_json()`) reads it as a row of `NA` and

@@ -20,8 +20,12 @@
 #' * `value` (character or raw): the record. Without a `value` column each
 #'   row's other columns are written as one JSON object (`NA` fields left out,
 #'   date-times as ISO 8601 in UTC), or with `value.format = "csv"` as one
-#'   CSV record (no header, the columns in order, `NA` as an empty field):
-#'   what [stream_read_kafka()] reads back with the same `value.format`.
+#'   CSV record (no header, the columns in order, `NA` as an empty field),
+#'   or with `value.format = "avro"` as the body of one Avro record (no
+#'   schema id, as Spark's `to_avro()`), of the record schema in
+#'   `value.schema` (Avro JSON) or else one derived from the columns
+#'   (nullable columns as unions with null): what [stream_read_kafka()]
+#'   reads back with the same `value.format`.
 #' * `key` (character or raw, `NA` for none).
 #' * `topic`: the topic of each row, unless the `topic` option is set (the
 #'   option wins). A row with no topic at all is an error naming the row.
@@ -40,8 +44,8 @@
 #' @param checkpoint The directory where the stream records its progress.
 #'   Restarting with the same directory resumes the stream.
 #' @param options A named list: `kafka.bootstrap.servers` (required), `topic`,
-#'   `includeHeaders`, `value.format` (`"json"`, the default, or `"csv"`: see
-#'   Columns), `guarantee` (`"at-least-once"`, the default, or
+#'   `includeHeaders`, `value.format` (`"json"`, the default, `"csv"` or
+#'   `"avro"`, with `value.schema` for Avro: see Columns), `guarantee` (`"at-least-once"`, the default, or
 #'   `"exactly-once"`: one Kafka transaction per micro-batch, so a
 #'   `read_committed` consumer sees every input record once, even across a
 #'   killed process), and any librdkafka producer setting prefixed with
@@ -88,7 +92,7 @@ stream_write_kafka <- function(x,
                                ...) {
   stream_write_generic(
     x, sink = "kafka", mode = mode, trigger = trigger, checkpoint = checkpoint,
-    options = options, partition_by = partition_by, call = rlang::current_env()
+    options = schemas_as_ddl(options), partition_by = partition_by, call = rlang::current_env()
   )
 }
 

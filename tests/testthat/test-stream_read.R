@@ -129,7 +129,7 @@ test_that("message format options are checked when the stream is defined, naming
   read <- function(...) stream_read_kafka(sc, options = list(kafka.bootstrap.servers = "localhost:1", subscribe = "t", ...))
   err <- expect_error(read(value.format = "json"), "`value.format` needs `value.schema`")
   expect_identical(c(err$arg, err$option), c("options", "value.schema"))
-  err <- expect_error(read(value.format = "xml", value.schema = "a INT"), "must be \"json\" or \"csv\"")
+  err <- expect_error(read(value.format = "xml", value.schema = "a INT"), "must be \"json\", \"csv\" or \"avro\"")
   expect_identical(err$option, "value.format")
   err <- expect_error(read(value.format = "json", value.schema = c(a = "complex")), "column `a` has type \"complex\"")
   expect_identical(err$option, "value.schema")
@@ -143,4 +143,61 @@ test_that("message format options are checked when the stream is defined, naming
   err <- expect_error(stream_write_kafka(df, options = list(kafka.bootstrap.servers = "localhost:1", topic = "t", value.format = "csv")),
                       "has a `value` column")
   expect_identical(err$option, "value.format")
+})
+
+test_that("Avro bodies written by fastavro are read into columns; streamlyr's Avro values are read by fastavro", {
+  sc <- spark_connect(master = "local")
+  input <- new_topic("avro-in")
+  output <- new_topic("avro-out")
+  order_schema <- '{"type": "record", "name": "order", "fields": [
+    {"name": "id", "type": "int"}, {"name": "item", "type": ["null", "string"], "default": null},
+    {"name": "amount", "type": "double"}, {"name": "at", "type": {"type": "long", "logicalType": "timestamp-millis"}}]}'
+  # fastavro writes one bare record a value; kcat sends each file as one record.
+  dir <- tempfile("avro-")
+  run_python(c(
+    "import io, json, fastavro, datetime",
+    "schema = fastavro.parse_schema(json.loads(sys.argv[1]))",
+    "t = datetime.datetime(2026, 11, 30, 12, 0, tzinfo=datetime.timezone.utc)",
+    "rows = [dict(id=1, item='tea', amount=2.5, at=t), dict(id=2, item=None, amount=150.0, at=t),",
+    "        dict(id=3, item='\u00e9clair', amount=320.25, at=t + datetime.timedelta(milliseconds=1500))]",
+    "os.makedirs(sys.argv[2])",
+    "for i, row in enumerate(rows):",
+    "    b = io.BytesIO(); fastavro.schemaless_writer(b, schema, row)",
+    "    open(os.path.join(sys.argv[2], '%d.avro' % i), 'wb').write(b.getvalue())"
+  ), order_schema, dir)
+  for (f in sort(list.files(dir, full.names = TRUE))) {
+    system2("kcat", c("-P", "-b", kafka_bootstrap(), "-t", input, shQuote(f)))
+  }
+  orders <- read_formatted(sc, input, value.format = "avro", value.schema = order_schema)
+  got <- dplyr::collect(orders)
+  expect_identical(as.integer(got$id), 1:3)
+  expect_identical(got$item, c("tea", NA, "\u00e9clair"))
+  expect_identical(got$amount, c(2.5, 150, 320.25))
+  expect_equal(as.numeric(got$at), as.numeric(as.POSIXct("2026-11-30 12:00:00", tz = "UTC")) + c(0, 0, 1.5))
+
+  big <- orders %>% filter(amount > 100) %>% mutate(amount = amount * 2) %>% select(id, item, amount, at)
+  stream <- stream_write_kafka(big, trigger = stream_trigger_interval(50), checkpoint = new_checkpoint(),
+                               options = list(kafka.bootstrap.servers = kafka_bootstrap(), topic = output,
+                                              value.format = "avro", value.schema = order_schema))
+  on.exit(stream_stop(stream), add = TRUE)
+  expect_true(wait_for_rows(stream, 3))
+  expect_true(wait_for(function() nrow(kcat_read(output, 2, timeout = 0)) >= 2))
+  # Each value as one file, decoded by fastavro with the same schema.
+  out_dir <- tempfile("avro-out-")
+  dir.create(out_dir)
+  system2("kcat", c("-C", "-b", kafka_bootstrap(), "-t", output, "-e", "-q", "-D", "''", "-o", "beginning",
+                    "-f", shQuote("%s"), "-c", "2"), stdout = file.path(out_dir, "all"))
+  decoded <- run_python(c(
+    "import io, json, fastavro",
+    "schema = fastavro.parse_schema(json.loads(sys.argv[1]))",
+    "data = io.BytesIO(open(sys.argv[2], 'rb').read())",
+    "while data.tell() < len(data.getvalue()):",
+    "    r = fastavro.schemaless_reader(data, schema)",
+    "    print(json.dumps(dict(id=r['id'], item=r['item'], amount=r['amount'], at=r['at'].isoformat())))"
+  ), order_schema, file.path(out_dir, "all"))
+  rows <- lapply(decoded, jsonlite::fromJSON)
+  expect_identical(vapply(rows, function(r) r$id, 0L), 2:3)
+  expect_identical(lapply(rows, function(r) r$item), list(NULL, "\u00e9clair"))
+  expect_identical(vapply(rows, function(r) r$amount, 0), c(300, 640.5))
+  expect_identical(vapply(rows, function(r) r$at, ""), c("2026-11-30T12:00:00+00:00", "2026-11-30T12:00:01.500000+00:00"))
 })

@@ -214,7 +214,7 @@ impl QueryPlan {
                 // Column checks need no broker: a wrong `value` type fails here, in R's call.
                 let layout = RecordLayout::new(&output_schema, options.topic.clone())?
                     .with_keys(&output_schema, &key_columns, &spec.partition_by)?
-                    .with_value_format(options.value_format)?;
+                    .with_value_encoding(options.value_encoding.clone(), &output_schema)?;
                 let ignored = options.ignored.clone();
                 (SinkPlan::Kafka { options, layout }, ignored)
             }

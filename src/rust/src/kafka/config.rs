@@ -364,8 +364,9 @@ pub struct KafkaSinkOptions {
     pub topic: Option<String>,
     pub include_headers: bool,
     pub guarantee: Guarantee,
-    /// `value.format`: how values made of columns are written (JSON without it).
-    pub(crate) value_format: Option<crate::message::Format>,
+    /// `value.format` (and `value.schema`): how values made of columns are
+    /// written (JSON without it).
+    pub(crate) value_encoding: Option<crate::message::ValueEncoding>,
     pub ignored: Vec<String>,
 }
 
@@ -386,7 +387,7 @@ impl KafkaSinkOptions {
             Some(t) => Some(t.to_string()),
             None => None,
         };
-        let mut known = vec!["topic", "includeHeaders", "guarantee", "value.format"];
+        let mut known = vec!["topic", "includeHeaders", "guarantee", "value.format", "value.schema"];
         known.extend_from_slice(SPARK_ONLY);
         if let Some(first) = unknown_options(options, &known).first() {
             return Err(Error::option(first, format!("unknown Kafka sink option `{first}`"))
@@ -414,7 +415,7 @@ impl KafkaSinkOptions {
             topic,
             include_headers: parse_bool(options, "includeHeaders", false)?,
             guarantee,
-            value_format: crate::message::Format::parse(options, "value.format")?,
+            value_encoding: crate::message::ValueEncoding::parse(options)?,
             ignored,
         })
     }

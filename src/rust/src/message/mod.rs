@@ -13,15 +13,17 @@
 //! nulls, never malformed. Encoding happens in the Kafka sink
 //! (`sink::encode`), which turns each row's data columns into one value.
 
+pub(crate) mod avro;
 pub(crate) mod csv;
 pub(crate) mod json;
 
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, BinaryArray, UInt32Builder};
-use arrow::datatypes::{Field, Schema, SchemaRef};
+use arrow::datatypes::{Field, FieldRef, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 
+use self::avro::AvroShape;
 use crate::error::{Error, Result};
 use crate::file::schema::schema_of_ddl;
 use crate::kafka::config::Options;
@@ -34,25 +36,107 @@ pub(crate) const SOURCE_OPTIONS: [&str; 5] = ["key.format", "key.schema", "value
 pub(crate) enum Format {
     Json,
     Csv,
+    /// The binary body of one Avro record, without a schema id.
+    Avro,
 }
 
 impl Format {
     /// The format option `option` (`value.format`, `key.format`), if given.
-    pub(crate) fn parse(options: &Options, option: &str) -> Result<Option<Format>> {
+    fn parse(options: &Options, option: &str) -> Result<Option<Format>> {
         match options.get(option).map(|s| s.trim().to_ascii_lowercase()) {
             None => Ok(None),
             Some(f) if f == "json" => Ok(Some(Format::Json)),
             Some(f) if f == "csv" => Ok(Some(Format::Csv)),
-            Some(f) => Err(Error::option(option, format!("`{option}` must be \"json\" or \"csv\", not \"{f}\""))),
+            Some(f) if f == "avro" => Ok(Some(Format::Avro)),
+            Some(f) => Err(Error::option(option, format!("`{option}` must be \"json\", \"csv\" or \"avro\", not \"{f}\""))),
         }
     }
 
-    /// Each of `values` as one row of `schema`; an error if any is not
-    /// exactly one well-formed record.
-    fn parse_all(self, schema: &SchemaRef, values: &[&[u8]]) -> std::result::Result<RecordBatch, String> {
+    fn name(self) -> &'static str {
         match self {
-            Format::Json => json::parse_all(schema, values),
-            Format::Csv => csv::parse_all(schema, values),
+            Format::Json => "json",
+            Format::Csv => "csv",
+            Format::Avro => "avro",
+        }
+    }
+}
+
+/// A format with its schema: what reads one key or value into columns.
+#[derive(Debug, Clone, PartialEq)]
+enum Shape {
+    Text(Format, SchemaRef),
+    Avro(AvroShape),
+}
+
+impl Shape {
+    fn parse(format: Format, schema: &str, option: &str) -> Result<Self> {
+        if format == Format::Avro {
+            return AvroShape::parse(schema, option).map(Shape::Avro);
+        }
+        // Every field may be missing from a record, so every column may be NA.
+        let columns = schema_of_ddl(schema, option)?;
+        let fields: Vec<Field> = columns.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
+        Ok(Shape::Text(format, Arc::new(Schema::new(fields))))
+    }
+
+    fn format(&self) -> Format {
+        match self {
+            Shape::Text(format, _) => *format,
+            Shape::Avro(_) => Format::Avro,
+        }
+    }
+
+    fn columns(&self) -> &SchemaRef {
+        match self {
+            Shape::Text(_, columns) => columns,
+            Shape::Avro(shape) => &shape.columns,
+        }
+    }
+
+    /// Each of `values` as one row; an error if any is not exactly one
+    /// well-formed record.
+    fn parse_all(&self, values: &[&[u8]]) -> std::result::Result<RecordBatch, String> {
+        match self {
+            Shape::Text(Format::Csv, columns) => csv::parse_all(columns, values),
+            Shape::Text(_, columns) => json::parse_all(columns, values),
+            Shape::Avro(shape) => shape.parse_all(values),
+        }
+    }
+}
+
+/// How a Kafka sink writes the values it makes of columns (`value.format`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub(crate) enum ValueEncoding {
+    /// Spark's `to_json(struct(*))`, the default (`sink::json`).
+    #[default]
+    Json,
+    Csv,
+    /// The schema of `value.schema`, or without it the one arrow-avro derives.
+    Avro(Option<AvroShape>),
+}
+
+impl ValueEncoding {
+    /// A Kafka sink's `value.format` and `value.schema`; `None` without them.
+    pub(crate) fn parse(options: &Options) -> Result<Option<Self>> {
+        let schema = options.get("value.schema");
+        Ok(match (Format::parse(options, "value.format")?, schema) {
+            (None, None) => None,
+            (Some(Format::Avro), Some(s)) => Some(ValueEncoding::Avro(Some(AvroShape::parse(s, "value.schema")?))),
+            (Some(Format::Avro), None) => Some(ValueEncoding::Avro(None)),
+            (Some(Format::Json), None) => Some(ValueEncoding::Json),
+            (Some(Format::Csv), None) => Some(ValueEncoding::Csv),
+            (_, Some(_)) => {
+                return Err(Error::option("value.schema", "`value.schema` is for `value.format = \"avro\"` when writing: JSON and CSV values take the columns as they are"))
+            }
+        })
+    }
+
+    /// Each row of `columns` (named by `fields`) as one value.
+    pub(crate) fn encode(&self, fields: &[FieldRef], columns: &[ArrayRef], rows: usize) -> Result<EncodedRows> {
+        match self {
+            ValueEncoding::Json => crate::sink::json::encode_rows(fields, columns, rows),
+            ValueEncoding::Csv => csv::encode(fields, columns, rows),
+            ValueEncoding::Avro(shape) => avro::encode(shape.as_ref(), fields, columns, rows),
         }
     }
 }
@@ -68,8 +152,7 @@ pub(crate) enum ParseMode {
 #[derive(Debug, Clone, PartialEq)]
 struct ColumnDecoding {
     column: &'static str,
-    format: Format,
-    schema: SchemaRef,
+    shape: Shape,
 }
 
 /// A Kafka source's `key.format`/`value.format` and their schemas.
@@ -87,11 +170,8 @@ impl MessageDecoding {
         for column in ["key", "value"] {
             let (format_option, schema_option) = (format!("{column}.format"), format!("{column}.schema"));
             match (Format::parse(options, &format_option)?, options.get(&schema_option)) {
-                (Some(format), Some(ddl)) => {
-                    // Every field may be missing from a record, so every column may be NA.
-                    let schema = schema_of_ddl(ddl, &schema_option)?;
-                    let fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
-                    columns.push(ColumnDecoding { column, format, schema: Arc::new(Schema::new(fields)) });
+                (Some(format), Some(schema)) => {
+                    columns.push(ColumnDecoding { column, shape: Shape::parse(format, schema, &schema_option)? });
                 }
                 (Some(_), None) => {
                     return Err(Error::option(&schema_option, format!("`{format_option}` needs `{schema_option}`: the columns to read"))
@@ -127,13 +207,13 @@ impl MessageDecoding {
         let mut fields: Vec<Field> = Vec::new();
         for f in schema.fields() {
             match self.columns.iter().find(|c| c.column == f.name()) {
-                Some(c) => fields.extend(c.schema.fields().iter().map(|f| f.as_ref().clone())),
+                Some(c) => fields.extend(c.shape.columns().fields().iter().map(|f| f.as_ref().clone())),
                 None => fields.push(f.as_ref().clone()),
             }
         }
         for (i, f) in fields.iter().enumerate() {
             if fields[..i].iter().any(|g| g.name() == f.name()) {
-                let option = self.columns.iter().rev().find(|c| c.schema.field_with_name(f.name()).is_ok()).map(|c| c.column);
+                let option = self.columns.iter().rev().find(|c| c.shape.columns().field_with_name(f.name()).is_ok()).map(|c| c.column);
                 let option = format!("{}.schema", option.unwrap_or("value"));
                 return Err(Error::option(&option, format!("`{option}` names column `{}`, which the stream already has", f.name()))
                     .with_hint("rename the field in the schema; a Kafka stream has `key`, `topic`, `partition`, `offset`, `timestamp` and `timestampType`"));
@@ -160,20 +240,20 @@ impl MessageDecoding {
     fn decode_column(&self, c: &ColumnDecoding, batch: &RecordBatch, bytes: &BinaryArray, malformed: &mut [bool]) -> Result<Vec<ArrayRef>> {
         let present: Vec<usize> = (0..bytes.len()).filter(|i| bytes.is_valid(*i)).collect();
         let values: Vec<&[u8]> = present.iter().map(|i| bytes.value(*i)).collect();
-        let (decoded, good) = match c.format.parse_all(&c.schema, &values) {
+        let (decoded, good) = match c.shape.parse_all(&values) {
             Ok(decoded) => (decoded, present),
             Err(_) => {
                 // Alone, each value says whether it is the bad one.
                 let mut good = Vec::with_capacity(present.len());
                 for (i, value) in present.iter().zip(&values) {
-                    match c.format.parse_all(&c.schema, std::slice::from_ref(value)) {
+                    match c.shape.parse_all(std::slice::from_ref(value)) {
                         Ok(_) => good.push(*i),
                         Err(why) if self.mode == ParseMode::FailFast => return Err(malformed_error(c, batch, *i, &why)),
                         Err(_) => malformed[*i] = true,
                     }
                 }
                 let values: Vec<&[u8]> = good.iter().map(|i| bytes.value(*i)).collect();
-                let decoded = c.format.parse_all(&c.schema, &values).map_err(|e| {
+                let decoded = c.shape.parse_all(&values).map_err(|e| {
                     Error::internal(format!("{} values that decode one by one failed together: {e}", c.column))
                 })?;
                 (decoded, good)
@@ -204,10 +284,7 @@ fn malformed_error(c: &ColumnDecoding, batch: &RecordBatch, row: usize, why: &st
     let topic = at("topic").map(|a| a.as_string::<i32>().value(row).to_string()).unwrap_or_default();
     let partition = at("partition").map(|a| a.as_primitive::<arrow::datatypes::Int32Type>().value(row)).unwrap_or(-1);
     let offset = at("offset").map(|a| a.as_primitive::<arrow::datatypes::Int64Type>().value(row)).unwrap_or(-1);
-    let format = match c.format {
-        Format::Json => "json",
-        Format::Csv => "csv",
-    };
+    let format = c.shape.format().name();
     Error::execution(format!(
         "Malformed records are detected in record parsing. Parse Mode: FAILFAST. The {} of the record at topic {topic}, \
          partition {partition}, offset {offset} is not the {format} of `{}.schema`: {why}",

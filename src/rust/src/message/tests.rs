@@ -137,3 +137,59 @@ fn csv_values_written_one_record_a_row_read_back_the_same() {
     assert_eq!(words.value(1), "a \"quoted\",\nline");
     assert!(words.is_null(2) || words.value(2).is_empty());
 }
+
+const ORDER_AVRO: &str = r#"{"type": "record", "name": "order", "fields": [
+  {"name": "id", "type": "int"},
+  {"name": "item", "type": ["null", "string"], "default": null},
+  {"name": "amount", "type": "double"}
+]}"#;
+
+#[test]
+fn avro_bodies_written_by_the_sink_are_read_back_by_the_source() {
+    let (d, schema) = decoding(&[("value.format", "avro"), ("value.schema", ORDER_AVRO)]);
+    assert_eq!(names(&schema)[1..4], ["id", "item", "amount"]);
+    let encoding = ValueEncoding::parse(&options_of(&[("value.format", "avro"), ("value.schema", ORDER_AVRO)])).unwrap().unwrap();
+    let fields = vec![
+        Arc::new(arrow::datatypes::Field::new("id", arrow::datatypes::DataType::Int32, false)),
+        Arc::new(arrow::datatypes::Field::new("item", arrow::datatypes::DataType::Utf8, true)),
+        Arc::new(arrow::datatypes::Field::new("amount", arrow::datatypes::DataType::Float64, false)),
+    ];
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(Int32Array::from(vec![1, 2, 3])),
+        Arc::new(StringArray::from(vec![Some("tea"), None, Some("\u{e9}clair")])),
+        Arc::new(arrow::array::Float64Array::from(vec![2.5, 100.0, -1.0])),
+    ];
+    let encoded = encoding.encode(&fields, &columns, 3).unwrap();
+    // A record's body: zigzag varint 1 (0x02), union branch 1 (0x02), "tea", then the double.
+    assert_eq!(&encoded.row(0)[..6], &[0x02, 0x02, 0x06, b't', b'e', b'a']);
+    let batch = records_bytes(&[Some(encoded.row(0)), Some(&[0x02]), Some(encoded.row(1)), None, Some(encoded.row(2))]);
+    let (rows, malformed) = d.decode(batch, &schema).unwrap();
+    assert_eq!(malformed, 1, "a truncated body");
+    let id = rows.column_by_name("id").unwrap().as_primitive::<Int32Type>();
+    assert_eq!(id.iter().collect::<Vec<_>>(), [Some(1), None, Some(2), None, Some(3)]);
+    let item = rows.column_by_name("item").unwrap().as_string::<i32>();
+    assert_eq!(item.iter().collect::<Vec<_>>(), [Some("tea"), None, None, None, Some("\u{e9}clair")]);
+
+    // Two records in one value is one too many.
+    let two = [encoded.row(0), encoded.row(1)].concat();
+    let (_, malformed) = d.decode(records_bytes(&[Some(&two), Some(encoded.row(2))]), &schema).unwrap();
+    assert_eq!(malformed, 1);
+}
+
+#[test]
+fn avro_schemas_are_checked_naming_the_option() {
+    let e = MessageDecoding::parse(&options_of(&[("value.format", "avro"), ("value.schema", "{\"type\": \"nonsense\"}")])).unwrap_err();
+    assert_eq!(e.option.as_deref(), Some("value.schema"), "{e}");
+    // DDL becomes a record of nullable fields.
+    let (_, schema) = decoding(&[("value.format", "avro"), ("value.schema", "id INT, name STRING")]);
+    assert_eq!(names(&schema)[1..3], ["id", "name"]);
+    let e = ValueEncoding::parse(&options_of(&[("value.format", "csv"), ("value.schema", "id INT")])).unwrap_err();
+    assert_eq!(e.option.as_deref(), Some("value.schema"));
+}
+
+fn records_bytes(values: &[Option<&[u8]>]) -> RecordBatch {
+    let batch = records(&vec![None; values.len()]);
+    let mut cols = batch.columns().to_vec();
+    cols[1] = Arc::new(BinaryArray::from(values.to_vec()));
+    RecordBatch::try_new(batch.schema(), cols).unwrap()
+}

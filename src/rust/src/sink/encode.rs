@@ -13,7 +13,7 @@ use arrow::record_batch::RecordBatch;
 
 use super::json::encode_rows;
 use crate::error::{Error, Result};
-use crate::message::{EncodedRows, Format};
+use crate::message::{EncodedRows, ValueEncoding};
 
 /// Columns the Kafka sink treats as record metadata rather than data.
 const META_COLUMNS: [&str; 5] = ["value", "key", "topic", "partition", "headers"];
@@ -29,7 +29,7 @@ pub struct RecordLayout {
     /// Columns serialised as the value when there is no `value` column.
     value_columns: Vec<usize>,
     /// How they are serialised (the `value.format` option; JSON by default).
-    value_format: Format,
+    value_encoding: ValueEncoding,
     fixed_topic: Option<String>,
     /// Without a `key` column: the key is made of these (an aggregation's groups).
     key_from: Vec<usize>,
@@ -126,7 +126,7 @@ impl RecordLayout {
             partition,
             headers,
             value_columns,
-            value_format: Format::Json,
+            value_encoding: ValueEncoding::Json,
             fixed_topic,
             key_from: Vec::new(),
             partition_by: Vec::new(),
@@ -155,10 +155,10 @@ impl RecordLayout {
         Ok(self)
     }
 
-    /// Values in `format` (the sink's `value.format`), made of the columns
-    /// other than `key`, `topic`, `partition` and `headers`.
-    pub fn with_value_format(mut self, format: Option<Format>) -> Result<Self> {
-        let Some(format) = format else { return Ok(self) };
+    /// Values written as `encoding` says (the sink's `value.format`), made
+    /// of the columns other than `key`, `topic`, `partition` and `headers`.
+    pub fn with_value_encoding(mut self, encoding: Option<ValueEncoding>, schema: &Schema) -> Result<Self> {
+        let Some(encoding) = encoding else { return Ok(self) };
         if self.value.is_some() {
             return Err(Error::option(
                 "value.format",
@@ -166,7 +166,10 @@ impl RecordLayout {
             )
             .with_hint("rename `value`, or drop the option to write `value` as it is"));
         }
-        self.value_format = format;
+        self.value_encoding = encoding;
+        // Columns that can't be written (or don't fit `value.schema`) fail here, in R's call.
+        self.encoded_values(&RecordBatch::new_empty(std::sync::Arc::new(schema.clone())))
+            .map_err(|e| Error::option("value.format", e.message.clone()))?;
         Ok(self)
     }
 
@@ -182,10 +185,7 @@ impl RecordLayout {
         }
         let fields: Vec<FieldRef> = self.value_columns.iter().map(|i| batch.schema_ref().fields()[*i].clone()).collect();
         let arrays: Vec<ArrayRef> = self.value_columns.iter().map(|i| batch.column(*i).clone()).collect();
-        match self.value_format {
-            Format::Json => encode_rows(&fields, &arrays, batch.num_rows()).map(Some),
-            Format::Csv => crate::message::csv::encode(&fields, &arrays, batch.num_rows()).map(Some),
-        }
+        self.value_encoding.encode(&fields, &arrays, batch.num_rows()).map(Some)
     }
 }
 

@@ -3,7 +3,7 @@
 
 mod batch_produce;
 pub(crate) mod encode;
-mod json;
+pub(crate) mod json;
 pub(crate) mod kafka;
 pub(crate) mod memory;
 pub(crate) mod partition;
