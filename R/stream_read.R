@@ -29,7 +29,18 @@
 #'     (`c(id = "integer", name = "character")`), or for Avro the record
 #'     schema's JSON (the writer's schema). Fields missing from a record,
 #'     and every field of a null value (a tombstone), are `NA`.
-#'   * `key.format` and `key.schema`: the same for keys.
+#'   * `value.format = "avro-confluent"`: Confluent's wire format (a zero
+#'     byte, the schema id, the Avro body) with a schema registry at
+#'     `schema.registry.url` (and `schema.registry.basic.auth.user.info =
+#'     "user:password"`, never printed or written to the checkpoint). Each
+#'     schema id is fetched once; records written in older or newer schemas
+#'     are read into the reader schema (Avro's schema resolution: a field
+#'     added with a default gets it), which is `value.schema` or else the
+#'     latest schema of `value.subject` (default `"<topic>-value"`), fetched
+#'     now. A registry that can't be reached is retried as Kafka is (see
+#'     `retryTimeoutMs` in [stream_write_kafka()]); an id it doesn't have
+#'     makes the record malformed.
+#'   * `key.format`, `key.schema` and `key.subject`: the same for keys.
 #'   * `mode`: what to do with a value its format can't read. `"PERMISSIVE"`
 #'     (default, as Spark's `from_json()`) reads it as a row of `NA` and
 #'     counts it (`malformed_rows` in [stream_stats()], and `print()`);

@@ -24,8 +24,12 @@
 #'   or with `value.format = "avro"` as the body of one Avro record (no
 #'   schema id, as Spark's `to_avro()`), of the record schema in
 #'   `value.schema` (Avro JSON) or else one derived from the columns
-#'   (nullable columns as unions with null): what [stream_read_kafka()]
-#'   reads back with the same `value.format`.
+#'   (nullable columns as unions with null); with `value.format =
+#'   "avro-confluent"`, in Confluent's wire format, the schema of
+#'   `value.schema` registered (or found) under `value.subject` (default
+#'   `"<topic>-value"`) in the registry at `schema.registry.url` when the
+#'   stream starts: what [stream_read_kafka()] reads back with the same
+#'   `value.format`.
 #' * `key` (character or raw, `NA` for none).
 #' * `topic`: the topic of each row, unless the `topic` option is set (the
 #'   option wins). A row with no topic at all is an error naming the row.
@@ -44,8 +48,10 @@
 #' @param checkpoint The directory where the stream records its progress.
 #'   Restarting with the same directory resumes the stream.
 #' @param options A named list: `kafka.bootstrap.servers` (required), `topic`,
-#'   `includeHeaders`, `value.format` (`"json"`, the default, `"csv"` or
-#'   `"avro"`, with `value.schema` for Avro: see Columns), `guarantee` (`"at-least-once"`, the default, or
+#'   `includeHeaders`, `value.format` (`"json"`, the default, `"csv"`,
+#'   `"avro"` or `"avro-confluent"`, with `value.schema`, `value.subject`,
+#'   `schema.registry.url` and `schema.registry.basic.auth.user.info`: see
+#'   Columns), `guarantee` (`"at-least-once"`, the default, or
 #'   `"exactly-once"`: one Kafka transaction per micro-batch, so a
 #'   `read_committed` consumer sees every input record once, even across a
 #'   killed process), and any librdkafka producer setting prefixed with

@@ -99,3 +99,17 @@ group_offsets <- function(group) {
 checkpoint_query_id <- function(checkpoint) {
   jsonlite::fromJSON(readLines(file.path(checkpoint, "metadata"))[2])$id
 }
+
+# The test schema registry (scripts/registry.py, Confluent's REST calls),
+# listening on `port` (a free one by default) and keeping its subjects in
+# `state`, killed when the calling test ends. Start it again with the same
+# `state` and `port` for a registry that was down for a while.
+start_registry <- function(state = tempfile(fileext = ".json"), port = "0", auth = NULL, env = parent.frame()) {
+  p <- processx::process$new(python_tools(), c(test_path("scripts", "registry.py"), state, auth),
+                             env = c("current", REGISTRY_PORT = port), stdout = "|", stderr = "|")
+  withr::defer(p$kill(), envir = env)
+  p$poll_io(10000)
+  port <- p$read_output_lines()[1]
+  if (is.na(port)) stop("the test registry did not start: ", paste(p$read_all_error_lines(), collapse = "\n"))
+  list(url = paste0("http://127.0.0.1:", port), port = port, state = state, process = p)
+}

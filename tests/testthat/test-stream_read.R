@@ -129,7 +129,7 @@ test_that("message format options are checked when the stream is defined, naming
   read <- function(...) stream_read_kafka(sc, options = list(kafka.bootstrap.servers = "localhost:1", subscribe = "t", ...))
   err <- expect_error(read(value.format = "json"), "`value.format` needs `value.schema`")
   expect_identical(c(err$arg, err$option), c("options", "value.schema"))
-  err <- expect_error(read(value.format = "xml", value.schema = "a INT"), "must be \"json\", \"csv\" or \"avro\"")
+  err <- expect_error(read(value.format = "xml", value.schema = "a INT"), "must be \"json\", \"csv\", \"avro\" or \"avro-confluent\"")
   expect_identical(err$option, "value.format")
   err <- expect_error(read(value.format = "json", value.schema = c(a = "complex")), "column `a` has type \"complex\"")
   expect_identical(err$option, "value.schema")
@@ -200,4 +200,119 @@ test_that("Avro bodies written by fastavro are read into columns; streamlyr's Av
   expect_identical(lapply(rows, function(r) r$item), list(NULL, "\u00e9clair"))
   expect_identical(vapply(rows, function(r) r$amount, 0), c(300, 640.5))
   expect_identical(vapply(rows, function(r) r$at, ""), c("2026-11-30T12:00:00+00:00", "2026-11-30T12:00:01.500000+00:00"))
+})
+
+# Confluent's wire format with a schema registry (the test registry, see start_registry()).
+
+order_v1 <- '{"type": "record", "name": "order", "fields": [{"name": "id", "type": "int"}, {"name": "amount", "type": "double"}]}'
+order_v2 <- '{"type": "record", "name": "order", "fields": [{"name": "id", "type": "int"}, {"name": "amount", "type": "double"},
+  {"name": "note", "type": "string", "default": "none"}]}'
+
+# confluent-kafka's AvroSerializer: records as JSON objects, each with the schema to write it in.
+produce_confluent <- function(registry, topic, schemas, rows) {
+  run_python(c(
+    "import json",
+    "from confluent_kafka import Producer",
+    "from confluent_kafka.schema_registry import SchemaRegistryClient",
+    "from confluent_kafka.schema_registry.avro import AvroSerializer",
+    "from confluent_kafka.serialization import SerializationContext, MessageField",
+    "registry = SchemaRegistryClient({'url': sys.argv[1]})",
+    "producer = Producer({'bootstrap.servers': sys.argv[2]})",
+    "for schema, row in zip(json.loads(sys.argv[4]), json.loads(sys.argv[5])):",
+    "    value = AvroSerializer(registry, schema)(row, SerializationContext(sys.argv[3], MessageField.VALUE))",
+    "    producer.produce(sys.argv[3], value=value)",
+    "producer.flush()"
+  ), registry$url, kafka_bootstrap(), topic, jsonlite::toJSON(schemas), jsonlite::toJSON(rows, auto_unbox = TRUE))
+}
+
+test_that("avro-confluent: confluent-kafka's records in two schema versions are read into the latest; ours are read by its AvroDeserializer", {
+  sc <- spark_connect(master = "local")
+  registry <- start_registry()
+  input <- new_topic("orders")
+  output <- new_topic("big-orders")
+  produce_confluent(registry, input, c(order_v1, order_v1, order_v2, order_v2),
+                    list(list(id = 1, amount = 5), list(id = 2, amount = 50.5),
+                         list(id = 3, amount = 7, note = "late"), list(id = 4, amount = 99, note = "rush")))
+  # A frame whose schema id the registry never gave, and a record without a frame.
+  dir <- tempfile("frames-")
+  dir.create(dir)
+  writeBin(as.raw(c(0, 0, 0, 0, 99, 2, 0)), file.path(dir, "unknown-id"))
+  writeBin(as.raw(c(2, 0)), file.path(dir, "bare"))
+  system2("kcat", c("-P", "-b", kafka_bootstrap(), "-t", input, file.path(dir, c("unknown-id", "bare"))))
+  options <- list(value.format = "avro-confluent", schema.registry.url = registry$url)
+  orders <- do.call(read_formatted, c(list(sc, input), options))
+  expect_identical(colnames(orders)[2:4], c("id", "amount", "note"))
+  stream <- stream_write_memory(orders %>% select(id, amount, note), "confluent_orders",
+                                trigger = stream_trigger_interval(50), checkpoint = new_checkpoint())
+  on.exit(stream_stop(stream), add = TRUE)
+  expect_true(wait_for_rows(stream, 6))
+  got <- dplyr::collect(dplyr::tbl(sc, "confluent_orders"))
+  expect_identical(as.integer(got$id), c(1:4, NA, NA))
+  expect_identical(got$amount, c(5, 50.5, 7, 99, NA, NA))
+  expect_identical(got$note, c("none", "none", "late", "rush", NA, NA), label = "v1 records read with v2's default")
+  expect_identical(stream_stats(stream)$stats[[1]]$malformed_rows, 2)
+
+  big <- orders %>% filter(amount > 10) %>% mutate(amount = amount * 2) %>% select(id, amount, note)
+  written <- stream_write_kafka(big, trigger = stream_trigger_interval(50), checkpoint = new_checkpoint(),
+                                options = list(kafka.bootstrap.servers = kafka_bootstrap(), topic = output,
+                                               value.format = "avro-confluent", value.schema = order_v2,
+                                               schema.registry.url = registry$url))
+  on.exit(stream_stop(written), add = TRUE)
+  expect_true(wait_for(function() nrow(kcat_read(output, 2, timeout = 0)) >= 2))
+  decoded <- run_python(c(
+    "import json",
+    "from confluent_kafka import Consumer",
+    "from confluent_kafka.schema_registry import SchemaRegistryClient",
+    "from confluent_kafka.schema_registry.avro import AvroDeserializer",
+    "from confluent_kafka.serialization import SerializationContext, MessageField",
+    "read = AvroDeserializer(SchemaRegistryClient({'url': sys.argv[1]}))",
+    "c = Consumer({'bootstrap.servers': sys.argv[2], 'group.id': 'check', 'auto.offset.reset': 'earliest'})",
+    "c.subscribe([sys.argv[3]])",
+    "got = []",
+    "while len(got) < 2:",
+    "    m = c.poll(10)",
+    "    if m is None: break",
+    "    if m.error(): continue",
+    "    got.append(read(m.value(), SerializationContext(sys.argv[3], MessageField.VALUE)))",
+    "c.close()",
+    "for r in got: print(json.dumps(r))"
+  ), registry$url, kafka_bootstrap(), output)
+  rows <- lapply(decoded, jsonlite::fromJSON)
+  expect_identical(rows, list(list(id = 2L, amount = 101, note = "none"), list(id = 4L, amount = 198, note = "rush")))
+  state <- jsonlite::fromJSON(registry$state)
+  expect_identical(names(state$subjects), c(paste0(input, "-value"), paste0(output, "-value")))
+})
+
+test_that("avro-confluent: a registry down for a while is retried; its credentials are never printed", {
+  sc <- spark_connect(master = "local")
+  registry <- start_registry(auth = "reader:s3cret-pw")
+  input <- new_topic("orders")
+  expect_error(produce_confluent(registry, input, order_v1, list(list(id = 1, amount = 5))), "Unauthorized")
+  # Without `value.schema` the reader schema is the subject's latest, fetched now.
+  err <- expect_error(read_formatted(sc, input, value.format = "avro-confluent", schema.registry.url = registry$url,
+                                     schema.registry.basic.auth.user.info = "reader:wrong"),
+                      "refused the credentials")
+  expect_identical(err$option, "schema.registry.basic.auth.user.info")
+  expect_false(grepl("wrong", conditionMessage(err)))
+  orders <- read_formatted(sc, input, value.format = "avro-confluent", schema.registry.url = registry$url,
+                           value.schema = order_v1, schema.registry.basic.auth.user.info = "reader:s3cret-pw")
+  checkpoint <- new_checkpoint()
+  stream <- stream_write_memory(orders %>% select(id, amount), "orders_after_outage",
+                                trigger = stream_trigger_interval(50), checkpoint = checkpoint)
+  on.exit(stream_stop(stream), add = TRUE)
+  # The registry goes away before the first record: the stream retries until it is back.
+  registry$process$kill()
+  registry$process$wait()
+  plain <- start_registry(state = registry$state)
+  produce_confluent(plain, input, c(order_v1, order_v1), list(list(id = 1, amount = 5), list(id = 2, amount = 6)))
+  plain$process$kill()
+  plain$process$wait()
+  expect_true(wait_for(function() any(grepl("retrying", capture.output(print(stream))))))
+  expect_identical(streamlyr:::query_status(stream$ptr)$rows_out, 0)
+  back <- start_registry(state = registry$state, port = registry$port, auth = "reader:s3cret-pw")
+  expect_true(wait_for_rows(stream, 2))
+  expect_identical(as.integer(dplyr::collect(dplyr::tbl(sc, "orders_after_outage"))$id), 1:2)
+  expect_false(any(grepl("s3cret", capture.output(print(stream), print(orders), str(stream)))))
+  files <- list.files(dirname(checkpoint), recursive = TRUE, full.names = TRUE, all.files = TRUE)
+  expect_false(any(vapply(files, function(f) any(grepl("s3cret", readLines(f, warn = FALSE), fixed = TRUE)), NA)))
 })

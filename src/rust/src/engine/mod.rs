@@ -84,7 +84,8 @@ impl Engine {
             .worker_threads(1)
             .max_blocking_threads(512)
             .thread_name("streamlyr")
-            .enable_time()
+            // Time for retries, I/O for the schema registry's HTTP client.
+            .enable_all()
             .build()
             .map_err(|e| Error::internal(format!("can't start the engine's threads: {e}")))?;
         Ok(Engine { runtime: Mutex::new(Some(runtime)), queries: Mutex::new(BTreeMap::new()), tables: Arc::default() })

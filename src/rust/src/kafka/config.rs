@@ -34,6 +34,7 @@ pub fn is_secret(key: &str) -> bool {
         || k.contains("ssl_key")
         || k.contains("token")
         || k.contains("ssl.keystore.key")
+        || k.contains("user.info")
 }
 
 /// Properties handed to librdkafka (the `kafka.` prefix removed).
@@ -387,8 +388,9 @@ impl KafkaSinkOptions {
             Some(t) => Some(t.to_string()),
             None => None,
         };
-        let mut known = vec!["topic", "includeHeaders", "guarantee", "value.format", "value.schema"];
+        let mut known = vec!["topic", "includeHeaders", "guarantee"];
         known.extend_from_slice(SPARK_ONLY);
+        known.extend_from_slice(&crate::message::SINK_OPTIONS);
         if let Some(first) = unknown_options(options, &known).first() {
             return Err(Error::option(first, format!("unknown Kafka sink option `{first}`"))
                 .with_hint("librdkafka settings take the prefix `kafka.`, for example `kafka.linger.ms`"));

@@ -1,9 +1,14 @@
-//! Avro values: each the binary body of one record, without a schema id
-//! (what Spark's `from_avro`/`to_avro` read and write), through arrow-avro.
+//! Avro values, through arrow-avro: `avro` is the binary body of one
+//! record, without a schema id (what Spark's `from_avro`/`to_avro` read and
+//! write); `avro-confluent` is Confluent's frame (a zero byte, the schema's
+//! id in the registry as 4 bytes big-endian) then the body.
 //!
-//! arrow-avro's decoder only reads framed records, so each body is given a
-//! Confluent frame (a zero byte and schema id 0) before it is decoded; the
-//! schema store holds the one schema under that id, as writer and reader.
+//! arrow-avro's decoder only reads framed records, so a bare body is given
+//! a frame with schema id 0, the one schema the store then holds. A
+//! Confluent value's id is looked up in the registry the first time it is
+//! seen (`registry`); the decoder reads every writer's schema into the
+//! reader schema (Avro's schema resolution: fields added with a default,
+//! promotions), so all rows have the same columns.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,10 +17,11 @@ use arrow::array::ArrayRef;
 use arrow::datatypes::{FieldRef, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use arrow_avro::reader::ReaderBuilder;
-use arrow_avro::schema::{AvroSchema, Fingerprint, FingerprintAlgorithm, SchemaStore, SCHEMA_METADATA_KEY};
-use arrow_avro::writer::format::AvroBinaryFormat;
+use arrow_avro::schema::{AvroSchema, Fingerprint, FingerprintAlgorithm, FingerprintStrategy, SchemaStore, SCHEMA_METADATA_KEY};
+use arrow_avro::writer::format::{AvroBinaryFormat, AvroSoeFormat};
 use arrow_avro::writer::WriterBuilder;
 
+use super::registry::{Lookup, Registry};
 use super::EncodedRows;
 use crate::error::{Error, Result};
 use crate::file::schema::schema_of_ddl;
@@ -58,54 +64,164 @@ impl AvroShape {
         Ok(AvroShape { avro, columns: Arc::new(Schema::new(fields)) })
     }
 
-    /// Each of `values` as one row; an error if one is not exactly one record.
+    /// Each of `values` (bare bodies) as one row; an error if one is not
+    /// exactly one record.
     pub(crate) fn parse_all(&self, values: &[&[u8]]) -> std::result::Result<RecordBatch, String> {
-        let mut decoder = decoder_for(&self.avro).map_err(|e| e.to_string())?;
-        let mut framed = Vec::with_capacity(FRAME.len() + values.iter().map(|v| v.len()).max().unwrap_or(0));
-        let mut batches = Vec::new();
+        let mut store = SchemaStore::new_with_type(FingerprintAlgorithm::Id);
+        store.set(Fingerprint::Id(0), self.avro.clone()).map_err(|e| e.to_string())?;
+        let mut framed = Vec::with_capacity(values.iter().map(|v| v.len() + FRAME.len()).sum());
+        let mut ends = Vec::with_capacity(values.len());
         for value in values {
-            framed.clear();
             framed.extend_from_slice(&FRAME);
             framed.extend_from_slice(value);
-            if decoder.batch_is_full() {
-                batches.extend(decoder.flush().map_err(|e| e.to_string())?);
-            }
-            let room = decoder.capacity();
-            let read = decoder.decode(&framed).map_err(|e| e.to_string())?;
-            // One value, one whole record: bytes left over, or short, would shift every row after it.
-            if read != framed.len() || decoder.capacity() + 1 != room {
-                return Err("not exactly one Avro record".into());
-            }
+            ends.push(framed.len());
         }
-        batches.extend(decoder.flush().map_err(|e| e.to_string())?);
-        let batch = arrow::compute::concat_batches(&decoder.schema(), &batches).map_err(|e| e.to_string())?;
-        // The same columns, all nullable (see `parse`).
-        RecordBatch::try_new(self.columns.clone(), batch.columns().to_vec()).map_err(|e| e.to_string())
+        let starts = std::iter::once(0).chain(ends.iter().copied());
+        decode_framed(store, self, starts.zip(ends.iter().copied()).map(|(a, b)| &framed[a..b]))
     }
 }
 
+/// Rows a decoder holds before it is flushed.
+const BATCH_ROWS: usize = 8192;
+
+/// A decoder of bare records of `avro` (behind the frame of id 0).
 fn decoder_for(avro: &AvroSchema) -> std::result::Result<arrow_avro::reader::Decoder, arrow::error::ArrowError> {
     let mut store = SchemaStore::new_with_type(FingerprintAlgorithm::Id);
     store.set(Fingerprint::Id(0), avro.clone())?;
-    ReaderBuilder::new()
+    ReaderBuilder::new().with_writer_schema_store(store).with_reader_schema(avro.clone()).build_decoder()
+}
+
+/// `avro-confluent` values: framed records whose writer schemas are in a registry.
+#[derive(Debug)]
+pub(crate) struct ConfluentShape {
+    pub(crate) reader: AvroShape,
+    registry: Registry,
+    /// Writer schemas by id, as the registry gave them; `None`: the registry has no such id.
+    writers: std::sync::Mutex<HashMap<u32, Option<AvroSchema>>>,
+}
+
+impl PartialEq for ConfluentShape {
+    fn eq(&self, other: &Self) -> bool {
+        self.reader == other.reader && self.registry == other.registry
+    }
+}
+
+impl ConfluentShape {
+    /// The reader schema is `schema` (option `option`) or else the latest
+    /// of `subject` in the registry.
+    pub(crate) fn new(registry: Registry, subject: &str, schema: Option<&str>, option: &str) -> Result<Self> {
+        let reader = match schema {
+            Some(s) => AvroShape::parse(s, option)?,
+            None => match registry.latest(subject)? {
+                Lookup::Found((_, s)) => AvroShape::parse(&s, option)?,
+                Lookup::Missing => {
+                    return Err(Error::option(option, format!("the schema registry has no subject `{subject}` to read its latest schema from"))
+                        .with_hint(format!("give the reader schema in `{option}`, or the subject in `{}`", option.replace(".schema", ".subject"))))
+                }
+            },
+        };
+        Ok(ConfluentShape { reader, registry, writers: Default::default() })
+    }
+
+    /// Looks up the writer schemas of `values` not seen before. Only what a
+    /// retry can cure (the registry unreachable) is an error; a value
+    /// without a frame, or with an id the registry doesn't have, is left to
+    /// `parse_all` to call malformed.
+    pub(crate) fn prepare(&self, values: &[&[u8]]) -> Result<()> {
+        let mut writers = self.writers.lock().unwrap_or_else(|e| e.into_inner());
+        for id in values.iter().filter_map(|v| frame_id(v)) {
+            if !writers.contains_key(&id) {
+                let schema = match self.registry.schema_by_id(id)? {
+                    Lookup::Found(s) => Some(AvroSchema::new(s)),
+                    Lookup::Missing => None,
+                };
+                writers.insert(id, schema);
+            }
+        }
+        Ok(())
+    }
+
+    /// Each of `values` (after [`Self::prepare`]) as one row of the reader schema.
+    pub(crate) fn parse_all(&self, values: &[&[u8]]) -> std::result::Result<RecordBatch, String> {
+        let writers = self.writers.lock().unwrap_or_else(|e| e.into_inner());
+        let mut store = SchemaStore::new_with_type(FingerprintAlgorithm::Id);
+        for value in values {
+            match frame_id(value) {
+                None => return Err("not a Confluent-framed Avro record (a zero byte and a 4-byte schema id first)".into()),
+                Some(id) => match writers.get(&id) {
+                    Some(Some(schema)) => {
+                        store.set(Fingerprint::Id(id), schema.clone()).map_err(|e| e.to_string())?;
+                    }
+                    _ => return Err(format!("schema id {id} is not in the schema registry")),
+                },
+            }
+        }
+        decode_framed(store, &self.reader, values.iter().copied())
+    }
+}
+
+/// The schema id of a Confluent frame.
+fn frame_id(value: &[u8]) -> Option<u32> {
+    match value {
+        [0, a, b, c, d, ..] => Some(u32::from_be_bytes([*a, *b, *c, *d])),
+        _ => None,
+    }
+}
+
+/// Framed records, each of which must be exactly one record, read into
+/// `reader`'s columns.
+fn decode_framed<'v>(store: SchemaStore, reader: &AvroShape, values: impl Iterator<Item = &'v [u8]>) -> std::result::Result<RecordBatch, String> {
+    let mut decoder = ReaderBuilder::new()
         .with_writer_schema_store(store)
-        .with_active_fingerprint(Fingerprint::Id(0))
-        .with_reader_schema(avro.clone())
-        .with_batch_size(8192)
+        .with_reader_schema(reader.avro.clone())
+        .with_batch_size(BATCH_ROWS)
         .build_decoder()
+        .map_err(|e| e.to_string())?;
+    let mut batches: Vec<RecordBatch> = Vec::new();
+    let mut rows = 0;
+    for value in values {
+        let mut rest = value;
+        while !rest.is_empty() {
+            if decoder.batch_is_full() {
+                batches.extend(decoder.flush().map_err(|e| e.to_string())?);
+            }
+            // A change of writer schema with rows buffered ends the batch
+            // (the read stops after the frame); the body goes on after a flush.
+            let read = decoder.decode(rest).map_err(|e| e.to_string())?;
+            if read == 0 && !decoder.batch_is_full() {
+                return Err("a truncated Avro record".into());
+            }
+            rest = &rest[read..];
+        }
+        rows += 1;
+        // One value, one whole record: a second one in it would shift every row after it.
+        let decoded = batches.iter().map(RecordBatch::num_rows).sum::<usize>() + BATCH_ROWS - decoder.capacity();
+        if decoded != rows {
+            return Err("not exactly one Avro record".into());
+        }
+    }
+    batches.extend(decoder.flush().map_err(|e| e.to_string())?);
+    let batch = arrow::compute::concat_batches(&decoder.schema(), &batches).map_err(|e| e.to_string())?;
+    // The same columns, all nullable (see `AvroShape::parse`).
+    RecordBatch::try_new(reader.columns.clone(), batch.columns().to_vec()).map_err(|e| e.to_string())
 }
 
 /// Each row of `columns` (named by `fields`) as the body of one Avro
 /// record of `shape`'s schema (or, without one, of the schema arrow-avro
-/// derives from the columns).
-pub(crate) fn encode(shape: Option<&AvroShape>, fields: &[FieldRef], columns: &[ArrayRef], rows: usize) -> Result<EncodedRows> {
+/// derives from the columns); with `id`, in Confluent's frame.
+pub(crate) fn encode(shape: Option<&AvroShape>, id: Option<u32>, fields: &[FieldRef], columns: &[ArrayRef], rows: usize) -> Result<EncodedRows> {
     let mut metadata = HashMap::new();
     if let Some(shape) = shape {
         metadata.insert(SCHEMA_METADATA_KEY.to_string(), shape.avro.json_string.clone());
     }
     let schema = Schema::new_with_metadata(fields.to_vec(), metadata);
     let fail = |e: arrow_avro::errors::AvroError| Error::config("x", format!("can't write these columns as Avro: {e}"));
-    let mut encoder = WriterBuilder::new(schema.clone()).build_encoder::<AvroBinaryFormat>().map_err(fail)?;
+    let builder = WriterBuilder::new(schema.clone());
+    let mut encoder = match id {
+        None => builder.build_encoder::<AvroBinaryFormat>(),
+        Some(id) => builder.with_fingerprint_strategy(FingerprintStrategy::Id(id)).build_encoder::<AvroSoeFormat>(),
+    }
+    .map_err(fail)?;
     let batch = RecordBatch::try_new(Arc::new(schema), columns.to_vec())?;
     encoder.encode(&batch).map_err(fail)?;
     let encoded = encoder.flush();

@@ -16,6 +16,7 @@
 pub(crate) mod avro;
 pub(crate) mod csv;
 pub(crate) mod json;
+mod registry;
 
 use std::sync::Arc;
 
@@ -23,13 +24,21 @@ use arrow::array::{Array, ArrayRef, AsArray, BinaryArray, UInt32Builder};
 use arrow::datatypes::{Field, FieldRef, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 
-use self::avro::AvroShape;
+use self::avro::{AvroShape, ConfluentShape};
+use self::registry::Registry;
 use crate::error::{Error, Result};
 use crate::file::schema::schema_of_ddl;
 use crate::kafka::config::Options;
 
 /// The options that set message formats, on a Kafka source.
-pub(crate) const SOURCE_OPTIONS: [&str; 5] = ["key.format", "key.schema", "value.format", "value.schema", "mode"];
+pub(crate) const SOURCE_OPTIONS: [&str; 9] = [
+    "key.format", "key.schema", "key.subject", "value.format", "value.schema", "value.subject", "mode",
+    "schema.registry.url", "schema.registry.basic.auth.user.info",
+];
+
+/// The options that set message formats, on a Kafka sink.
+pub(crate) const SINK_OPTIONS: [&str; 5] =
+    ["value.format", "value.schema", "value.subject", "schema.registry.url", "schema.registry.basic.auth.user.info"];
 
 /// How a key or a value is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +47,8 @@ pub(crate) enum Format {
     Csv,
     /// The binary body of one Avro record, without a schema id.
     Avro,
+    /// Confluent's frame (zero byte, 4-byte schema id) then an Avro body.
+    AvroConfluent,
 }
 
 impl Format {
@@ -48,7 +59,11 @@ impl Format {
             Some(f) if f == "json" => Ok(Some(Format::Json)),
             Some(f) if f == "csv" => Ok(Some(Format::Csv)),
             Some(f) if f == "avro" => Ok(Some(Format::Avro)),
-            Some(f) => Err(Error::option(option, format!("`{option}` must be \"json\", \"csv\" or \"avro\", not \"{f}\""))),
+            Some(f) if f == "avro-confluent" => Ok(Some(Format::AvroConfluent)),
+            Some(f) => Err(Error::option(
+                option,
+                format!("`{option}` must be \"json\", \"csv\", \"avro\" or \"avro-confluent\", not \"{f}\""),
+            )),
         }
     }
 
@@ -57,6 +72,7 @@ impl Format {
             Format::Json => "json",
             Format::Csv => "csv",
             Format::Avro => "avro",
+            Format::AvroConfluent => "avro-confluent",
         }
     }
 }
@@ -66,12 +82,16 @@ impl Format {
 enum Shape {
     Text(Format, SchemaRef),
     Avro(AvroShape),
+    Confluent(Arc<ConfluentShape>),
 }
 
 impl Shape {
     fn parse(format: Format, schema: &str, option: &str) -> Result<Self> {
         if format == Format::Avro {
             return AvroShape::parse(schema, option).map(Shape::Avro);
+        }
+        if format == Format::AvroConfluent {
+            return Err(Error::internal("avro-confluent shapes are made with their registry"));
         }
         // Every field may be missing from a record, so every column may be NA.
         let columns = schema_of_ddl(schema, option)?;
@@ -83,6 +103,7 @@ impl Shape {
         match self {
             Shape::Text(format, _) => *format,
             Shape::Avro(_) => Format::Avro,
+            Shape::Confluent(_) => Format::AvroConfluent,
         }
     }
 
@@ -90,6 +111,16 @@ impl Shape {
         match self {
             Shape::Text(_, columns) => columns,
             Shape::Avro(shape) => &shape.columns,
+            Shape::Confluent(shape) => &shape.reader.columns,
+        }
+    }
+
+    /// What a decode needs first from elsewhere (the writer schemas of new
+    /// ids): an error here is the stream's, not a malformed record.
+    fn prepare(&self, values: &[&[u8]]) -> Result<()> {
+        match self {
+            Shape::Confluent(shape) => shape.prepare(values),
+            _ => Ok(()),
         }
     }
 
@@ -100,6 +131,7 @@ impl Shape {
             Shape::Text(Format::Csv, columns) => csv::parse_all(columns, values),
             Shape::Text(_, columns) => json::parse_all(columns, values),
             Shape::Avro(shape) => shape.parse_all(values),
+            Shape::Confluent(shape) => shape.parse_all(values),
         }
     }
 }
@@ -113,14 +145,34 @@ pub(crate) enum ValueEncoding {
     Csv,
     /// The schema of `value.schema`, or without it the one arrow-avro derives.
     Avro(Option<AvroShape>),
+    /// As `Avro`, framed with the schema's id under `value.subject` in the registry.
+    Confluent { id: u32, shape: AvroShape },
 }
 
 impl ValueEncoding {
     /// A Kafka sink's `value.format` and `value.schema`; `None` without them.
+    /// The Confluent format registers the schema (or finds its id) now.
     pub(crate) fn parse(options: &Options) -> Result<Option<Self>> {
         let schema = options.get("value.schema");
         Ok(match (Format::parse(options, "value.format")?, schema) {
             (None, None) => None,
+            (Some(Format::AvroConfluent), schema) => {
+                let Some(schema) = schema else {
+                    return Err(Error::option("value.schema", "`value.format = \"avro-confluent\"` needs `value.schema`, the Avro schema to register and write")
+                        .with_hint("Avro schema JSON, or Spark's DDL such as \"id INT, name STRING\""));
+                };
+                let shape = AvroShape::parse(schema, "value.schema")?;
+                let registry = Registry::from_options(options, "value.format")?;
+                let subject = match (options.get("value.subject"), options.get("topic")) {
+                    (Some(s), _) => s.clone(),
+                    (None, Some(topic)) => format!("{}-value", topic.trim()),
+                    (None, None) => {
+                        return Err(Error::option("value.subject", "`value.format = \"avro-confluent\"` without a `topic` option needs `value.subject`"))
+                    }
+                };
+                let id = registry.register(&subject, &shape.avro.json_string).map_err(|e| e.context(format!("registering `value.schema` under subject `{subject}`")))?;
+                Some(ValueEncoding::Confluent { id, shape })
+            }
             (Some(Format::Avro), Some(s)) => Some(ValueEncoding::Avro(Some(AvroShape::parse(s, "value.schema")?))),
             (Some(Format::Avro), None) => Some(ValueEncoding::Avro(None)),
             (Some(Format::Json), None) => Some(ValueEncoding::Json),
@@ -136,7 +188,8 @@ impl ValueEncoding {
         match self {
             ValueEncoding::Json => crate::sink::json::encode_rows(fields, columns, rows),
             ValueEncoding::Csv => csv::encode(fields, columns, rows),
-            ValueEncoding::Avro(shape) => avro::encode(shape.as_ref(), fields, columns, rows),
+            ValueEncoding::Avro(shape) => avro::encode(shape.as_ref(), None, fields, columns, rows),
+            ValueEncoding::Confluent { id, shape } => avro::encode(Some(shape), Some(*id), fields, columns, rows),
         }
     }
 }
@@ -170,6 +223,19 @@ impl MessageDecoding {
         for column in ["key", "value"] {
             let (format_option, schema_option) = (format!("{column}.format"), format!("{column}.schema"));
             match (Format::parse(options, &format_option)?, options.get(&schema_option)) {
+                (Some(Format::AvroConfluent), schema) => {
+                    let subject_option = format!("{column}.subject");
+                    let subject = match (options.get(&subject_option), options.get("subscribe")) {
+                        (Some(s), _) => s.clone(),
+                        (None, Some(topic)) if !topic.contains(',') => format!("{}-{column}", topic.trim()),
+                        _ => {
+                            return Err(Error::option(&subject_option, format!("`{format_option} = \"avro-confluent\"` needs `{subject_option}` unless `subscribe` names one topic")))
+                        }
+                    };
+                    let registry = Registry::from_options(options, &format_option)?;
+                    let shape = ConfluentShape::new(registry, &subject, schema.map(String::as_str), &schema_option)?;
+                    columns.push(ColumnDecoding { column, shape: Shape::Confluent(Arc::new(shape)) });
+                }
                 (Some(format), Some(schema)) => {
                     columns.push(ColumnDecoding { column, shape: Shape::parse(format, schema, &schema_option)? });
                 }
@@ -240,6 +306,7 @@ impl MessageDecoding {
     fn decode_column(&self, c: &ColumnDecoding, batch: &RecordBatch, bytes: &BinaryArray, malformed: &mut [bool]) -> Result<Vec<ArrayRef>> {
         let present: Vec<usize> = (0..bytes.len()).filter(|i| bytes.is_valid(*i)).collect();
         let values: Vec<&[u8]> = present.iter().map(|i| bytes.value(*i)).collect();
+        c.shape.prepare(&values)?;
         let (decoded, good) = match c.shape.parse_all(&values) {
             Ok(decoded) => (decoded, present),
             Err(_) => {

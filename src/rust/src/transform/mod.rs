@@ -152,7 +152,7 @@ pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
         Ok(handle) => handle.block_on(future),
         Err(_) => PLANNER
             .get_or_init(|| {
-                tokio::runtime::Builder::new_current_thread().enable_time().build().expect("a current-thread runtime")
+                tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a current-thread runtime")
             })
             .block_on(future),
     }
