@@ -22,7 +22,15 @@ cd "$root"
 echo; echo "==> cargo test (engine, without R)"
 cargo test --release --locked --manifest-path src/rust/Cargo.toml 2>&1 | grep -v "^\s*Compiling "
 
-echo; echo "==> vignette (runs its code against the broker)"
+echo; echo "==> Starting the test schema registry (tests/testthat/scripts/registry.py) for the vignette"
+registry_out="$(mktemp)"
+"$STREAMLYR_PYTHON" tests/testthat/scripts/registry.py "$(mktemp -d)/registry.json" > "$registry_out" &
+registry_pid=$!
+trap 'kill "$registry_pid" 2>/dev/null || true; bash "$here/kafka.sh" stop --port "$port"' EXIT
+for _ in $(seq 100); do [ -s "$registry_out" ] && break; sleep 0.1; done
+export STREAMLYR_SCHEMA_REGISTRY="http://127.0.0.1:$(head -1 "$registry_out")"
+
+echo; echo "==> vignette (runs its code against the broker and the registry)"
 Rscript -e 'out <- knitr::knit("vignettes/streamlyr.Rmd", output = tempfile(fileext = ".md"), quiet = TRUE); cat("vignette ran:", out, "\n")'
 
 echo; echo "==> testthat (R package, against Kafka at $STREAMLYR_TEST_BOOTSTRAP)"
