@@ -50,7 +50,14 @@ awk -v rows="$rows" -v dir="$files_in" 'BEGIN {
     close(file)
   }
 }'
-trap 'bash "$tools/kafka.sh" stop --port "$port"; rm -rf "$work"' EXIT
+echo "Starting the test schema registry and writing $rows Confluent-Avro records for the Avro case..."
+"$(bash "$tools/python.sh")" "$root/tests/testthat/scripts/registry.py" "$work/registry.json" > "$work/registry.port" &
+registry_pid=$!
+trap 'kill "$registry_pid" 2>/dev/null || true; bash "$tools/kafka.sh" stop --port "$port"; rm -rf "$work"' EXIT
+for _ in $(seq 100); do [ -s "$work/registry.port" ] && break; sleep 0.1; done
+registry="http://127.0.0.1:$(head -1 "$work/registry.port")"
+avro_input="$(topic avro-in)"
+Rscript "$here/streamlyr.R" avro-setup "$servers" "$avro_input" "$rows" "$registry"
 
 streamlyr() { Rscript "$here/streamlyr.R" "$@" | sed 's/^/streamlyr /' >> "$results"; }
 
@@ -70,6 +77,9 @@ for i in $(seq 1 "$repeats"); do
   # Files (#13): a folder of 10 CSV files into parquet files, against arrow-rs alone.
   echo "raw $("$raw_files" "$files_in" "$work/raw-$i")" >> "$results"
   streamlyr files "$files_in" "$work/streamlyr-$i" "$rows"
+  # Formats (#15): Confluent-Avro decoded into columns and encoded again, against the same records as bytes.
+  streamlyr avro "$servers" "$avro_input" "$(made_topic avro)" "$rows" "$registry"
+  streamlyr passthrough "$servers" "$avro_input" "$(made_topic avro-bytes)" "$rows" 0 at-least-once avro-bytes
 done
 
 # Spark Structured Streaming on P1 and P2 (once: it takes a while to start).
@@ -132,6 +142,7 @@ ratio("P2 passthrough: streamlyr / raw", rate("streamlyr", "passthrough"), rate(
 ratio("window count / passthrough", rate("streamlyr", "window"), rate("streamlyr", "passthrough"), ">= 0.7")
 ratio("join, 100,000-row table / passthrough", rate("streamlyr", "join"), rate("streamlyr", "passthrough"), ">= 0.7")
 ratio("files csv -> parquet: streamlyr / arrow-rs", rate("streamlyr", "files"), rate("raw", "files"), ">= 0.8")
+ratio("Confluent-Avro in and out / as bytes", rate("streamlyr", "avro"), rate("streamlyr", "avro-bytes"), ">= 0.7")
 ratio("P6 1 s batches: exactly-once / at-least-once", rate("streamlyr", "p6-exactly-once"), rate("streamlyr", "p6-at-least-once"), ">= 0.9")
 cat(sprintf("%-40s %.2f s (target <= 0.5 s)\n", "P4 library() to a running stream", times$seconds[times$case == "start"]))
 if (any(times$who == "spark")) {

@@ -8,6 +8,8 @@
 #   Rscript bench/streamlyr.R join         <servers> <from> <to> <n>   # left join with a 100,000-row table
 #   Rscript bench/streamlyr.R stream       <servers> <from> <to> <interval0|default|continuous>
 #   Rscript bench/streamlyr.R files        <csv folder> <parquet folder> <rows>  # stream_read_csv -> stream_write_parquet
+#   Rscript bench/streamlyr.R avro-setup   <servers> <topic> <rows> <registry>  # Confluent-Avro records to read (untimed)
+#   Rscript bench/streamlyr.R avro         <servers> <from> <to> <n> <registry>  # Confluent-Avro -> columns -> Confluent-Avro
 # Prints `<case> <records> <seconds>`, timed like the raw baselines (the
 # data frame is built before the clock starts), and `rss-<case> <records>
 # <MB>`: the peak resident memory of this R process. `stream` runs a
@@ -83,6 +85,39 @@ if (case == "produce-json") {
   elapsed <- as.numeric(difftime(Sys.time(), t0, units = "secs"))
   stopifnot(status(stream)$rows_out == rows)
   report("produce-json", rows, elapsed)
+}
+
+# Confluent-framed Avro records of four fields (about 40 bytes each).
+order_schema <- '{"type": "record", "name": "order", "fields": [{"name": "id", "type": "int"},
+  {"name": "name", "type": "string"}, {"name": "amount", "type": "double"}, {"name": "flag", "type": "boolean"}]}'
+avro_options <- function(registry) {
+  list(kafka.bootstrap.servers = servers, value.format = "avro-confluent", schema.registry.url = registry)
+}
+
+if (case == "avro-setup") {
+  rows <- as.integer(args[4])
+  i <- seq_len(rows)
+  df <- data.frame(id = i, name = sprintf("name-%08d", i), amount = i / 7, flag = i %% 2 == 0)
+  stream <- stream_write_kafka(df, checkpoint = tempfile(),
+                               options = c(avro_options(args[5]), topic = args[3], value.schema = order_schema))
+  while (!status(stream)$state %in% c("stopped", "failed")) Sys.sleep(0.01)
+  stopifnot(status(stream)$rows_out == rows)
+}
+
+if (case == "avro") {
+  # Every field decoded into columns and encoded again: the cost of the format over the bytes' passthrough.
+  n <- as.numeric(args[5])
+  sc <- spark_connect()
+  t0 <- Sys.time()
+  stream <- stream_read_kafka(sc, options = c(avro_options(args[6]), subscribe = args[3], startingOffsets = "earliest")) %>%
+    dplyr::select(id, name, amount, flag) %>%
+    stream_write_kafka(trigger = stream_trigger_interval(0), checkpoint = tempfile(),
+                       options = c(avro_options(args[6]), topic = args[4], value.schema = order_schema))
+  while (status(stream)$rows_in < n) Sys.sleep(0.01)
+  elapsed <- as.numeric(difftime(Sys.time(), t0, units = "secs"))
+  stopifnot(status(stream)$rows_malformed == 0)
+  stream_stop(stream)
+  report("avro", n, elapsed)
 }
 
 if (case %in% c("passthrough", "aggregate", "window", "join")) {

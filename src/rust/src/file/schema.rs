@@ -77,7 +77,7 @@ pub(crate) fn schema_of_ddl(ddl: &str, option: &str) -> Result<Schema> {
                 Some((name, rest)) => (name.to_string(), rest),
                 None => return Err(fail(format!("has an unclosed back quote in \"{part}\""))),
             },
-            None => match part.split_once(char::is_whitespace) {
+            None => match part.split_once(|c: char| c.is_whitespace() || c == ':') {
                 Some((name, rest)) => (name.to_string(), rest),
                 None => return Err(fail(format!("must name a column and its type; \"{part}\" has no type"))),
             },

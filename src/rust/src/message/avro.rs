@@ -144,16 +144,20 @@ impl ConfluentShape {
     /// Each of `values` (after [`Self::prepare`]) as one row of the reader schema.
     pub(crate) fn parse_all(&self, values: &[&[u8]]) -> std::result::Result<RecordBatch, String> {
         let writers = self.writers.lock().unwrap_or_else(|e| e.into_inner());
-        let mut store = SchemaStore::new_with_type(FingerprintAlgorithm::Id);
+        let mut ids = std::collections::BTreeSet::new();
         for value in values {
             match frame_id(value) {
                 None => return Err("not a Confluent-framed Avro record (a zero byte and a 4-byte schema id first)".into()),
-                Some(id) => match writers.get(&id) {
-                    Some(Some(schema)) => {
-                        store.set(Fingerprint::Id(id), schema.clone()).map_err(|e| e.to_string())?;
-                    }
-                    _ => return Err(format!("schema id {id} is not in the schema registry")),
-                },
+                Some(id) if matches!(writers.get(&id), Some(Some(_))) => {
+                    ids.insert(id);
+                }
+                Some(id) => return Err(format!("schema id {id} is not in the schema registry")),
+            }
+        }
+        let mut store = SchemaStore::new_with_type(FingerprintAlgorithm::Id);
+        for id in ids {
+            if let Some(Some(schema)) = writers.get(&id) {
+                store.set(Fingerprint::Id(id), schema.clone()).map_err(|e| e.to_string())?;
             }
         }
         decode_framed(store, &self.reader, values.iter().copied())

@@ -1,16 +1,14 @@
 //! A schema registry's REST API, as Confluent defines it (and Apicurio,
 //! Karapace and Redpanda serve it): the schema of an id, the latest schema
 //! of a subject, and registering a schema under a subject. Three calls, run
-//! to their end on the engine's runtime (`transform::block_on`); a schema
-//! fetched once is kept for the life of the query.
+//! to their end on the engine's runtime (`transform::block_on`). What was
+//! fetched is kept by the caller (`avro::ConfluentShape`).
 //!
 //! Errors by kind: a registry that can't be reached or answers 5xx is
 //! retriable (the query loop retries within `retryTimeoutMs`); 401/403 is
 //! the credentials (`schema.registry.basic.auth.user.info`); a missing id
 //! or subject is said as such. The credentials are never printed.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
@@ -33,7 +31,6 @@ pub(crate) struct Registry {
     /// `user:password`, from `schema.registry.basic.auth.user.info`.
     auth: Option<(String, String)>,
     client: reqwest::Client,
-    schemas: Mutex<HashMap<u32, String>>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -70,19 +67,14 @@ impl Registry {
             .timeout(TIMEOUT)
             .build()
             .map_err(|e| Error::internal(format!("can't make an HTTP client: {e}")))?;
-        Ok(Registry { url, auth, client, schemas: Mutex::default() })
+        Ok(Registry { url, auth, client })
     }
 
     /// The schema (Avro JSON) registered under `id`.
     pub(crate) fn schema_by_id(&self, id: u32) -> Result<Lookup<String>> {
-        if let Some(s) = self.schemas.lock().unwrap_or_else(|e| e.into_inner()).get(&id) {
-            return Ok(Lookup::Found(s.clone()));
-        }
         let found = self.call(reqwest::Method::GET, &format!("/schemas/ids/{id}"), None)?;
         let Lookup::Found(answer) = found else { return Ok(Lookup::Missing) };
-        let schema = schema_field(&answer, &format!("schema id {id}"))?;
-        self.schemas.lock().unwrap_or_else(|e| e.into_inner()).insert(id, schema.clone());
-        Ok(Lookup::Found(schema))
+        Ok(Lookup::Found(schema_field(&answer, &format!("schema id {id}"))?))
     }
 
     /// The latest schema of `subject`, and its id.
