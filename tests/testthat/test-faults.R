@@ -29,7 +29,7 @@ kills_mid_work <- function(env, kills, unfinished, writing = NULL, in_batch = NU
     p <- run_stream_process(env)
     wait_started(p)
     Sys.sleep(runif(1, 0.3, 1.5))
-    if (!is.null(in_batch)) freeze_in_batch(p, writing, in_batch)
+    if (!is.null(in_batch) && !freeze_in_batch(p, writing, in_batch)) warning("kill ", i, " did not catch a batch")
     p$kill()
     p$wait()
     undone <- undone + isTRUE(unfinished())
@@ -50,6 +50,7 @@ freeze_in_batch <- function(p, writing, in_batch, timeout = 10) {
       if (in_batch()) return(TRUE)
       p$resume()
     }
+    Sys.sleep(0.001) # leave the stream a core on a 2-core machine
   }
   FALSE
 }

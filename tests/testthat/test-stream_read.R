@@ -143,6 +143,18 @@ test_that("message format options are checked when the stream is defined, naming
   err <- expect_error(stream_write_kafka(df, options = list(kafka.bootstrap.servers = "localhost:1", topic = "t", value.format = "csv")),
                       "has a `value` column")
   expect_identical(err$option, "value.format")
+  # avro-confluent resolves writer schemas into the reader's by record name: DDL has none.
+  err <- expect_error(read(value.format = "avro-confluent", schema.registry.url = "http://127.0.0.1:1", value.schema = "id INT"),
+                      "must be Avro schema JSON")
+  expect_identical(err$option, "value.schema")
+  # Columns must fit the Avro schema's fields, checked before anything starts.
+  avro_sink <- function(df) {
+    stream_write_kafka(df, options = list(kafka.bootstrap.servers = "localhost:1", topic = "t", value.format = "avro",
+                                          value.schema = '{"type": "record", "name": "r", "fields": [{"name": "id", "type": "int"}]}'))
+  }
+  err <- expect_error(avro_sink(data.frame(id = 1L, extra = "x")), "column `extra` is not a field of `value.schema`")
+  expect_identical(err$option, "value.schema")
+
 })
 
 test_that("Avro bodies written by fastavro are read into columns; streamlyr's Avro values are read by fastavro", {

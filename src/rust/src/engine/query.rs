@@ -293,6 +293,7 @@ impl Query {
             let (mut rows_in, mut rows_out) = (0u64, 0u64);
             // The epoch's records, then (if there were any) its range and the sink's commit.
             let mut run = || -> Result<Option<Positions>> {
+                self.source.take_malformed(); // what an attempt that failed counted
                 if let Some(t) = &mut self.transform {
                     t.begin_batch(timestamp_ms, 0)?;
                 }

@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::array::ArrayRef;
+use arrow::array::{Array, ArrayRef};
 use arrow::datatypes::{FieldRef, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use arrow_avro::reader::ReaderBuilder;
@@ -33,7 +33,10 @@ const FRAME: [u8; 5] = [0, 0, 0, 0, 0];
 #[derive(Debug, Clone)]
 pub(crate) struct AvroShape {
     pub(crate) avro: AvroSchema,
+    /// As read: every column nullable.
     pub(crate) columns: SchemaRef,
+    /// As the schema has them (its non-null fields not nullable): what the sink writes.
+    written: SchemaRef,
 }
 
 impl PartialEq for AvroShape {
@@ -47,21 +50,83 @@ impl AvroShape {
     /// Spark's DDL, whose columns arrow-avro turns into a record of
     /// nullable fields.
     pub(crate) fn parse(text: &str, option: &str) -> Result<Self> {
-        let avro = if text.trim_start().starts_with('{') {
-            AvroSchema::new(text.to_string())
-        } else {
-            let columns = schema_of_ddl(text, option)?;
-            AvroSchema::try_from(&columns).map_err(|e| Error::option(option, format!("`{option}` has no Avro form: {e}")))?
-        };
+        if text.trim_start().starts_with('{') {
+            return Self::from_json(text, option);
+        }
+        let columns = schema_of_ddl(text, option)?;
+        let avro = AvroSchema::try_from(&columns).map_err(|e| Error::option(option, format!("`{option}` has no Avro form: {e}")))?;
+        Self::new(avro, option)
+    }
+
+    /// Avro schema JSON (the user's, or a registry's).
+    pub(crate) fn from_json(text: &str, option: &str) -> Result<Self> {
+        Self::new(AvroSchema::new(text.to_string()), option)
+    }
+
+    fn new(avro: AvroSchema, option: &str) -> Result<Self> {
         let decoder = decoder_for(&avro).map_err(|e| {
             Error::option(option, format!("`{option}` is not an Avro record schema that streamlyr can read: {e}"))
                 .with_hint("for example {\"type\": \"record\", \"name\": \"order\", \"fields\": [{\"name\": \"id\", \"type\": \"int\"}]}")
         })?;
-        // Every column may be NA: tombstones and malformed records are rows of nulls.
-        let columns = decoder.schema();
+        let written = decoder.schema();
+        // Read, every column may be NA: tombstones and malformed records are rows of nulls.
         let fields: Vec<FieldRef> =
-            columns.fields().iter().map(|f| Arc::new(f.as_ref().clone().with_nullable(true))).collect();
-        Ok(AvroShape { avro, columns: Arc::new(Schema::new(fields)) })
+            written.fields().iter().map(|f| Arc::new(f.as_ref().clone().with_nullable(true))).collect();
+        Ok(AvroShape { avro, columns: Arc::new(Schema::new(fields)), written })
+    }
+
+    /// Columns named by `fields`, as the Arrow types of this schema's fields
+    /// (a double column for an `int` field, microseconds for
+    /// `timestamp-millis`): arrow-avro encodes by the Arrow type, so a
+    /// column not cast first would be written in the wrong binary form.
+    /// Without `columns`, only checks that they can be cast.
+    fn conform(&self, fields: &[FieldRef], columns: Option<&[ArrayRef]>) -> Result<Vec<ArrayRef>> {
+        let mut out = Vec::new();
+        for f in fields {
+            if self.written.field_with_name(f.name()).is_err() {
+                return Err(Error::option("value.schema", format!("column `{}` is not a field of `value.schema`", f.name()))
+                    .with_hint("select() the columns the schema has"));
+            }
+        }
+        for target in self.written.fields() {
+            let Some(i) = fields.iter().position(|f| f.name() == target.name()) else {
+                return Err(Error::option("value.schema", format!("`value.schema` has field `{}`, which is not a column", target.name())));
+            };
+            if !arrow::compute::can_cast_types(fields[i].data_type(), target.data_type()) {
+                return Err(Error::option(
+                    "value.schema",
+                    format!("column `{}` ({}) can't be written as the Avro field's {}", target.name(), fields[i].data_type(), target.data_type()),
+                ));
+            }
+            let Some(columns) = columns else { continue };
+            let options = arrow::compute::CastOptions { safe: false, ..Default::default() };
+            let cast = arrow::compute::cast_with_options(&columns[i], target.data_type(), &options)
+                .map_err(|e| Error::execution(format!("column `{}` does not fit the Avro field: {e}", target.name())))?;
+            if columns[i].data_type().is_floating() && target.data_type().is_integer() {
+                // Casting truncates: a fraction (or a number out of range) must not be written as another number.
+                let back = arrow::compute::cast(&cast, columns[i].data_type())?;
+                let same = arrow::compute::kernels::cmp::eq(&back, &columns[i])?;
+                if let Some(row) = (0..same.len()).find(|r| same.is_valid(*r) && !same.value(*r)) {
+                    return Err(Error::execution(format!(
+                        "row {} of column `{}` is not a whole number, but its Avro field is {}",
+                        row + 1,
+                        target.name(),
+                        target.data_type()
+                    )));
+                }
+            }
+            if !target.is_nullable() && cast.null_count() > 0 {
+                let row = (0..cast.len()).find(|r| cast.is_null(*r)).unwrap_or(0);
+                return Err(Error::execution(format!(
+                    "row {} has NA in column `{}`, whose Avro field can't be null",
+                    row + 1,
+                    target.name()
+                ))
+                .with_hint("make the field a union with \"null\", or filter() the rows out"));
+            }
+            out.push(cast);
+        }
+        Ok(out)
     }
 
     /// Each of `values` (bare bodies) as one row; an error if one is not
@@ -96,8 +161,10 @@ fn decoder_for(avro: &AvroSchema) -> std::result::Result<arrow_avro::reader::Dec
 pub(crate) struct ConfluentShape {
     pub(crate) reader: AvroShape,
     registry: Registry,
-    /// Writer schemas by id, as the registry gave them; `None`: the registry has no such id.
-    writers: std::sync::Mutex<HashMap<u32, Option<AvroSchema>>>,
+    /// Writer schemas by id, as the registry gave them. An id it did not
+    /// have is asked for again with the next chunk (a registry follower
+    /// may not have seen a new schema yet).
+    writers: std::sync::Mutex<HashMap<u32, AvroSchema>>,
 }
 
 impl PartialEq for ConfluentShape {
@@ -108,17 +175,25 @@ impl PartialEq for ConfluentShape {
 
 impl ConfluentShape {
     /// The reader schema is `schema` (option `option`) or else the latest
-    /// of `subject` in the registry.
-    pub(crate) fn new(registry: Registry, subject: &str, schema: Option<&str>, option: &str) -> Result<Self> {
+    /// of `subject` in the registry (`subject_option`, when it can't be derived).
+    pub(crate) fn new(registry: Registry, subject: Option<&str>, schema: Option<&str>, option: &str, subject_option: &str) -> Result<Self> {
         let reader = match schema {
-            Some(s) => AvroShape::parse(s, option)?,
-            None => match registry.latest(subject)? {
-                Lookup::Found((_, s)) => AvroShape::parse(&s, option)?,
-                Lookup::Missing => {
-                    return Err(Error::option(option, format!("the schema registry has no subject `{subject}` to read its latest schema from"))
-                        .with_hint(format!("give the reader schema in `{option}`, or the subject in `{}`", option.replace(".schema", ".subject"))))
+            Some(s) if !s.trim_start().starts_with('{') => {
+                return Err(Error::option(option, format!("`{option}` must be Avro schema JSON with `avro-confluent` (the reader schema), or left out for the subject's latest")))
+            }
+            Some(s) => AvroShape::from_json(s, option)?,
+            None => {
+                let Some(subject) = subject else {
+                    return Err(Error::option(subject_option, format!("without `{option}`, `{subject_option}` names the subject whose latest schema to read into (needed unless `subscribe` names one topic)")));
+                };
+                match registry.latest(subject)? {
+                    Lookup::Found((_, s)) => AvroShape::from_json(&s, option)?,
+                    Lookup::Missing => {
+                        return Err(Error::option(option, format!("the schema registry has no subject `{subject}` to read its latest schema from"))
+                            .with_hint(format!("give the reader schema in `{option}`, or the subject in `{subject_option}`")))
+                    }
                 }
-            },
+            }
         };
         Ok(ConfluentShape { reader, registry, writers: Default::default() })
     }
@@ -129,13 +204,11 @@ impl ConfluentShape {
     /// `parse_all` to call malformed.
     pub(crate) fn prepare(&self, values: &[&[u8]]) -> Result<()> {
         let mut writers = self.writers.lock().unwrap_or_else(|e| e.into_inner());
-        for id in values.iter().filter_map(|v| frame_id(v)) {
-            if !writers.contains_key(&id) {
-                let schema = match self.registry.schema_by_id(id)? {
-                    Lookup::Found(s) => Some(AvroSchema::new(s)),
-                    Lookup::Missing => None,
-                };
-                writers.insert(id, schema);
+        let unknown: std::collections::BTreeSet<u32> =
+            values.iter().filter_map(|v| frame_id(v)).filter(|id| !writers.contains_key(id)).collect();
+        for id in unknown {
+            if let Lookup::Found(s) = self.registry.schema_by_id(id)? {
+                writers.insert(id, AvroSchema::new(s));
             }
         }
         Ok(())
@@ -148,7 +221,7 @@ impl ConfluentShape {
         for value in values {
             match frame_id(value) {
                 None => return Err("not a Confluent-framed Avro record (a zero byte and a 4-byte schema id first)".into()),
-                Some(id) if matches!(writers.get(&id), Some(Some(_))) => {
+                Some(id) if writers.contains_key(&id) => {
                     ids.insert(id);
                 }
                 Some(id) => return Err(format!("schema id {id} is not in the schema registry")),
@@ -156,7 +229,7 @@ impl ConfluentShape {
         }
         let mut store = SchemaStore::new_with_type(FingerprintAlgorithm::Id);
         for id in ids {
-            if let Some(Some(schema)) = writers.get(&id) {
+            if let Some(schema) = writers.get(&id) {
                 store.set(Fingerprint::Id(id), schema.clone()).map_err(|e| e.to_string())?;
             }
         }
@@ -175,6 +248,11 @@ fn frame_id(value: &[u8]) -> Option<u32> {
 /// Framed records, each of which must be exactly one record, read into
 /// `reader`'s columns.
 fn decode_framed<'v>(store: SchemaStore, reader: &AvroShape, values: impl Iterator<Item = &'v [u8]>) -> std::result::Result<RecordBatch, String> {
+    let mut values = values.peekable();
+    if values.peek().is_none() {
+        // arrow-avro wants at least one writer schema; there is nothing to read anyway.
+        return Ok(RecordBatch::new_empty(reader.columns.clone()));
+    }
     let mut decoder = ReaderBuilder::new()
         .with_writer_schema_store(store)
         .with_reader_schema(reader.avro.clone())
@@ -214,11 +292,15 @@ fn decode_framed<'v>(store: SchemaStore, reader: &AvroShape, values: impl Iterat
 /// record of `shape`'s schema (or, without one, of the schema arrow-avro
 /// derives from the columns); with `id`, in Confluent's frame.
 pub(crate) fn encode(shape: Option<&AvroShape>, id: Option<u32>, fields: &[FieldRef], columns: &[ArrayRef], rows: usize) -> Result<EncodedRows> {
+    let (fields, columns): (Vec<FieldRef>, Vec<ArrayRef>) = match shape {
+        Some(shape) => (shape.written.fields().to_vec(), shape.conform(fields, Some(columns))?),
+        None => (fields.to_vec(), columns.to_vec()),
+    };
     let mut metadata = HashMap::new();
     if let Some(shape) = shape {
         metadata.insert(SCHEMA_METADATA_KEY.to_string(), shape.avro.json_string.clone());
     }
-    let schema = Schema::new_with_metadata(fields.to_vec(), metadata);
+    let schema = Schema::new_with_metadata(fields, metadata);
     let fail = |e: arrow_avro::errors::AvroError| Error::config("x", format!("can't write these columns as Avro: {e}"));
     let builder = WriterBuilder::new(schema.clone());
     let mut encoder = match id {
@@ -226,11 +308,17 @@ pub(crate) fn encode(shape: Option<&AvroShape>, id: Option<u32>, fields: &[Field
         Some(id) => builder.with_fingerprint_strategy(FingerprintStrategy::Id(id)).build_encoder::<AvroSoeFormat>(),
     }
     .map_err(fail)?;
-    let batch = RecordBatch::try_new(Arc::new(schema), columns.to_vec())?;
+    let batch = RecordBatch::try_new(Arc::new(schema), columns)?;
     encoder.encode(&batch).map_err(fail)?;
     let encoded = encoder.flush();
     if encoded.len() != rows {
         return Err(Error::internal(format!("arrow-avro wrote {} records for {rows} rows", encoded.len())));
     }
     Ok(EncodedRows { bytes: encoded.bytes().to_vec(), offsets: encoded.offsets().to_vec() })
+}
+
+/// Can columns named by `fields` be written in `shape`'s schema? Checked
+/// when the stream is defined.
+pub(crate) fn check_columns(shape: &AvroShape, fields: &[FieldRef]) -> Result<()> {
+    shape.conform(fields, None).map(|_| ())
 }

@@ -90,9 +90,6 @@ impl Shape {
         if format == Format::Avro {
             return AvroShape::parse(schema, option).map(Shape::Avro);
         }
-        if format == Format::AvroConfluent {
-            return Err(Error::internal("avro-confluent shapes are made with their registry"));
-        }
         // Every field may be missing from a record, so every column may be NA.
         let columns = schema_of_ddl(schema, option)?;
         let fields: Vec<Field> = columns.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
@@ -137,10 +134,9 @@ impl Shape {
 }
 
 /// How a Kafka sink writes the values it makes of columns (`value.format`).
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) enum ValueEncoding {
     /// Spark's `to_json(struct(*))`, the default (`sink::json`).
-    #[default]
     Json,
     Csv,
     /// The schema of `value.schema`, or without it the one arrow-avro derives.
@@ -165,7 +161,7 @@ impl ValueEncoding {
                 let registry = Registry::from_options(options, "value.format")?;
                 let subject = match (options.get("value.subject"), options.get("topic")) {
                     (Some(s), _) => s.clone(),
-                    (None, Some(topic)) => format!("{}-value", topic.trim()),
+                    (None, Some(topic)) => subject_of(topic, "value"),
                     (None, None) => {
                         return Err(Error::option("value.subject", "`value.format = \"avro-confluent\"` without a `topic` option needs `value.subject`"))
                     }
@@ -183,6 +179,14 @@ impl ValueEncoding {
         })
     }
 
+    /// Can columns named by `fields` be written so? Checked when the stream is defined.
+    pub(crate) fn check_columns(&self, fields: &[FieldRef]) -> Result<()> {
+        match self {
+            ValueEncoding::Avro(Some(shape)) | ValueEncoding::Confluent { shape, .. } => avro::check_columns(shape, fields),
+            _ => Ok(()),
+        }
+    }
+
     /// Each row of `columns` (named by `fields`) as one value.
     pub(crate) fn encode(&self, fields: &[FieldRef], columns: &[ArrayRef], rows: usize) -> Result<EncodedRows> {
         match self {
@@ -192,6 +196,11 @@ impl ValueEncoding {
             ValueEncoding::Confluent { id, shape } => avro::encode(Some(shape), Some(*id), fields, columns, rows),
         }
     }
+}
+
+/// Confluent's TopicNameStrategy: the subject of a topic's keys or values.
+fn subject_of(topic: &str, column: &str) -> String {
+    format!("{}-{column}", topic.trim())
 }
 
 /// What to do with a value its format can't read (Spark's `from_json` modes).
@@ -226,14 +235,12 @@ impl MessageDecoding {
                 (Some(Format::AvroConfluent), schema) => {
                     let subject_option = format!("{column}.subject");
                     let subject = match (options.get(&subject_option), options.get("subscribe")) {
-                        (Some(s), _) => s.clone(),
-                        (None, Some(topic)) if !topic.contains(',') => format!("{}-{column}", topic.trim()),
-                        _ => {
-                            return Err(Error::option(&subject_option, format!("`{format_option} = \"avro-confluent\"` needs `{subject_option}` unless `subscribe` names one topic")))
-                        }
+                        (Some(s), _) => Some(s.clone()),
+                        (None, Some(topic)) if !topic.contains(',') => Some(subject_of(topic, column)),
+                        _ => None,
                     };
                     let registry = Registry::from_options(options, &format_option)?;
-                    let shape = ConfluentShape::new(registry, &subject, schema.map(String::as_str), &schema_option)?;
+                    let shape = ConfluentShape::new(registry, subject.as_deref(), schema.map(String::as_str), &schema_option, &subject_option)?;
                     columns.push(ColumnDecoding { column, shape: Shape::Confluent(Arc::new(shape)) });
                 }
                 (Some(format), Some(schema)) => {
@@ -306,6 +313,9 @@ impl MessageDecoding {
     fn decode_column(&self, c: &ColumnDecoding, batch: &RecordBatch, bytes: &BinaryArray, malformed: &mut [bool]) -> Result<Vec<ArrayRef>> {
         let present: Vec<usize> = (0..bytes.len()).filter(|i| bytes.is_valid(*i)).collect();
         let values: Vec<&[u8]> = present.iter().map(|i| bytes.value(*i)).collect();
+        if values.is_empty() {
+            return Ok(null_columns(c.shape.columns(), bytes.len()));
+        }
         c.shape.prepare(&values)?;
         let (decoded, good) = match c.shape.parse_all(&values) {
             Ok(decoded) => (decoded, present),
@@ -318,6 +328,9 @@ impl MessageDecoding {
                         Err(why) if self.mode == ParseMode::FailFast => return Err(malformed_error(c, batch, *i, &why)),
                         Err(_) => malformed[*i] = true,
                     }
+                }
+                if good.is_empty() {
+                    return Ok(null_columns(c.shape.columns(), bytes.len()));
                 }
                 let values: Vec<&[u8]> = good.iter().map(|i| bytes.value(*i)).collect();
                 let decoded = c.shape.parse_all(&values).map_err(|e| {
@@ -345,6 +358,11 @@ impl MessageDecoding {
     }
 }
 
+/// `rows` rows of nulls of each of `schema`'s columns.
+fn null_columns(schema: &SchemaRef, rows: usize) -> Vec<ArrayRef> {
+    schema.fields().iter().map(|f| arrow::array::new_null_array(f.data_type(), rows)).collect()
+}
+
 /// Spark's FAILFAST text, and where the record is.
 fn malformed_error(c: &ColumnDecoding, batch: &RecordBatch, row: usize, why: &str) -> Error {
     let at = |name: &str| batch.column_by_name(name);
@@ -361,6 +379,7 @@ fn malformed_error(c: &ColumnDecoding, batch: &RecordBatch, row: usize, why: &st
 }
 
 /// Rows of values, each `bytes[offsets[i]..offsets[i + 1]]`, as the Kafka sink sends them.
+#[derive(Debug)]
 pub struct EncodedRows {
     pub(crate) bytes: Vec<u8>,
     pub(crate) offsets: Vec<usize>,

@@ -63,8 +63,12 @@ impl Registry {
                 None => return Err(Error::option(AUTH_OPTION, format!("`{AUTH_OPTION}` must be \"user:password\""))),
             },
         };
+        // No idle connections kept: the first calls run on R's thread's
+        // runtime, later ones on the engine's, and a pooled connection
+        // belongs to the runtime that opened it. Registry calls are rare.
         let client = reqwest::Client::builder()
             .timeout(TIMEOUT)
+            .pool_max_idle_per_host(0)
             .build()
             .map_err(|e| Error::internal(format!("can't make an HTTP client: {e}")))?;
         Ok(Registry { url, auth, client })
@@ -115,8 +119,9 @@ impl Registry {
                 .map_err(|e| Error::execution(format!("{at} answered {path} with something other than JSON: {e}"))),
             404 => Ok(Lookup::Missing),
             401 | 403 => Err(Error::option(AUTH_OPTION, format!("{at} refused the credentials ({status}): {}", message()))),
-            409 => Err(Error::execution(format!("{at} refused the schema as incompatible with the subject's: {}", message()))),
-            422 => Err(Error::execution(format!("{at} says the schema is not valid: {}", message()))),
+            // Only registering (the sink's `value.schema`) meets these.
+            409 => Err(Error::option("value.schema", format!("{at} refused the schema as incompatible with the subject's: {}", message()))),
+            422 => Err(Error::option("value.schema", format!("{at} says the schema is not valid: {}", message()))),
             408 | 429 | 500..=599 => Err(Error::execution(format!("{at} failed ({status}): {}", message())).retriable()),
             _ => Err(Error::execution(format!("{at} answered {status} to {path}: {}", message()))),
         }

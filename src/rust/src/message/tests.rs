@@ -193,3 +193,50 @@ fn records_bytes(values: &[Option<&[u8]>]) -> RecordBatch {
     cols[1] = Arc::new(BinaryArray::from(values.to_vec()));
     RecordBatch::try_new(batch.schema(), cols).unwrap()
 }
+
+#[test]
+fn chunks_of_only_tombstones_or_only_malformed_values_are_rows_of_na() {
+    let (d, schema) = decoding(&[("value.format", "avro"), ("value.schema", ORDER_AVRO)]);
+    let (rows, malformed) = d.decode(records(&[None, None]), &schema).unwrap();
+    assert_eq!((rows.num_rows(), malformed, rows.column_by_name("id").unwrap().null_count()), (2, 0, 2));
+    let (rows, malformed) = d.decode(records_bytes(&[Some(&[0x02]), Some(b"")]), &schema).unwrap();
+    assert_eq!((rows.num_rows(), malformed, rows.column_by_name("amount").unwrap().null_count()), (2, 2, 2));
+}
+
+#[test]
+fn avro_values_are_written_in_the_schema_s_types_not_the_columns() {
+    let encoding = ValueEncoding::parse(&options_of(&[("value.format", "avro"), ("value.schema", ORDER_AVRO)])).unwrap().unwrap();
+    // R's doubles for an `int` field, integers for a `double` one.
+    let field = |n: &str, t: arrow::datatypes::DataType| Arc::new(arrow::datatypes::Field::new(n, t, true));
+    let fields = vec![
+        field("amount", arrow::datatypes::DataType::Int32),
+        field("id", arrow::datatypes::DataType::Float64),
+        field("item", arrow::datatypes::DataType::Utf8),
+    ];
+    encoding.check_columns(&fields).unwrap();
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(Int32Array::from(vec![7, 8])),
+        Arc::new(arrow::array::Float64Array::from(vec![1.0, 2.0])),
+        Arc::new(StringArray::from(vec![Some("tea"), None])),
+    ];
+    let encoded = encoding.encode(&fields, &columns, 2).unwrap();
+    let (d, schema) = decoding(&[("value.format", "avro"), ("value.schema", ORDER_AVRO)]);
+    let (rows, malformed) = d.decode(records_bytes(&[Some(encoded.row(0)), Some(encoded.row(1))]), &schema).unwrap();
+    assert_eq!(malformed, 0);
+    assert_eq!(rows.column_by_name("id").unwrap().as_primitive::<Int32Type>().values().to_vec(), [1, 2]);
+    assert_eq!(rows.column_by_name("amount").unwrap().as_primitive::<Float64Type>().values().to_vec(), [7.0, 8.0]);
+
+    // NA where the schema has no null, a fraction for an int: errors, not wrong bytes.
+    let with_na: Vec<ArrayRef> =
+        vec![columns[0].clone(), Arc::new(arrow::array::Float64Array::from(vec![Some(1.0), None])), columns[2].clone()];
+    let e = encoding.encode(&fields, &with_na, 2).unwrap_err();
+    assert!(e.message.contains("row 2 has NA in column `id`"), "{e}");
+    let fraction: Vec<ArrayRef> = vec![columns[0].clone(), Arc::new(arrow::array::Float64Array::from(vec![1.5, 2.0])), columns[2].clone()];
+    assert!(encoding.encode(&fields, &fraction, 2).is_err());
+    // Columns and fields must match by name.
+    let e = encoding.check_columns(&fields[..2]).unwrap_err();
+    assert_eq!(e.option.as_deref(), Some("value.schema"));
+    let mut extra = fields.clone();
+    extra.push(field("other", arrow::datatypes::DataType::Utf8));
+    assert!(encoding.check_columns(&extra).unwrap_err().message.contains("`other` is not a field"));
+}

@@ -2,7 +2,8 @@
 //! `value` (text or bytes), `key`, `topic`, `partition`, `headers`. Without
 //! a `value` column, each row's other columns become one value: a JSON
 //! object (what Spark users write by hand as `to_json(struct(*))`, nulls
-//! left out as Spark does), or a CSV record with `value.format = "csv"`.
+//! left out as Spark does), or CSV or Avro as `value.format` says
+//! (`message::ValueEncoding`).
 
 use arrow::array::{
     Array, ArrayRef, AsArray, BinaryArray, BinaryViewArray, GenericListArray, LargeBinaryArray, LargeStringArray,
@@ -166,10 +167,10 @@ impl RecordLayout {
             )
             .with_hint("rename `value`, or drop the option to write `value` as it is"));
         }
+        // Columns that don't fit `value.schema` fail here, in R's call.
+        let fields: Vec<FieldRef> = self.value_columns.iter().map(|i| std::sync::Arc::new(schema.field(*i).clone())).collect();
+        encoding.check_columns(&fields)?;
         self.value_encoding = encoding;
-        // Columns that can't be written (or don't fit `value.schema`) fail here, in R's call.
-        self.encoded_values(&RecordBatch::new_empty(std::sync::Arc::new(schema.clone())))
-            .map_err(|e| Error::option("value.format", e.message.clone()))?;
         Ok(self)
     }
 

@@ -64,7 +64,7 @@ const MISSING_TOPIC_WAIT: Duration = Duration::from_secs(5);
 /// every single acknowledgement would cost a context switch per record.
 const QUEUE_REFILL: u64 = 4096;
 
-/// Rows of values (JSON, CSV) made ahead on a second thread while the rows before them are sent.
+/// Rows of values (JSON, CSV, Avro) made ahead on a second thread while the rows before them are sent.
 const JSON_PIPELINE_ROWS: usize = 4096;
 
 /// Counts acknowledgements; wakes a writer waiting for queue room.
