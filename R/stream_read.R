@@ -35,7 +35,8 @@
 #'     "user:password"`, never printed or written to the checkpoint). Each
 #'     schema id is fetched once; records written in older or newer schemas
 #'     are read into the reader schema (Avro's schema resolution: a field
-#'     added with a default gets it), which is `value.schema` or else the
+#'     added with a default gets it), which is `value.schema` (Avro schema
+#'     JSON: writer schemas are matched to it by record name) or else the
 #'     latest schema of `value.subject` (default `"<topic>-value"`), fetched
 #'     now. A registry that can't be reached is retried as Kafka is (see
 #'     `retryTimeoutMs` in [stream_write_kafka()]); an id it doesn't have

@@ -23,8 +23,10 @@
 #'   CSV record (no header, the columns in order, `NA` as an empty field),
 #'   or with `value.format = "avro"` as the body of one Avro record (no
 #'   schema id, as Spark's `to_avro()`), of the record schema in
-#'   `value.schema` (Avro JSON) or else one derived from the columns
-#'   (nullable columns as unions with null); with `value.format =
+#'   `value.schema` (Avro JSON or Spark's DDL; the columns must be its
+#'   fields, and are cast to their types: a whole double to an `int`, an
+#'   `NA` only where the field can be null) or else one derived from the
+#'   columns (nullable columns as unions with null); with `value.format =
 #'   "avro-confluent"`, in Confluent's wire format, the schema of
 #'   `value.schema` registered (or found) under `value.subject` (default
 #'   `"<topic>-value"`) in the registry at `schema.registry.url` when the
