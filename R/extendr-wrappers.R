@@ -24,6 +24,9 @@ file_source_check <- function(format, path, options_json, columns_json) {
   .Call(wrap__file_source_check, format, path, options_json, columns_json)
 }
 duration_ms <- function(text, arg) .Call(wrap__duration_ms, text, arg)
+
+avro_schema_check <- function(schema, column) .Call(wrap__avro_schema_check, schema, column)
+
 mock_cluster_new <- function(brokers) .Call(wrap__mock_cluster_new, brokers)
 mock_cluster_close <- function(ptr) .Call(wrap__mock_cluster_close, ptr)
 mock_cluster_broker <- function(ptr, broker, up) .Call(wrap__mock_cluster_broker, ptr, broker, up)

@@ -67,6 +67,8 @@ sparklyr_formals <- list(
                                 checkpoint = file.path("checkpoints", random_string("")),
                                 options = list(), partition_by = NULL, ...) NULL,
   stream_lag = function(x, cols, thresholds = NULL) NULL,
+  sdf_from_avro = function(x, cols) NULL,
+  sdf_to_avro = function(x, cols = colnames(x)) NULL,
   stream_generate_test = function(df = rep(1:1000), path = "source",
                                   distribution = floor(10 + 1e5 * stats::dbinom(1:20, 20, 0.5)),
                                   iterations = 50, interval = 1) NULL

@@ -322,3 +322,146 @@ pub(crate) fn encode(shape: Option<&AvroShape>, id: Option<u32>, fields: &[Field
 pub(crate) fn check_columns(shape: &AvroShape, fields: &[FieldRef]) -> Result<()> {
     shape.conform(fields, None).map(|_| ())
 }
+
+/// One Avro value of any schema (a record, or a primitive such as
+/// `"string"`), as Spark's `from_avro`/`to_avro` read and write a column.
+/// It is handled as the only field of a wrapping record: a record's binary
+/// form is its fields' one after another, so the bytes are the value's.
+#[derive(Debug)]
+pub(crate) struct ValueShape {
+    wrapped: AvroShape,
+}
+
+/// The wrapping record's name: Spark names its own records `topLevelRecord`.
+const WRAPPER: &str = "streamlyr_value";
+
+impl ValueShape {
+    /// A schema given as Avro JSON, or a bare primitive name (`string`, as
+    /// sparklyr's documentation writes it); errors name argument `arg` and
+    /// call the schema `what`.
+    pub(crate) fn parse(text: &str, arg: &str, what: &str) -> Result<Self> {
+        let schema: serde_json::Value = match serde_json::from_str(text) {
+            Ok(schema) => schema,
+            Err(_) if !text.trim().is_empty() && text.trim().chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.') => {
+                serde_json::Value::String(text.trim().to_string())
+            }
+            Err(e) => return Err(Error::config(arg, format!("{what} is not JSON: {e}"))),
+        };
+        Self::wrap(schema, arg, what)
+    }
+
+    /// Spark's Avro schema for a column of type `field` (its
+    /// `SchemaConverters.toAvroType`): a nullable column is a union of the
+    /// type and `"null"`, a struct a record named `topLevelRecord`. A
+    /// struct is written as a bare record even when the column may be null
+    /// (the engine calls every struct nullable, where Spark's `struct()` is
+    /// not), so `to_avro(named_struct(...))` gives Spark's bytes; a null
+    /// struct is a null value.
+    pub(crate) fn of_column(field: &arrow::datatypes::Field) -> Result<Self> {
+        let nullable = field.is_nullable() && !Self::nulls_stay_null(field.data_type());
+        let schema = spark_avro_type(field.data_type(), nullable, "topLevelRecord", "")
+            .map_err(|what| Error::config("cols", format!("column `{}` can't be written as Avro: {what}", field.name())))?;
+        Self::wrap(schema, "cols", "Spark's Avro schema for this type")
+    }
+
+    fn wrap(schema: serde_json::Value, arg: &str, what: &str) -> Result<Self> {
+        let wrapper = serde_json::json!({
+            "type": "record", "name": WRAPPER, "namespace": "streamlyr",
+            "fields": [{"name": "value", "type": schema}],
+        });
+        let wrapped = AvroShape::from_json(&wrapper.to_string(), arg)
+            .map_err(|e| Error::config(arg, format!("{what} is not an Avro schema streamlyr can read: {}", e.message)))?;
+        Ok(ValueShape { wrapped })
+    }
+
+    /// The type of the column a value is read into.
+    pub(crate) fn data_type(&self) -> &arrow::datatypes::DataType {
+        self.wrapped.columns.field(0).data_type()
+    }
+
+    /// Each non-null of `values` as one value; null stays null. A value that
+    /// is not exactly one value of the schema fails, as Spark's FAILFAST.
+    pub(crate) fn decode(&self, values: &arrow::array::BinaryArray) -> Result<ArrayRef> {
+        let present: Vec<usize> = (0..values.len()).filter(|i| values.is_valid(*i)).collect();
+        let bodies: Vec<&[u8]> = present.iter().map(|i| values.value(*i)).collect();
+        if bodies.is_empty() {
+            return Ok(arrow::array::new_null_array(self.data_type(), values.len()));
+        }
+        let decoded = self.wrapped.parse_all(&bodies).map_err(|why| {
+            // Alone, each value says whether it is the bad one.
+            let (row, why) = present
+                .iter()
+                .zip(&bodies)
+                .find_map(|(row, body)| self.wrapped.parse_all(std::slice::from_ref(body)).err().map(|e| (*row, e)))
+                .unwrap_or((present[0], why));
+            Error::execution(format!(
+                "Malformed records are detected in record parsing. Current parse Mode: FAILFAST. \
+                 The value in row {} of the chunk is not one value of the Avro schema: {why}",
+                row + 1
+            ))
+            .with_hint("`sdf_from_avro()` reads Spark's `to_avro()` bodies; Confluent-framed values are read with `value.format = \"avro-confluent\"`")
+        })?;
+        Ok(super::spread_rows(&decoded, &present, values.len())?.remove(0))
+    }
+
+    /// Is a null of `data_type` written as a null value, rather than as the
+    /// union's null branch? (See [`Self::of_column`].)
+    pub(crate) fn nulls_stay_null(data_type: &arrow::datatypes::DataType) -> bool {
+        matches!(data_type, arrow::datatypes::DataType::Struct(_))
+    }
+
+    /// Each row of `column` (of the type this shape was made for) as the
+    /// binary body of one value.
+    pub(crate) fn encode(&self, column: &ArrayRef) -> Result<ArrayRef> {
+        let present: Vec<usize> = (0..column.len()).filter(|i| column.is_valid(*i)).collect();
+        let written = if Self::nulls_stay_null(column.data_type()) && present.len() < column.len() {
+            let rows = arrow::array::UInt32Array::from_iter_values(present.iter().map(|i| *i as u32));
+            arrow::compute::take(column, &rows, None)?
+        } else {
+            column.clone()
+        };
+        let field: FieldRef = Arc::new(arrow::datatypes::Field::new("value", column.data_type().clone(), true));
+        let rows = encode(Some(&self.wrapped), None, &[field], std::slice::from_ref(&written), written.len())?;
+        let offsets = rows.offsets.iter().map(|o| i32::try_from(*o)).collect::<std::result::Result<Vec<i32>, _>>()
+            .map_err(|_| Error::execution("`to_avro()`: a chunk's values exceed 2 GiB"))?;
+        let bodies: ArrayRef =
+            Arc::new(arrow::array::BinaryArray::new(arrow::buffer::OffsetBuffer::new(offsets.into()), rows.bytes.into(), None));
+        if written.len() == column.len() {
+            return Ok(bodies);
+        }
+        let bodies = RecordBatch::try_from_iter([("value", bodies)])?;
+        Ok(super::spread_rows(&bodies, &present, column.len())?.remove(0))
+    }
+}
+
+/// Spark's `toAvroType(type, nullable, recordName, nameSpace)`.
+fn spark_avro_type(data_type: &arrow::datatypes::DataType, nullable: bool, name: &str, namespace: &str) -> std::result::Result<serde_json::Value, String> {
+    use arrow::datatypes::DataType as T;
+    use serde_json::json;
+    let schema = match data_type {
+        T::Null => return Ok(json!("null")),
+        T::Boolean => json!("boolean"),
+        T::Int8 | T::Int16 | T::Int32 | T::UInt8 | T::UInt16 => json!("int"),
+        T::Int64 | T::UInt32 => json!("long"),
+        T::Float16 | T::Float32 => json!("float"),
+        T::Float64 => json!("double"),
+        T::Utf8 | T::LargeUtf8 | T::Utf8View => json!("string"),
+        T::Dictionary(_, values) if matches!(values.as_ref(), T::Utf8 | T::LargeUtf8 | T::Utf8View) => json!("string"),
+        T::Binary | T::LargeBinary | T::BinaryView => json!("bytes"),
+        T::Date32 | T::Date64 => json!({"type": "int", "logicalType": "date"}),
+        T::Timestamp(_, _) => json!({"type": "long", "logicalType": "timestamp-micros"}),
+        T::List(item) | T::LargeList(item) => {
+            json!({"type": "array", "items": spark_avro_type(item.data_type(), item.is_nullable(), name, namespace)?})
+        }
+        T::Struct(fields) => {
+            let inner = if namespace.is_empty() { name.to_string() } else { format!("{namespace}.{name}") };
+            let fields = fields
+                .iter()
+                .map(|f| Ok(json!({"name": f.name(), "type": spark_avro_type(f.data_type(), f.is_nullable(), f.name(), &inner)?})))
+                .collect::<std::result::Result<Vec<_>, String>>()?;
+            json!({"type": "record", "name": name, "namespace": namespace, "fields": fields})
+        }
+        other => return Err(format!("Avro has no type for {other} here; cast it first (for example to a double or a string)")),
+    };
+    Ok(if nullable { json!([schema, "null"]) } else { schema })
+}

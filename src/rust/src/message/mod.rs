@@ -339,23 +339,28 @@ impl MessageDecoding {
                 (decoded, good)
             }
         };
-        if good.len() == bytes.len() {
-            return Ok(decoded.columns().to_vec());
-        }
-        // Rows of `decoded` are the `good` records; the others are nulls.
-        let mut take = UInt32Builder::with_capacity(bytes.len());
-        let mut next = 0;
-        for i in 0..bytes.len() {
-            if good.get(next) == Some(&i) {
-                take.append_value(next as u32);
-                next += 1;
-            } else {
-                take.append_null();
-            }
-        }
-        let take = take.finish();
-        Ok(decoded.columns().iter().map(|col| arrow::compute::take(col, &take, None)).collect::<std::result::Result<_, _>>()?)
+        spread_rows(&decoded, &good, bytes.len())
     }
+}
+
+/// The columns of `decoded`, whose rows are those numbered `good` of
+/// `rows` rows, with nulls in the other rows.
+pub(crate) fn spread_rows(decoded: &RecordBatch, good: &[usize], rows: usize) -> Result<Vec<ArrayRef>> {
+    if good.len() == rows {
+        return Ok(decoded.columns().to_vec());
+    }
+    let mut take = UInt32Builder::with_capacity(rows);
+    let mut next = 0;
+    for i in 0..rows {
+        if good.get(next) == Some(&i) {
+            take.append_value(next as u32);
+            next += 1;
+        } else {
+            take.append_null();
+        }
+    }
+    let take = take.finish();
+    Ok(decoded.columns().iter().map(|col| arrow::compute::take(col, &take, None)).collect::<std::result::Result<_, _>>()?)
 }
 
 /// `rows` rows of nulls of each of `schema`'s columns.

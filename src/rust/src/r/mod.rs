@@ -186,6 +186,16 @@ fn duration_ms(text: &str, arg: &str) -> Robj {
     }
 }
 
+/// Is `schema` an Avro schema `sdf_from_avro()` can read into column
+/// `column`? The error names `cols`; the rule is `message::avro::ValueShape`'s.
+#[extendr]
+fn avro_schema_check(schema: &str, column: &str) -> Robj {
+    match crate::message::avro::ValueShape::parse(schema, "cols", &format!("the schema of `{column}`")) {
+        Ok(_) => ok(true),
+        Err(e) => err(e),
+    }
+}
+
 /// Wait up to `timeout_ms` for the query to have started (`until_started`)
 /// or to have terminated. Returns its state. R calls it in short slices.
 #[extendr]
@@ -323,6 +333,7 @@ extendr_module! {
     fn socket_source_check;
     fn delta_source_check;
     fn duration_ms;
+    fn avro_schema_check;
     fn query_wait;
     fn query_stop;
     fn query_status;

@@ -16,6 +16,7 @@
 //! forgotten (`update`), and rows too late for them are dropped.
 
 mod after;
+mod avro;
 mod batch_table;
 pub mod event_time;
 mod grouped;
@@ -113,6 +114,11 @@ struct Grouped {
 /// internal.
 pub(crate) fn df_error(e: DataFusionError) -> Error {
     let e = e.find_root();
+    if let DataFusionError::External(inner) = e {
+        if let Some(ours) = inner.downcast_ref::<Error>() {
+            return ours.clone();
+        }
+    }
     let message = e.strip_backtrace();
     match e {
         DataFusionError::Plan(_)
@@ -185,6 +191,9 @@ impl Transform {
         }
         let clock = Clock::new();
         for function in event_time::functions(&clock) {
+            ctx.register_udf(function);
+        }
+        for function in avro::functions() {
             ctx.register_udf(function);
         }
         let lags = Arc::new(LagState::default());

@@ -370,3 +370,75 @@ fn steps_around_a_lag_stay_on_their_side_of_it() {
     assert_eq!(e.arg.as_deref(), Some("x"));
     assert!(e.message.contains("after an aggregation"), "{e}");
 }
+
+/// Rows of (name, amount), with a null in each column.
+fn people() -> RecordBatch {
+    let schema = Arc::new(Schema::new(vec![Field::new("name", DataType::Utf8, true), Field::new("amount", DataType::Int32, true)]));
+    RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(StringArray::from(vec![Some("ab"), None, Some("c")])),
+            Arc::new(arrow::array::Int32Array::from(vec![Some(1), Some(-1), None])),
+        ],
+    )
+    .unwrap()
+}
+
+fn run_on_people(sql: &str) -> Result<RecordBatch> {
+    let mut t = Transform::plan(sql, "people", people().schema(), Some(OutputMode::Append), false, &Arc::default())?;
+    let out = t.process(people())?;
+    Ok(arrow::compute::concat_batches(&out[0].schema(), &out)?)
+}
+
+fn binary_rows(column: &dyn Array) -> Vec<Vec<u8>> {
+    let b = column.as_binary::<i32>();
+    (0..b.len()).map(|i| b.value(i).to_vec()).collect()
+}
+
+#[test]
+fn to_avro_writes_the_bytes_of_sparks_schema_for_the_column() {
+    let out = run_on_people(r#"SELECT to_avro("name") AS n, to_avro("amount") AS a FROM "people""#).unwrap();
+    // A nullable column is the union [type, "null"]: branch 0 then the value, or branch 1.
+    assert_eq!(binary_rows(out.column(0)), [vec![0, 4, b'a', b'b'], vec![2], vec![0, 2, b'c']]);
+    // Zig-zag ints: 1 -> 2, -1 -> 1.
+    assert_eq!(binary_rows(out.column(1)), [vec![0, 2], vec![0, 1], vec![2]]);
+    // A struct is a bare record (Spark's `to_avro(struct(...))`); a null struct a null value.
+    let out = run_on_people(
+        r#"SELECT to_avro(CASE WHEN "amount" = -1 THEN NULL ELSE named_struct('n', "name", 'a', "amount") END) AS r FROM "people""#,
+    )
+    .unwrap();
+    let r = out.column(0).as_binary::<i32>();
+    assert_eq!((r.value(0), r.is_null(1), r.value(2)), (&[0, 4, b'a', b'b', 0, 2][..], true, &[0, 2, b'c', 2][..]));
+}
+
+#[test]
+fn from_avro_reads_what_to_avro_wrote_records_included() {
+    let record = r#"{"type": "record", "name": "topLevelRecord", "fields": [{"name": "n", "type": ["string", "null"]}, {"name": "a", "type": ["int", "null"]}]}"#;
+    let sql = format!(
+        r#"SELECT from_avro(to_avro(named_struct('n', "name", 'a', "amount")), '{record}') AS r,
+                  from_avro(to_avro("name"), '["string", "null"]') AS n FROM "people""#
+    );
+    let out = run_on_people(&sql).unwrap();
+    let r = out.column(0).as_struct();
+    assert_eq!(r.column_names(), ["n", "a"]);
+    let names = r.column(0).as_string::<i32>();
+    assert_eq!((names.value(0), names.is_null(1), names.value(2)), ("ab", true, "c"));
+    let amounts = r.column(1).as_primitive::<arrow::datatypes::Int32Type>();
+    assert_eq!((amounts.value(0), amounts.value(1), amounts.is_null(2)), (1, -1, true));
+    let n = out.column(1).as_string::<i32>();
+    assert_eq!((n.value(0), n.is_null(1), n.value(2)), ("ab", true, "c"));
+}
+
+#[test]
+fn from_avro_fails_fast_on_a_malformed_value_and_names_cols_for_a_bad_schema() {
+    // Three bytes of a string that says it has two: the record is cut short.
+    let e = run_on_people(r#"SELECT from_avro(arrow_cast('\x04a', 'Binary'), '"string"') AS v FROM "people""#);
+    let e = e.err().expect("a truncated value fails");
+    assert_eq!(e.kind, crate::error::ErrorKind::Execution, "{e:?}");
+    assert!(e.message.contains("Current parse Mode: FAILFAST"), "{}", e.message);
+
+    let e = run_on_people(r#"SELECT from_avro(to_avro("name"), '{"type": "recrod"}') AS v FROM "people""#).err().unwrap();
+    assert_eq!((e.kind, e.arg.as_deref()), (crate::error::ErrorKind::Config, Some("cols")), "{e:?}");
+    let e = run_on_people(r#"SELECT from_avro("name", '"string"') AS v FROM "people""#).err().unwrap();
+    assert!(e.message.contains("reads binary columns"), "{}", e.message);
+}
