@@ -14,8 +14,14 @@
 #' writes each column with the schema Spark derives from its type: a record
 #' named `topLevelRecord` for a struct (such as `named_struct('id', id,
 #' 'name', name)`), and for other columns that may hold `NA`, the union
-#' `[type, "null"]`. A struct that is `NA` becomes a null value, which the
-#' Kafka sink writes as a tombstone.
+#' `[type, "null"]`. An `NA` stays `NA` (Spark's `to_avro()` is null-safe):
+#' as a Kafka value, a tombstone; as a key, no key. Spark derives the
+#' schema from each column's nullability, which the engine sometimes sees
+#' differently (it calls every struct and every `named_struct()` field
+#' nullable, and a Kafka stream's `topic`, `partition` and `offset` not
+#' nullable), so a byte may differ from Spark's: to pin the schema, call
+#' `to_avro(column, '<schema JSON>')` in a `mutate()` (Spark's two-argument
+#' form), or write with `value.format = "avro"` and `value.schema`.
 #'
 #' @param x A stream, or a dplyr pipeline over one.
 #' @param cols For `sdf_from_avro()`, a named character vector (or list):

@@ -30,8 +30,10 @@
 #'   "avro-confluent"`, in Confluent's wire format, the schema of
 #'   `value.schema` registered (or found) under `value.subject` (default
 #'   `"<topic>-value"`) in the registry at `schema.registry.url` when the
-#'   stream starts: what [stream_read_kafka()] reads back with the same
-#'   `value.format`.
+#'   stream starts (retried while the registry can't be reached; its id is
+#'   kept in the checkpoint, so a restart with the same registry, subject
+#'   and schema writes the same id without asking): what
+#'   [stream_read_kafka()] reads back with the same `value.format`.
 #' * `key` (character or raw, `NA` for none).
 #' * `topic`: the topic of each row, unless the `topic` option is set (the
 #'   option wins). A row with no topic at all is an error naming the row.

@@ -108,8 +108,17 @@ start_registry <- function(state = tempfile(fileext = ".json"), port = "0", auth
   p <- processx::process$new(python_tools(), c(test_path("scripts", "registry.py"), state, auth),
                              env = c("current", REGISTRY_PORT = port), stdout = "|", stderr = "|")
   withr::defer(p$kill(), envir = env)
-  p$poll_io(10000)
-  port <- p$read_output_lines()[1]
-  if (is.na(port)) stop("the test registry did not start: ", paste(p$read_all_error_lines(), collapse = "\n"))
+  # poll_io() also returns for stderr or the process: wait for the port's line itself.
+  port <- NA
+  deadline <- Sys.time() + 20
+  while (is.na(port) && p$is_alive() && Sys.time() < deadline) {
+    p$poll_io(1000)
+    port <- p$read_output_lines(n = 1)[1]
+  }
+  if (is.na(port)) {
+    # Killed first: reading all of stderr waits for its end.
+    p$kill()
+    stop("the test registry did not start: ", paste(p$read_all_error_lines(), collapse = "\n"))
+  }
   list(url = paste0("http://127.0.0.1:", port), port = port, state = state, process = p)
 }

@@ -154,7 +154,24 @@ test_that("message format options are checked when the stream is defined, naming
   }
   err <- expect_error(avro_sink(data.frame(id = 1L, extra = "x")), "column `extra` is not a field of `value.schema`")
   expect_identical(err$option, "value.schema")
-
+  # Registry options without avro-confluent would do nothing: an error, naming them.
+  err <- expect_error(read(value.format = "json", value.schema = "a INT", value.subject = "s"), "for `value.format = \"avro-confluent\"`")
+  expect_identical(err$option, "value.subject")
+  err <- expect_error(read(value.format = "json", value.schema = "a INT", schema.registry.url = "http://127.0.0.1:1"), "is for the schema registry")
+  expect_identical(err$option, "schema.registry.url")
+  err <- expect_error(stream_write_kafka(data.frame(a = 1), options = list(kafka.bootstrap.servers = "localhost:1", topic = "t",
+                                                                          value.format = "avro", value.subject = "s")),
+                      "names a schema registry subject")
+  expect_identical(err$option, "value.subject")
+  # Credentials in the registry's address would be printed with it.
+  err <- expect_error(read(value.format = "avro-confluent", schema.registry.url = "http://me:s3cret@127.0.0.1:1"), "must not hold credentials")
+  expect_identical(err$option, "schema.registry.url")
+  expect_false(grepl("s3cret", conditionMessage(err)))
+  err <- expect_error(stream_write_kafka(data.frame(a = 1), options = list(
+    kafka.bootstrap.servers = "localhost:1", topic = "t", value.format = "avro-confluent", value.schema = "a DOUBLE",
+    schema.registry.url = "me:s3cret@127.0.0.1:1"
+  )), "must not hold credentials")
+  expect_false(grepl("s3cret", conditionMessage(err)))
 })
 
 test_that("Avro bodies written by fastavro are read into columns; streamlyr's Avro values are read by fastavro", {
@@ -293,6 +310,70 @@ test_that("avro-confluent: confluent-kafka's records in two schema versions are 
   expect_identical(rows, list(list(id = 2L, amount = 101, note = "none"), list(id = 4L, amount = 198, note = "rush")))
   state <- jsonlite::fromJSON(registry$state)
   expect_identical(names(state$subjects), c(paste0(input, "-value"), paste0(output, "-value")))
+})
+
+# The schema id in each value's frame, as confluent-kafka's consumer gets them.
+frame_ids <- function(topic, n) {
+  as.integer(run_python(c(
+    "from confluent_kafka import Consumer",
+    "import uuid",
+    "c = Consumer({'bootstrap.servers': sys.argv[1], 'group.id': str(uuid.uuid4()), 'enable.auto.commit': False,",
+    "              'auto.offset.reset': 'earliest'})",
+    "c.subscribe([sys.argv[2]])",
+    "got = []",
+    "while len(got) < int(sys.argv[3]):",
+    "    m = c.poll(10)",
+    "    if m is None: break",
+    "    if m.error(): continue",
+    "    v = m.value(); got.append(int.from_bytes(v[1:5], 'big') if v[0] == 0 else -1)",
+    "c.close()",
+    "for i in got: print(i)"
+  ), kafka_bootstrap(), topic, n))
+}
+
+test_that("avro-confluent sink: the schema id is settled when the stream starts and kept in the checkpoint", {
+  sc <- spark_connect(master = "local")
+  registry <- start_registry()
+  input <- new_topic("ids-in")
+  output <- new_topic("ids-out")
+  checkpoint <- new_checkpoint()
+  write <- function(pipeline, schema) {
+    stream_write_kafka(pipeline, trigger = stream_trigger_interval(50), checkpoint = checkpoint,
+                       options = list(kafka.bootstrap.servers = kafka_bootstrap(), topic = output,
+                                      value.format = "avro-confluent", value.schema = schema,
+                                      schema.registry.url = registry$url))
+  }
+  orders <- read_formatted(sc, input, value.format = "json", value.schema = "id INT, amount DOUBLE")
+  # Another subject's schema first, so that the sink's id is not 1 by chance.
+  produce_confluent(registry, new_topic("other"), order_v2, list(list(id = 0, amount = 0, note = "x")))
+  kcat_produce(input, c('{"id":1,"amount":5}', '{"id":2,"amount":6}'))
+  stream <- write(orders %>% select(id, amount), order_v1)
+  expect_true(wait_for_rows(stream, 2))
+  stream_stop(stream)
+  kept <- jsonlite::fromJSON(readLines(file.path(checkpoint, "sinks", "0"))[2])$valueSchema
+  expect_identical(kept$subject, paste0(output, "-value"))
+  expect_true(kept$id > 1)
+
+  # The registry is down: a restart writes with the kept id, asking nothing.
+  registry$process$kill()
+  registry$process$wait()
+  kcat_produce(input, '{"id":3,"amount":7}')
+  stream <- write(orders %>% select(id, amount), order_v1)
+  expect_true(wait_for_rows(stream, 1))
+  stream_stop(stream)
+  expect_identical(frame_ids(output, 3), rep(kept$id, 3))
+
+  # Another schema on restart must be registered: retried until the registry is back.
+  kcat_produce(input, '{"id":4,"amount":8}')
+  stream <- write(orders %>% mutate(note = "new") %>% select(id, amount, note), order_v2)
+  on.exit(stream_stop(stream), add = TRUE)
+  expect_true(wait_for(function() any(grepl("retrying", capture.output(print(stream))))))
+  back <- start_registry(state = registry$state, port = registry$port)
+  expect_true(wait_for_rows(stream, 1))
+  ids <- frame_ids(output, 4)
+  expect_identical(ids[1:3], rep(kept$id, 3))
+  expect_false(ids[4] == kept$id)
+  expect_identical(jsonlite::fromJSON(readLines(file.path(checkpoint, "sinks", "0"))[2])$valueSchema$id, ids[4])
 })
 
 test_that("avro-confluent: a registry down for a while is retried; its credentials are never printed", {

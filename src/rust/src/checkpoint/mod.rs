@@ -3,6 +3,7 @@
 //! ```text
 //! <dir>/metadata       {"id": ..., "source": ..., "sink": ...}   written once
 //! <dir>/sources/0      where the source started (e.g. "latest" resolved)
+//! <dir>/sinks/0        what the sink settled once (a schema's id in a registry)
 //! <dir>/offsets/<N>    v1 + what batch N will read               before batch N runs
 //! <dir>/pending/<N>    v1 + how to ask the sink if N committed   exactly-once only, before the sink commits
 //! <dir>/state/<N>      v1 + aggregation state after batch N      (Arrow IPC) before the sink commits
@@ -71,7 +72,7 @@ impl CheckpointLog {
     /// Open (or create) the checkpoint of a query. A directory that already
     /// belongs to a query with another source or sink is an error.
     pub fn open(dir: &Path, source: &str, sink: &str) -> Result<(CheckpointLog, QueryMetadata)> {
-        for sub in ["", "offsets", "commits", "sources", "pending", "state"] {
+        for sub in ["", "offsets", "commits", "sources", "sinks", "pending", "state"] {
             fs::create_dir_all(dir.join(sub)).map_err(|e| {
                 Error::checkpoint(format!("can't create checkpoint directory `{}`: {e}", dir.join(sub).display()))
             })?;
@@ -162,6 +163,20 @@ impl CheckpointLog {
 
     pub fn write_initial_positions<T: Serialize>(&self, positions: &T) -> Result<()> {
         self.write_json(&self.dir.join("sources").join("0"), positions)
+    }
+
+    /// What the sink settled on its first run (see `Sink::settle`).
+    pub fn sink_settings<T: DeserializeOwned>(&self) -> Result<Option<T>> {
+        let path = self.dir.join("sinks").join("0");
+        if path.exists() {
+            Ok(Some(self.read_json(&path)?))
+        } else {
+            Ok(None)
+        }
+    }
+
+    pub fn write_sink_settings<T: Serialize>(&self, settings: &T) -> Result<()> {
+        self.write_json(&self.dir.join("sinks").join("0"), settings)
     }
 
     /// Record what batch `batch` will read. Must happen before the sink sees

@@ -165,8 +165,8 @@ fn max_files_per_trigger_cuts_batches_at_files() {
         source_log: false,
     };
     let status = crate::engine::status::SharedStatus::default();
-    let log = q.start(&status).unwrap();
     let stop = crate::engine::stop::StopSignal::default();
+    let log = q.start(&status, &stop).unwrap();
     std::thread::scope(|s| {
         s.spawn(|| {
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);

@@ -146,7 +146,7 @@ impl Engine {
         let (status, stop) = (handle.status.clone(), handle.stop.clone());
         runtime.spawn_blocking(move || {
             let result = run_caught(|| {
-                let log = query.start(&status)?;
+                let log = query.start(&status, &stop)?;
                 query.run(&log, &status, &stop)
             });
             // Close Kafka clients before telling R the query is over.

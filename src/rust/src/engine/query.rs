@@ -113,11 +113,20 @@ enum Resume {
 impl Query {
     /// Connect source and sink and open the checkpoint; errors here are the
     /// user's (bad options, unreachable broker, foreign checkpoint).
-    pub fn start(&mut self, status: &SharedStatus) -> Result<CheckpointLog> {
+    pub fn start(&mut self, status: &SharedStatus, stop: &StopSignal) -> Result<CheckpointLog> {
         let (log, metadata) = CheckpointLog::open(&self.checkpoint, &self.source.identity(), &self.sink.identity())?;
         self.source_log = self.source.open_log(&self.checkpoint)?;
         self.source.connect(status)?;
         self.sink.connect(status, &metadata.id)?;
+        let mut retry = Retry::new(self.retry_timeout);
+        loop {
+            match self.sink.settle(&log) {
+                Ok(()) => break,
+                Err(e) if e.retriable => retry.wait(e, status, stop)?,
+                Err(e) => return Err(e),
+            }
+        }
+        retry.reset(status);
         Ok(log)
     }
 

@@ -167,6 +167,13 @@ impl SharedStatus {
         let mut s = self.lock();
         s.retrying = Some((now_ms() - waited.as_secs_f64() * 1000.0, tries));
         s.message = format!("Retrying (try {tries}, {:.0} s without progress): {why}", waited.as_secs_f64());
+        // A query retrying while it starts has started, for R: the call that
+        // defined it returns, and print() shows the retries.
+        if s.state == State::Starting {
+            s.state = State::Active;
+            drop(s);
+            self.0 .1.notify_all();
+        }
     }
 
     pub fn clear_retrying(&self) {

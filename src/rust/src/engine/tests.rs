@@ -106,6 +106,9 @@ struct SinkRecord {
     /// What the next `write` calls do: `Some(error)` fails the call.
     script: VecDeque<Option<Error>>,
     writes: usize,
+    /// Errors the next `settle` calls return, and how many calls there were.
+    settle_failures: VecDeque<Error>,
+    settles: usize,
 }
 
 #[derive(Clone, Default)]
@@ -152,6 +155,14 @@ impl Sink for ScriptedSink {
     }
     fn connect(&mut self, _status: &SharedStatus, _query_id: &str) -> Result<()> {
         Ok(())
+    }
+    fn settle(&mut self, log: &CheckpointLog) -> Result<()> {
+        let mut shared = self.shared.lock();
+        shared.settles += 1;
+        if let Some(e) = shared.settle_failures.pop_front() {
+            return Err(e);
+        }
+        log.write_sink_settings(&"settled")
     }
     fn begin(&mut self, _batch: u64) -> Result<()> {
         self.pending.clear();
@@ -210,7 +221,7 @@ fn query(source: CountingSource, sink: ScriptedSink, checkpoint: &Path) -> Query
 fn run(q: &mut Query, stop: &StopSignal) -> Result<()> {
     let status = SharedStatus::default();
     run_caught(|| {
-        let log = q.start(&status)?;
+        let log = q.start(&status, &StopSignal::default())?;
         q.run(&log, &status, stop)
     })
 }
@@ -541,4 +552,30 @@ fn a_crash_after_the_sink_committed_the_last_batch_keeps_the_watermark_it_reache
     restarted.two_phase = true;
     run(&mut windowed_query(CountingSource::new(31, 4), restarted, dir.path()), &StopSignal::default()).unwrap();
     assert_eq!(shared.all_numbers(), vec![10, 10, 10]);
+}
+
+#[test]
+fn what_a_sink_settles_at_start_is_retried_while_retriable_and_a_permanent_error_fails_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let shared = Shared::default();
+    shared.lock().settle_failures.extend([Error::execution("registry down").retriable(), Error::execution("still down").retriable()]);
+    run_plainly(&shared, dir.path()).unwrap();
+    assert_eq!(shared.lock().settles, 3);
+    assert_eq!(std::fs::read_to_string(dir.path().join("sinks/0")).unwrap().lines().last(), Some("\"settled\""));
+    assert_eq!(shared.all_numbers(), (0..10).collect::<Vec<_>>());
+
+    let dir = tempfile::tempdir().unwrap();
+    let shared = Shared::default();
+    shared.lock().settle_failures.push_back(Error::option("schema.registry.basic.auth.user.info", "refused"));
+    let e = run_plainly(&shared, dir.path()).unwrap_err();
+    assert_eq!((e.option.as_deref(), shared.lock().settles), (Some("schema.registry.basic.auth.user.info"), 1));
+    assert!(shared.committed_ids().is_empty());
+}
+
+#[test]
+fn a_query_retrying_while_it_starts_has_started_for_r() {
+    let status = SharedStatus::default();
+    assert_eq!(status.wait(Duration::ZERO, true), super::status::State::Starting);
+    status.set_retrying(1, Duration::ZERO, "registry down".into());
+    assert_eq!(status.wait(Duration::from_secs(1), true), super::status::State::Active);
 }

@@ -56,7 +56,7 @@ pub(crate) fn run(source: Box<dyn Source>, sink: Box<dyn Sink>, checkpoint: &Pat
         source_log: false,
     };
     let status = SharedStatus::default();
-    let log = q.start(&status)?;
+    let log = q.start(&status, &StopSignal::default())?;
     q.run(&log, &status, &StopSignal::default())
 }
 
@@ -215,8 +215,8 @@ fn a_batch_logged_before_a_crash_reads_the_files_it_logged() {
         source_log: false,
     };
     let status = SharedStatus::default();
-    let log = q.start(&status).unwrap();
     let stop = StopSignal::default();
+    let log = q.start(&status, &stop).unwrap();
     let stopper = stop.clone();
     let t = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(500));

@@ -64,11 +64,14 @@ impl AvroShape {
     }
 
     fn new(avro: AvroSchema, option: &str) -> Result<Self> {
-        let decoder = decoder_for(&avro).map_err(|e| {
+        Self::try_new(avro).map_err(|e| {
             Error::option(option, format!("`{option}` is not an Avro record schema that streamlyr can read: {e}"))
                 .with_hint("for example {\"type\": \"record\", \"name\": \"order\", \"fields\": [{\"name\": \"id\", \"type\": \"int\"}]}")
-        })?;
-        let written = decoder.schema();
+        })
+    }
+
+    fn try_new(avro: AvroSchema) -> std::result::Result<Self, arrow::error::ArrowError> {
+        let written = decoder_for(&avro)?.schema();
         // Read, every column may be NA: tombstones and malformed records are rows of nulls.
         let fields: Vec<FieldRef> =
             written.fields().iter().map(|f| Arc::new(f.as_ref().clone().with_nullable(true))).collect();
@@ -132,8 +135,7 @@ impl AvroShape {
     /// Each of `values` (bare bodies) as one row; an error if one is not
     /// exactly one record.
     pub(crate) fn parse_all(&self, values: &[&[u8]]) -> std::result::Result<RecordBatch, String> {
-        let mut store = SchemaStore::new_with_type(FingerprintAlgorithm::Id);
-        store.set(Fingerprint::Id(0), self.avro.clone()).map_err(|e| e.to_string())?;
+        let store = bare_store(&self.avro).map_err(|e| e.to_string())?;
         let mut framed = Vec::with_capacity(values.iter().map(|v| v.len() + FRAME.len()).sum());
         let mut ends = Vec::with_capacity(values.len());
         for value in values {
@@ -149,11 +151,16 @@ impl AvroShape {
 /// Rows a decoder holds before it is flushed.
 const BATCH_ROWS: usize = 8192;
 
-/// A decoder of bare records of `avro` (behind the frame of id 0).
-fn decoder_for(avro: &AvroSchema) -> std::result::Result<arrow_avro::reader::Decoder, arrow::error::ArrowError> {
+/// The one-schema store of bare records: `avro` under id 0, as in `FRAME`.
+fn bare_store(avro: &AvroSchema) -> std::result::Result<SchemaStore, arrow::error::ArrowError> {
     let mut store = SchemaStore::new_with_type(FingerprintAlgorithm::Id);
     store.set(Fingerprint::Id(0), avro.clone())?;
-    ReaderBuilder::new().with_writer_schema_store(store).with_reader_schema(avro.clone()).build_decoder()
+    Ok(store)
+}
+
+/// A decoder of bare records of `avro` (behind `FRAME`).
+fn decoder_for(avro: &AvroSchema) -> std::result::Result<arrow_avro::reader::Decoder, arrow::error::ArrowError> {
+    ReaderBuilder::new().with_writer_schema_store(bare_store(avro)?).with_reader_schema(avro.clone()).build_decoder()
 }
 
 /// `avro-confluent` values: framed records whose writer schemas are in a registry.
@@ -234,6 +241,71 @@ impl ConfluentShape {
             }
         }
         decode_framed(store, &self.reader, values.iter().copied())
+    }
+}
+
+/// An `avro-confluent` sink's schema: registered under `subject` when the
+/// query starts, or its id found in the query's checkpoint, so that a
+/// restart writes the same id even if the registry is down or the subject
+/// has moved on. Each record is framed with the id.
+#[derive(Debug)]
+pub(crate) struct ConfluentEncoding {
+    pub(crate) shape: AvroShape,
+    registry: Registry,
+    subject: String,
+    id: std::sync::OnceLock<u32>,
+}
+
+impl PartialEq for ConfluentEncoding {
+    fn eq(&self, other: &Self) -> bool {
+        self.shape == other.shape && self.registry == other.registry && self.subject == other.subject
+    }
+}
+
+/// The schema an `avro-confluent` sink writes with, as its checkpoint keeps it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RegisteredSchema {
+    /// The registry's address (never with credentials: `Registry` refuses them).
+    pub registry: String,
+    pub subject: String,
+    pub schema: String,
+    pub id: u32,
+}
+
+impl ConfluentEncoding {
+    pub(crate) fn new(shape: AvroShape, registry: Registry, subject: String) -> Self {
+        ConfluentEncoding { shape, registry, subject, id: Default::default() }
+    }
+
+    /// The id to write with: `saved`'s (from the checkpoint) when it is for
+    /// this registry, subject and schema, else the registry's now
+    /// (registering the schema if it is new there). Returns what the
+    /// checkpoint keeps.
+    pub(crate) fn settle(&self, saved: Option<RegisteredSchema>) -> Result<RegisteredSchema> {
+        let registered = match saved {
+            Some(s) if s.registry == self.registry.url() && s.subject == self.subject && s.schema == self.shape.avro.json_string => s,
+            _ => {
+                let id = self
+                    .registry
+                    .register(&self.subject, &self.shape.avro.json_string)
+                    .map_err(|e| e.context(format!("registering `value.schema` under subject `{}`", self.subject)))?;
+                RegisteredSchema {
+                    registry: self.registry.url().to_string(),
+                    subject: self.subject.clone(),
+                    schema: self.shape.avro.json_string.clone(),
+                    id,
+                }
+            }
+        };
+        // Records already framed with one id must not be followed by another in the same query.
+        if *self.id.get_or_init(|| registered.id) != registered.id {
+            return Err(Error::internal("avro-confluent: the schema's id changed while the query ran"));
+        }
+        Ok(registered)
+    }
+
+    pub(crate) fn id(&self) -> Result<u32> {
+        self.id.get().copied().ok_or_else(|| Error::internal("avro-confluent: a record to write before the schema's id was settled"))
     }
 }
 
@@ -353,15 +425,14 @@ impl ValueShape {
     /// Spark's Avro schema for a column of type `field` (its
     /// `SchemaConverters.toAvroType`): a nullable column is a union of the
     /// type and `"null"`, a struct a record named `topLevelRecord`. A
-    /// struct is written as a bare record even when the column may be null
-    /// (the engine calls every struct nullable, where Spark's `struct()` is
-    /// not), so `to_avro(named_struct(...))` gives Spark's bytes; a null
-    /// struct is a null value.
-    pub(crate) fn of_column(field: &arrow::datatypes::Field) -> Result<Self> {
-        let nullable = field.is_nullable() && !Self::nulls_stay_null(field.data_type());
+    /// struct is a bare record even when the column may be null (the
+    /// engine calls every struct nullable, where Spark's `struct()` is
+    /// not), so that `to_avro(named_struct(...))` gives Spark's bytes.
+    pub(crate) fn of_column(field: &arrow::datatypes::Field, arg: &str) -> Result<Self> {
+        let nullable = field.is_nullable() && !matches!(field.data_type(), arrow::datatypes::DataType::Struct(_));
         let schema = spark_avro_type(field.data_type(), nullable, "topLevelRecord", "")
-            .map_err(|what| Error::config("cols", format!("column `{}` can't be written as Avro: {what}", field.name())))?;
-        Self::wrap(schema, "cols", "Spark's Avro schema for this type")
+            .map_err(|what| Error::config(arg, format!("`{}` can't be written as Avro: {what}", field.name())))?;
+        Self::wrap(schema, arg, "Spark's Avro schema for this type")
     }
 
     fn wrap(schema: serde_json::Value, arg: &str, what: &str) -> Result<Self> {
@@ -369,8 +440,8 @@ impl ValueShape {
             "type": "record", "name": WRAPPER, "namespace": "streamlyr",
             "fields": [{"name": "value", "type": schema}],
         });
-        let wrapped = AvroShape::from_json(&wrapper.to_string(), arg)
-            .map_err(|e| Error::config(arg, format!("{what} is not an Avro schema streamlyr can read: {}", e.message)))?;
+        let wrapped = AvroShape::try_new(AvroSchema::new(wrapper.to_string()))
+            .map_err(|e| Error::config(arg, format!("{what} is not an Avro schema streamlyr can read: {e}")))?;
         Ok(ValueShape { wrapped })
     }
 
@@ -388,33 +459,25 @@ impl ValueShape {
             return Ok(arrow::array::new_null_array(self.data_type(), values.len()));
         }
         let decoded = self.wrapped.parse_all(&bodies).map_err(|why| {
-            // Alone, each value says whether it is the bad one.
-            let (row, why) = present
-                .iter()
-                .zip(&bodies)
-                .find_map(|(row, body)| self.wrapped.parse_all(std::slice::from_ref(body)).err().map(|e| (*row, e)))
-                .unwrap_or((present[0], why));
+            // Alone, each value says whether it is the bad one, and why.
+            let why = bodies.iter().find_map(|body| self.wrapped.parse_all(std::slice::from_ref(body)).err()).unwrap_or(why);
             Error::execution(format!(
                 "Malformed records are detected in record parsing. Current parse Mode: FAILFAST. \
-                 The value in row {} of the chunk is not one value of the Avro schema: {why}",
-                row + 1
+                 A value is not one value of the Avro schema: {why}"
             ))
             .with_hint("`sdf_from_avro()` reads Spark's `to_avro()` bodies; Confluent-framed values are read with `value.format = \"avro-confluent\"`")
         })?;
         Ok(super::spread_rows(&decoded, &present, values.len())?.remove(0))
     }
 
-    /// Is a null of `data_type` written as a null value, rather than as the
-    /// union's null branch? (See [`Self::of_column`].)
-    pub(crate) fn nulls_stay_null(data_type: &arrow::datatypes::DataType) -> bool {
-        matches!(data_type, arrow::datatypes::DataType::Struct(_))
-    }
-
-    /// Each row of `column` (of the type this shape was made for) as the
-    /// binary body of one value.
+    /// Each row of `column` as the binary body of one value, cast first to
+    /// the schema's type; a null stays null (Spark's `to_avro` is null-safe).
     pub(crate) fn encode(&self, column: &ArrayRef) -> Result<ArrayRef> {
         let present: Vec<usize> = (0..column.len()).filter(|i| column.is_valid(*i)).collect();
-        let written = if Self::nulls_stay_null(column.data_type()) && present.len() < column.len() {
+        if present.is_empty() {
+            return Ok(arrow::array::new_null_array(&arrow::datatypes::DataType::Binary, column.len()));
+        }
+        let written = if present.len() < column.len() {
             let rows = arrow::array::UInt32Array::from_iter_values(present.iter().map(|i| *i as u32));
             arrow::compute::take(column, &rows, None)?
         } else {

@@ -24,7 +24,8 @@ use arrow::array::{Array, ArrayRef, AsArray, BinaryArray, UInt32Builder};
 use arrow::datatypes::{Field, FieldRef, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 
-use self::avro::{AvroShape, ConfluentShape};
+use self::avro::{AvroShape, ConfluentEncoding, ConfluentShape};
+pub use self::avro::RegisteredSchema;
 use self::registry::Registry;
 use crate::error::{Error, Result};
 use crate::file::schema::schema_of_ddl;
@@ -142,15 +143,19 @@ pub(crate) enum ValueEncoding {
     /// The schema of `value.schema`, or without it the one arrow-avro derives.
     Avro(Option<AvroShape>),
     /// As `Avro`, framed with the schema's id under `value.subject` in the registry.
-    Confluent { id: u32, shape: AvroShape },
+    Confluent(Arc<ConfluentEncoding>),
 }
 
 impl ValueEncoding {
     /// A Kafka sink's `value.format` and `value.schema`; `None` without them.
-    /// The Confluent format registers the schema (or finds its id) now.
+    /// The Confluent format's schema is registered when the query starts
+    /// ([`Self::settle`]), not when the stream is defined.
     pub(crate) fn parse(options: &Options) -> Result<Option<Self>> {
         let schema = options.get("value.schema");
-        Ok(match (Format::parse(options, "value.format")?, schema) {
+        let format = Format::parse(options, "value.format")?;
+        let confluent: &[&str] = if format == Some(Format::AvroConfluent) { &["value"] } else { &[] };
+        check_registry_options(options, &["value"], confluent)?;
+        Ok(match (format, schema) {
             (None, None) => None,
             (Some(Format::AvroConfluent), schema) => {
                 let Some(schema) = schema else {
@@ -166,8 +171,7 @@ impl ValueEncoding {
                         return Err(Error::option("value.subject", "`value.format = \"avro-confluent\"` without a `topic` option needs `value.subject`"))
                     }
                 };
-                let id = registry.register(&subject, &shape.avro.json_string).map_err(|e| e.context(format!("registering `value.schema` under subject `{subject}`")))?;
-                Some(ValueEncoding::Confluent { id, shape })
+                Some(ValueEncoding::Confluent(Arc::new(ConfluentEncoding::new(shape, registry, subject))))
             }
             (Some(Format::Avro), Some(s)) => Some(ValueEncoding::Avro(Some(AvroShape::parse(s, "value.schema")?))),
             (Some(Format::Avro), None) => Some(ValueEncoding::Avro(None)),
@@ -182,8 +186,18 @@ impl ValueEncoding {
     /// Can columns named by `fields` be written so? Checked when the stream is defined.
     pub(crate) fn check_columns(&self, fields: &[FieldRef]) -> Result<()> {
         match self {
-            ValueEncoding::Avro(Some(shape)) | ValueEncoding::Confluent { shape, .. } => avro::check_columns(shape, fields),
+            ValueEncoding::Avro(Some(shape)) => avro::check_columns(shape, fields),
+            ValueEncoding::Confluent(confluent) => avro::check_columns(&confluent.shape, fields),
             _ => Ok(()),
+        }
+    }
+
+    /// What the encoding settles once per query: the registry's id of an
+    /// `avro-confluent` schema (see [`ConfluentEncoding::settle`]).
+    pub(crate) fn settle(&self, saved: Option<RegisteredSchema>) -> Result<Option<RegisteredSchema>> {
+        match self {
+            ValueEncoding::Confluent(confluent) => confluent.settle(saved).map(Some),
+            _ => Ok(None),
         }
     }
 
@@ -193,9 +207,30 @@ impl ValueEncoding {
             ValueEncoding::Json => crate::sink::json::encode_rows(fields, columns, rows),
             ValueEncoding::Csv => csv::encode(fields, columns, rows),
             ValueEncoding::Avro(shape) => avro::encode(shape.as_ref(), None, fields, columns, rows),
-            ValueEncoding::Confluent { id, shape } => avro::encode(Some(shape), Some(*id), fields, columns, rows),
+            ValueEncoding::Confluent(confluent) => avro::encode(Some(&confluent.shape), Some(confluent.id()?), fields, columns, rows),
         }
     }
+}
+
+/// Options only `avro-confluent` reads are an error without it (an option
+/// that does nothing hides a mistake): `<column>.subject` for each of
+/// `columns` not in `confluent`, and the registry's without any.
+fn check_registry_options(options: &Options, columns: &[&str], confluent: &[&str]) -> Result<()> {
+    for column in columns.iter().filter(|c| !confluent.contains(c)) {
+        let subject = format!("{column}.subject");
+        if options.contains_key(&subject) {
+            return Err(Error::option(&subject, format!("`{subject}` names a schema registry subject, for `{column}.format = \"avro-confluent\"`")));
+        }
+    }
+    if confluent.is_empty() {
+        for option in [registry::URL_OPTION, registry::AUTH_OPTION] {
+            if options.contains_key(option) {
+                let formats = columns.iter().map(|c| format!("`{c}.format`")).collect::<Vec<_>>().join(" or ");
+                return Err(Error::option(option, format!("`{option}` is for the schema registry of {formats} = \"avro-confluent\"")));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Confluent's TopicNameStrategy: the subject of a topic's keys or values.
@@ -266,6 +301,9 @@ impl MessageDecoding {
             }
             Some(m) => return Err(Error::option("mode", format!("`mode` must be \"PERMISSIVE\" or \"FAILFAST\", not \"{m}\""))),
         };
+        let confluent: Vec<&str> =
+            columns.iter().filter(|c| matches!(c.shape, Shape::Confluent(_))).map(|c| c.column).collect();
+        check_registry_options(options, &["key", "value"], &confluent)?;
         if columns.is_empty() {
             if options.contains_key("mode") {
                 return Err(Error::option("mode", "`mode` says what to do with malformed values, but there is no `value.format` or `key.format`"));
@@ -374,11 +412,14 @@ fn malformed_error(c: &ColumnDecoding, batch: &RecordBatch, row: usize, why: &st
     let topic = at("topic").map(|a| a.as_string::<i32>().value(row).to_string()).unwrap_or_default();
     let partition = at("partition").map(|a| a.as_primitive::<arrow::datatypes::Int32Type>().value(row)).unwrap_or(-1);
     let offset = at("offset").map(|a| a.as_primitive::<arrow::datatypes::Int64Type>().value(row)).unwrap_or(-1);
-    let format = c.shape.format().name();
+    let expected = match c.shape.format() {
+        Format::AvroConfluent => "a Confluent-framed Avro record whose schema resolves into the reader schema".to_string(),
+        format => format!("the {} of `{}.schema`", format.name(), c.column),
+    };
     Error::execution(format!(
         "Malformed records are detected in record parsing. Parse Mode: FAILFAST. The {} of the record at topic {topic}, \
-         partition {partition}, offset {offset} is not the {format} of `{}.schema`: {why}",
-        c.column, c.column
+         partition {partition}, offset {offset} is not {expected}: {why}",
+        c.column
     ))
     .with_hint("with `mode = \"PERMISSIVE\"` such records become rows of NA, counted by stream_stats()")
 }

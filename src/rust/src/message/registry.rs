@@ -15,8 +15,8 @@ use crate::error::{Error, Result};
 use crate::kafka::config::Options;
 use crate::transform::block_on;
 
-const URL_OPTION: &str = "schema.registry.url";
-const AUTH_OPTION: &str = "schema.registry.basic.auth.user.info";
+pub(crate) const URL_OPTION: &str = "schema.registry.url";
+pub(crate) const AUTH_OPTION: &str = "schema.registry.basic.auth.user.info";
 const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A registry's answer that says the thing asked for is not there.
@@ -48,14 +48,20 @@ impl PartialEq for Registry {
 impl Registry {
     /// The registry the options name; an error naming `schema.registry.url` without one.
     pub(crate) fn from_options(options: &Options, needed_by: &str) -> Result<Self> {
-        let url = match options.get(URL_OPTION).map(|u| u.trim().trim_end_matches('/')) {
-            Some(u) if u.starts_with("http://") || u.starts_with("https://") => u.to_string(),
-            Some(u) => return Err(Error::option(URL_OPTION, format!("`{URL_OPTION}` must be an http:// or https:// address, not \"{u}\""))),
-            None => {
-                return Err(Error::option(URL_OPTION, format!("`{needed_by}` needs `{URL_OPTION}`, the schema registry's address"))
-                    .with_hint(format!("for example `{URL_OPTION} = \"http://localhost:8081\"`")))
-            }
+        let Some(url) = options.get(URL_OPTION).map(|u| u.trim().trim_end_matches('/')) else {
+            return Err(Error::option(URL_OPTION, format!("`{needed_by}` needs `{URL_OPTION}`, the schema registry's address"))
+                .with_hint(format!("for example `{URL_OPTION} = \"http://localhost:8081\"`")));
         };
+        // Credentials in the address would be printed with it: refused, and the address not repeated.
+        let parsed = reqwest::Url::parse(url).ok();
+        if url.contains('@') || parsed.as_ref().is_some_and(|u| !u.username().is_empty() || u.password().is_some()) {
+            return Err(Error::option(URL_OPTION, format!("`{URL_OPTION}` must not hold credentials"))
+                .with_hint(format!("give them as `{AUTH_OPTION} = \"user:password\"`, which is never printed")));
+        }
+        if !parsed.is_some_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host()) {
+            return Err(Error::option(URL_OPTION, format!("`{URL_OPTION}` must be an http:// or https:// address, not \"{url}\"")));
+        }
+        let url = url.to_string();
         let auth = match options.get(AUTH_OPTION) {
             None => None,
             Some(info) => match info.split_once(':') {
@@ -72,6 +78,10 @@ impl Registry {
             .build()
             .map_err(|e| Error::internal(format!("can't make an HTTP client: {e}")))?;
         Ok(Registry { url, auth, client })
+    }
+
+    pub(crate) fn url(&self) -> &str {
+        &self.url
     }
 
     /// The schema (Avro JSON) registered under `id`.

@@ -240,3 +240,44 @@ fn avro_values_are_written_in_the_schema_s_types_not_the_columns() {
     extra.push(field("other", arrow::datatypes::DataType::Utf8));
     assert!(encoding.check_columns(&extra).unwrap_err().message.contains("`other` is not a field"));
 }
+
+#[test]
+fn spark_schemas_of_nested_columns_write_values_that_read_back_equal() {
+    use arrow::array::{Date32Array, ListArray, StructArray, TimestampMicrosecondArray};
+    use arrow::datatypes::{DataType, Field, Fields, Int32Type as I32};
+    let list = ListArray::from_iter_primitive::<I32, _, _>(vec![Some(vec![Some(1), None]), None, Some(vec![])]);
+    let inner = StructArray::from(vec![(Arc::new(Field::new("x", DataType::Utf8, true)), Arc::new(StringArray::from(vec![Some("a"), None, Some("c")])) as ArrayRef)]);
+    let fields = Fields::from(vec![
+        Field::new("l", list.data_type().clone(), true),
+        Field::new("d", DataType::Date32, true),
+        Field::new("t", DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, Some("UTC".into())), true),
+        Field::new("s", inner.data_type().clone(), false),
+    ]);
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(list),
+        Arc::new(Date32Array::from(vec![Some(20_000), None, Some(1)])),
+        Arc::new(TimestampMicrosecondArray::from(vec![Some(1_700_000_000_123_456), Some(0), None]).with_timezone("UTC")),
+        Arc::new(inner),
+    ];
+    // Row 1 of the struct column is null: a null value, not a record.
+    let rows = StructArray::try_new(fields, columns, Some(vec![true, false, true].into())).unwrap();
+    let column: ArrayRef = Arc::new(rows);
+    let shape = avro::ValueShape::of_column(&Field::new("r", column.data_type().clone(), true), "x").unwrap();
+    let written = shape.encode(&column).unwrap();
+    assert!(written.is_null(1) && written.is_valid(0) && written.is_valid(2));
+    let read = shape.decode(written.as_binary::<i32>()).unwrap();
+    let (read, column) = (read.as_struct(), column.as_struct());
+    assert!(read.is_null(1));
+    for (name, expected) in column.column_names().iter().zip(column.columns()) {
+        let got = read.column_by_name(name).unwrap();
+        for row in [0, 2] {
+            let cast = arrow::compute::cast(&got.slice(row, 1), expected.data_type()).unwrap();
+            assert_eq!(cast.to_data(), expected.slice(row, 1).to_data(), "field {name}, row {row}");
+        }
+    }
+    // A chunk of only nulls, and a type Avro has no form for here.
+    let nulls = arrow::array::new_null_array(column.data_type(), 2);
+    assert_eq!(shape.encode(&nulls).unwrap().null_count(), 2);
+    let e = avro::ValueShape::of_column(&Field::new("m", DataType::Decimal128(10, 2), true), "x").unwrap_err();
+    assert!(e.message.contains("`m` can't be written as Avro"), "{}", e.message);
+}

@@ -168,10 +168,18 @@ impl RecordLayout {
             .with_hint("rename `value`, or drop the option to write `value` as it is"));
         }
         // Columns that don't fit `value.schema` fail here, in R's call.
-        let fields: Vec<FieldRef> = self.value_columns.iter().map(|i| std::sync::Arc::new(schema.field(*i).clone())).collect();
-        encoding.check_columns(&fields)?;
+        encoding.check_columns(&self.value_fields(schema))?;
         self.value_encoding = encoding;
         Ok(self)
+    }
+
+    /// The columns that make each value.
+    fn value_fields(&self, schema: &Schema) -> Vec<FieldRef> {
+        self.value_columns.iter().map(|i| schema.fields()[*i].clone()).collect()
+    }
+
+    pub fn value_encoding(&self) -> &ValueEncoding {
+        &self.value_encoding
     }
 
     /// Are values made from columns (not taken from a `value` column)?
@@ -184,7 +192,7 @@ impl RecordLayout {
         if !self.encodes_values() {
             return Ok(None);
         }
-        let fields: Vec<FieldRef> = self.value_columns.iter().map(|i| batch.schema_ref().fields()[*i].clone()).collect();
+        let fields = self.value_fields(batch.schema_ref());
         let arrays: Vec<ArrayRef> = self.value_columns.iter().map(|i| batch.column(*i).clone()).collect();
         self.value_encoding.encode(&fields, &arrays, batch.num_rows()).map(Some)
     }

@@ -52,6 +52,7 @@ use crate::error::{Error, Result};
 use crate::kafka::client_log::ClientLog;
 use crate::kafka::config::{Guarantee, KafkaSinkOptions};
 use crate::kafka::errors::{is_retriable, kafka_error, transaction_error, Operation};
+use crate::message::RegisteredSchema;
 use crate::source::Positions;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -425,6 +426,14 @@ impl KafkaSink {
     }
 }
 
+/// What a Kafka sink keeps in its checkpoint's `sinks/0`.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct KafkaSinkSettings {
+    /// The `avro-confluent` schema and its id.
+    #[serde(rename = "valueSchema", default, skip_serializing_if = "Option::is_none")]
+    value_schema: Option<RegisteredSchema>,
+}
+
 impl Sink for KafkaSink {
     fn describe(&self) -> String {
         self.identity()
@@ -435,6 +444,15 @@ impl Sink for KafkaSink {
             Some(t) => format!("kafka[topic={t}]"),
             None => "kafka[topic column]".to_string(),
         }
+    }
+
+    fn settle(&mut self, log: &CheckpointLog) -> Result<()> {
+        let saved = log.sink_settings::<KafkaSinkSettings>()?.unwrap_or_default();
+        let Some(value_schema) = self.layout.value_encoding().settle(saved.value_schema.clone())? else { return Ok(()) };
+        if saved.value_schema.as_ref() != Some(&value_schema) {
+            log.write_sink_settings(&KafkaSinkSettings { value_schema: Some(value_schema) })?;
+        }
+        Ok(())
     }
 
     fn connect(&mut self, status: &SharedStatus, query_id: &str) -> Result<()> {

@@ -28,6 +28,13 @@ pub trait Sink: Send {
     /// the query was planned. `query_id` is stable across restarts.
     fn connect(&mut self, status: &SharedStatus, query_id: &str) -> Result<()>;
 
+    /// After `connect`: settle what the sink decides once per query and
+    /// keeps in `log` (the id of a schema in a registry), so a restart
+    /// writes the same. Called again while its error is retriable.
+    fn settle(&mut self, _log: &CheckpointLog) -> Result<()> {
+        Ok(())
+    }
+
     /// Micro-batch `batch` begins (a transactional sink gets ready for one;
     /// a file sink names its files after it).
     fn begin(&mut self, _batch: u64) -> Result<()> {

@@ -1,7 +1,7 @@
-//! Spark's `from_avro(data, jsonFormatSchema)` and `to_avro(data)`: a
-//! column of bare Avro bodies read into the schema's column (a struct for
-//! a record), and a column written as the Avro bodies of Spark's schema for
-//! its type. sparklyr's `sdf_from_avro()`/`sdf_to_avro()` call them, and
+//! Spark's `from_avro(data, jsonFormatSchema)` and `to_avro(data[,
+//! jsonFormatSchema])`: a column of bare Avro bodies read into the schema's
+//! column (a struct for a record), and a column written as the Avro bodies
+//! of the schema given, or else of Spark's schema for its type. sparklyr's `sdf_from_avro()`/`sdf_to_avro()` call them, and
 //! SQL ported from Spark can too. The bytes are those of
 //! `message::avro::ValueShape`, which the Kafka formats share.
 
@@ -15,7 +15,7 @@ use arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::common::ScalarValue;
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::logical_expr::{
-    ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+    ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature, Volatility,
 };
 
 use crate::error::Error;
@@ -77,11 +77,8 @@ same_by_name!(FromAvro);
 
 impl FromAvro {
     fn shape(&self, schema: Option<&ScalarValue>) -> DfResult<Arc<ValueShape>> {
-        let text = match schema {
-            Some(ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s))) => s,
-            _ => return Err(wrap(Error::config("cols", "`from_avro(data, schema)`: the schema must be a constant string of Avro schema JSON"))),
-        };
-        self.shapes.get(text, || ValueShape::parse(text, "cols", "the schema given to `from_avro()`"))
+        let text = schema_text(schema, "from_avro(data, schema)")?;
+        self.shapes.get(text, || ValueShape::parse(text, "x", "the schema given to `from_avro()`"))
     }
 }
 
@@ -102,7 +99,7 @@ impl ScalarUDFImpl for FromAvro {
         let data = &args.arg_fields[0];
         if !matches!(data.data_type(), DataType::Binary | DataType::LargeBinary | DataType::BinaryView | DataType::Null) {
             return Err(wrap(Error::config(
-                "cols",
+                "x",
                 format!("`from_avro()` reads binary columns, but `{}` is {}", data.name(), data.data_type()),
             )));
         }
@@ -129,16 +126,23 @@ struct ToAvro {
 
 impl Default for ToAvro {
     fn default() -> Self {
-        ToAvro { signature: Signature::any(1, Volatility::Immutable), shapes: Shapes::default() }
+        let signature = Signature::one_of(vec![TypeSignature::Any(1), TypeSignature::Any(2)], Volatility::Immutable);
+        ToAvro { signature, shapes: Shapes::default() }
     }
 }
 same_by_name!(ToAvro);
 
 impl ToAvro {
-    /// Spark's schema for the argument's type and nullability.
-    fn shape(&self, field: &Field) -> DfResult<Arc<ValueShape>> {
-        let key = format!("{}{:?}", field.is_nullable(), field.data_type());
-        self.shapes.get(&key, || ValueShape::of_column(field))
+    /// The schema given (`to_avro(data, jsonFormatSchema)`), else Spark's
+    /// for the argument's type and nullability.
+    fn shape(&self, field: &Field, schema: Option<Option<&ScalarValue>>) -> DfResult<Arc<ValueShape>> {
+        match schema {
+            None => self.shapes.get(&format!("{}{:?}", field.is_nullable(), field.data_type()), || ValueShape::of_column(field, "x")),
+            Some(schema) => {
+                let text = schema_text(schema, "to_avro(data, schema)")?;
+                self.shapes.get(text, || ValueShape::parse(text, "x", "the schema given to `to_avro()`"))
+            }
+        }
     }
 }
 
@@ -157,15 +161,26 @@ impl ScalarUDFImpl for ToAvro {
 
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> DfResult<FieldRef> {
         let data = &args.arg_fields[0];
-        self.shape(data)?;
-        // Other nulls are written, as the union's null branch.
-        let nullable = data.is_nullable() && ValueShape::nulls_stay_null(data.data_type());
-        Ok(Arc::new(Field::new(self.name(), DataType::Binary, nullable)))
+        self.shape(data, args.scalar_arguments.get(1).copied())?;
+        // Null in, null out, as Spark's.
+        Ok(Arc::new(Field::new(self.name(), DataType::Binary, data.is_nullable())))
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
-        let shape = self.shape(&args.arg_fields[0])?;
+        let schema = args.args.get(1).map(|a| match a {
+            ColumnarValue::Scalar(s) => Some(s),
+            ColumnarValue::Array(_) => None,
+        });
+        let shape = self.shape(&args.arg_fields[0], schema)?;
         let column = args.args[0].to_array(args.number_rows)?;
         Ok(ColumnarValue::Array(shape.encode(&column).map_err(wrap)?))
+    }
+}
+
+/// A schema argument: a constant string.
+fn schema_text<'a>(schema: Option<&'a ScalarValue>, call: &str) -> DfResult<&'a str> {
+    match schema {
+        Some(ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s))) => Ok(s),
+        _ => Err(wrap(Error::config("x", format!("`{call}`: the schema must be a constant string of Avro schema JSON")))),
     }
 }

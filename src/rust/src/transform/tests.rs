@@ -390,18 +390,20 @@ fn run_on_people(sql: &str) -> Result<RecordBatch> {
     Ok(arrow::compute::concat_batches(&out[0].schema(), &out)?)
 }
 
-fn binary_rows(column: &dyn Array) -> Vec<Vec<u8>> {
+fn binary_rows(column: &dyn Array) -> Vec<Option<Vec<u8>>> {
     let b = column.as_binary::<i32>();
-    (0..b.len()).map(|i| b.value(i).to_vec()).collect()
+    (0..b.len()).map(|i| b.is_valid(i).then(|| b.value(i).to_vec())).collect()
 }
 
 #[test]
 fn to_avro_writes_the_bytes_of_sparks_schema_for_the_column() {
-    let out = run_on_people(r#"SELECT to_avro("name") AS n, to_avro("amount") AS a FROM "people""#).unwrap();
-    // A nullable column is the union [type, "null"]: branch 0 then the value, or branch 1.
-    assert_eq!(binary_rows(out.column(0)), [vec![0, 4, b'a', b'b'], vec![2], vec![0, 2, b'c']]);
+    let out = run_on_people(r#"SELECT to_avro("name") AS n, to_avro("amount") AS a, to_avro("amount", '"long"') AS l FROM "people""#).unwrap();
+    // A nullable column is the union [type, "null"]: branch 0 then the value; null stays null.
+    assert_eq!(binary_rows(out.column(0)), [Some(vec![0, 4, b'a', b'b']), None, Some(vec![0, 2, b'c'])]);
     // Zig-zag ints: 1 -> 2, -1 -> 1.
-    assert_eq!(binary_rows(out.column(1)), [vec![0, 2], vec![0, 1], vec![2]]);
+    assert_eq!(binary_rows(out.column(1)), [Some(vec![0, 2]), Some(vec![0, 1]), None]);
+    // With a schema given, in its type (an int column as a long, not a union).
+    assert_eq!(binary_rows(out.column(2)), [Some(vec![2]), Some(vec![1]), None]);
     // A struct is a bare record (Spark's `to_avro(struct(...))`); a null struct a null value.
     let out = run_on_people(
         r#"SELECT to_avro(CASE WHEN "amount" = -1 THEN NULL ELSE named_struct('n', "name", 'a', "amount") END) AS r FROM "people""#,
@@ -431,14 +433,14 @@ fn from_avro_reads_what_to_avro_wrote_records_included() {
 
 #[test]
 fn from_avro_fails_fast_on_a_malformed_value_and_names_cols_for_a_bad_schema() {
-    // Three bytes of a string that says it has two: the record is cut short.
-    let e = run_on_people(r#"SELECT from_avro(arrow_cast('\x04a', 'Binary'), '"string"') AS v FROM "people""#);
+    // A string that says it has two bytes, with one: the value is cut short.
+    let e = run_on_people(r#"SELECT from_avro(decode('0461', 'hex'), '"string"') AS v FROM "people""#);
     let e = e.err().expect("a truncated value fails");
     assert_eq!(e.kind, crate::error::ErrorKind::Execution, "{e:?}");
     assert!(e.message.contains("Current parse Mode: FAILFAST"), "{}", e.message);
 
     let e = run_on_people(r#"SELECT from_avro(to_avro("name"), '{"type": "recrod"}') AS v FROM "people""#).err().unwrap();
-    assert_eq!((e.kind, e.arg.as_deref()), (crate::error::ErrorKind::Config, Some("cols")), "{e:?}");
+    assert_eq!((e.kind, e.arg.as_deref()), (crate::error::ErrorKind::Config, Some("x")), "{e:?}");
     let e = run_on_people(r#"SELECT from_avro("name", '"string"') AS v FROM "people""#).err().unwrap();
     assert!(e.message.contains("reads binary columns"), "{}", e.message);
 }
