@@ -60,12 +60,33 @@ avro_input="$(topic avro-in)"
 Rscript "$here/streamlyr.R" avro-setup "$servers" "$avro_input" "$rows" "$registry"
 
 streamlyr() { Rscript "$here/streamlyr.R" "$@" | sed 's/^/streamlyr /' >> "$results"; }
+# A baseline `<who>` that prints `<case> <records> <seconds>`; adds
+# `cpu-<case> <records> <seconds>`, the CPU time of the whole command (its
+# processes start in milliseconds, so nothing to subtract).
+baseline() {
+  local who="$1" line; shift
+  line="$( { TIMEFORMAT='%U %S'; time "$@" 2>/dev/null; } 2>"$work/cpu" )"
+  echo "$who $line" >> "$results"
+  set -- $line
+  awk -v who="$who" -v c="$1" -v n="$2" '{ printf "%s cpu-%s %d %.3f\n", who, c, n, $1 + $2 }' "$work/cpu" >> "$results"
+}
+# P2's strongest plain baseline: two kcat processes piped, the producer with
+# streamlyr's settings (idempotent, acks=all, linger.ms=5, no compression).
+kcat_pipe() {  # <from> <to> <n>
+  local t0 t1
+  t0="$(date +%s.%N)"
+  kcat -C -b "$servers" -t "$1" -o beginning -e -q -c "$3" |
+    kcat -P -b "$servers" -t "$2" -z none -X enable.idempotence=true -X acks=all -X linger.ms=5
+  t1="$(date +%s.%N)"
+  echo "passthrough $3 $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f", b - a }')"
+}
 
 for i in $(seq 1 "$repeats"); do
   echo "Run $i of $repeats: P1, P2, P4, P6, window count, join, files"
-  echo "raw $("$raw" produce-json "$servers" "$(made_topic p1raw)" "$rows")" >> "$results"
+  baseline raw "$raw" produce-json "$servers" "$(made_topic p1raw)" "$rows"
   streamlyr produce-json "$servers" "$(made_topic p1)" "$rows"
-  echo "raw $("$raw" passthrough "$servers" "$input" "$(made_topic p2raw)" "$rows")" >> "$results"
+  baseline raw "$raw" passthrough "$servers" "$input" "$(made_topic p2raw)" "$rows"
+  baseline kcat kcat_pipe "$input" "$(made_topic p2kcat)" "$rows"
   streamlyr passthrough "$servers" "$input" "$(made_topic p2)" "$rows"
   streamlyr start "$servers" "$input" "$(topic p4)"
   # P6: batches of about a second each (a trigger every second, 150,000 records at most).
@@ -129,7 +150,8 @@ files <- commandArgs(TRUE)
 r <- read.table(files[1], col.names = c("who", "case", "records", "value"))
 med <- aggregate(value ~ who + case + records, r, median)
 is_rss <- startsWith(med$case, "rss-")
-times <- med[!is_rss, ]
+is_cpu <- startsWith(med$case, "cpu-")
+times <- med[!is_rss & !is_cpu, ]
 times$records_per_second <- round(times$records / times$value)
 names(times)[names(times) == "value"] <- "seconds"
 cat("\nMedians:\n")
@@ -139,6 +161,7 @@ ratio <- function(label, s, b, target) cat(sprintf("%-40s %.2f (target %s)\n", l
 cat("\nRatios (messages per second):\n")
 ratio("P1 produce-json: streamlyr / raw", rate("streamlyr", "produce-json"), rate("raw", "produce-json"), ">= 0.9")
 ratio("P2 passthrough: streamlyr / raw", rate("streamlyr", "passthrough"), rate("raw", "passthrough"), ">= 0.8")
+ratio("P2 passthrough: streamlyr / kcat pipe", rate("streamlyr", "passthrough"), rate("kcat", "passthrough"), ">= 0.9")
 ratio("window count / passthrough", rate("streamlyr", "window"), rate("streamlyr", "passthrough"), ">= 0.7")
 ratio("join, 100,000-row table / passthrough", rate("streamlyr", "join"), rate("streamlyr", "passthrough"), ">= 0.7")
 ratio("files csv -> parquet: streamlyr / arrow-rs", rate("streamlyr", "files"), rate("raw", "files"), ">= 0.8")
@@ -154,6 +177,11 @@ if (any(times$who == "spark")) {
 } else {
   cat("\nSpark Structured Streaming: not run (see above).\n")
 }
+cpu <- med[is_cpu, ]
+cpu$cpu_s_per_million <- round(cpu$value / cpu$records * 1e6, 2)
+cpu$case <- sub("cpu-", "", cpu$case)
+cat("\nCPU seconds per million records (all threads; medians; target: streamlyr's P2 <= the kcat pipe's):\n")
+print(cpu[order(cpu$case, cpu$who), c("who", "case", "records", "cpu_s_per_million")], row.names = FALSE)
 rss <- med[is_rss & grepl("p5-", med$case), ]
 cat("\nP5 peak RSS of the R process (MB; target: flat as records grow 10x, <= 300):\n")
 print(data.frame(case = sub("rss-", "", rss$case), records = rss$records, peak_rss_mb = rss$value), row.names = FALSE)

@@ -11,8 +11,10 @@
 #   Rscript bench/streamlyr.R avro-setup   <servers> <topic> <rows> <registry>  # Confluent-Avro records to read (untimed)
 #   Rscript bench/streamlyr.R avro         <servers> <from> <to> <n> <registry>  # Confluent-Avro -> columns -> Confluent-Avro
 # Prints `<case> <records> <seconds>`, timed like the raw baselines (the
-# data frame is built before the clock starts), and `rss-<case> <records>
-# <MB>`: the peak resident memory of this R process. `stream` runs a
+# data frame is built before the clock starts), `cpu-<case> <records>
+# <seconds>`: the CPU time of this process (all its threads) over the same
+# span, and `rss-<case> <records> <MB>`: the peak resident memory of this R
+# process. `stream` runs a
 # passthrough until killed (for the latency probe), printing `ready`.
 args <- commandArgs(trailingOnly = TRUE)
 case <- args[1]
@@ -35,8 +37,16 @@ peak_rss_mb <- function() {
   line <- grep("^VmHWM:", readLines("/proc/self/status"), value = TRUE)
   as.numeric(gsub("[^0-9]", "", line)) / 1024
 }
+cpu_seconds <- function() sum(proc.time()[c("user.self", "sys.self")])
+# The clock of a case: wall time returned, CPU time kept for report().
+clock_start <- function() {
+  cpu_at_start <<- cpu_seconds()
+  Sys.time()
+}
 report <- function(case, records, seconds) {
-  cat(sprintf("%s %d %.4f\nrss-%s %d %.1f\n", case, as.integer(records), seconds, case, as.integer(records), peak_rss_mb()))
+  n <- as.integer(records)
+  cat(sprintf("%s %d %.4f\ncpu-%s %d %.3f\nrss-%s %d %.1f\n", case, n, seconds, case, n, cpu_seconds() - cpu_at_start,
+              case, n, peak_rss_mb()))
 }
 
 if (case == "files") {
@@ -44,7 +54,7 @@ if (case == "files") {
   # (as the baseline's), then one trigger over every file.
   rows <- as.numeric(args[4])
   sc <- spark_connect()
-  t0 <- Sys.time()
+  t0 <- clock_start()
   stream <- stream_read_csv(sc, args[2]) %>%
     stream_write_parquet(args[3], trigger = stream_trigger_once(), checkpoint = tempfile())
   while (!status(stream)$state %in% c("stopped", "failed")) Sys.sleep(0.005)
@@ -79,7 +89,7 @@ if (case == "produce-json") {
     flag = i %% 2 == 0,
     at = as.POSIXct("2026-01-01 00:00:00", tz = "UTC")
   )
-  t0 <- Sys.time()
+  t0 <- clock_start()
   stream <- stream_write_kafka(df, checkpoint = tempfile(), options = list(kafka.bootstrap.servers = servers, topic = args[3]))
   while (!status(stream)$state %in% c("stopped", "failed")) Sys.sleep(0.01)
   elapsed <- as.numeric(difftime(Sys.time(), t0, units = "secs"))
@@ -108,7 +118,7 @@ if (case == "avro") {
   # Every field decoded into columns and encoded again: the cost of the format over the bytes' passthrough.
   n <- as.numeric(args[5])
   sc <- spark_connect()
-  t0 <- Sys.time()
+  t0 <- clock_start()
   stream <- stream_read_kafka(sc, options = c(avro_options(args[6]), subscribe = args[3], startingOffsets = "earliest")) %>%
     dplyr::select(id, name, amount, flag) %>%
     stream_write_kafka(trigger = stream_trigger_interval(0), checkpoint = tempfile(),
@@ -128,7 +138,7 @@ if (case %in% c("passthrough", "aggregate", "window", "join")) {
   read_options <- list(kafka.bootstrap.servers = servers, subscribe = args[3], startingOffsets = "earliest")
   if (length(args) >= 9) read_options$maxOffsetsPerTrigger <- args[9]
   sc <- spark_connect()
-  t0 <- Sys.time()
+  t0 <- clock_start()
   input <- stream_read_kafka(sc, options = read_options)
   mode <- "append"
   if (case == "aggregate") {
