@@ -153,12 +153,7 @@ impl CheckpointLog {
     /// Where the source started, resolved once (so `startingOffsets = "latest"`
     /// means the same offsets after a restart).
     pub fn initial_positions<T: DeserializeOwned>(&self) -> Result<Option<T>> {
-        let path = self.dir.join("sources").join("0");
-        if path.exists() {
-            Ok(Some(self.read_json(&path)?))
-        } else {
-            Ok(None)
-        }
+        self.read_json_if_present(&self.dir.join("sources").join("0"))
     }
 
     pub fn write_initial_positions<T: Serialize>(&self, positions: &T) -> Result<()> {
@@ -167,12 +162,7 @@ impl CheckpointLog {
 
     /// What the sink settled on its first run (see `Sink::settle`).
     pub fn sink_settings<T: DeserializeOwned>(&self) -> Result<Option<T>> {
-        let path = self.dir.join("sinks").join("0");
-        if path.exists() {
-            Ok(Some(self.read_json(&path)?))
-        } else {
-            Ok(None)
-        }
+        self.read_json_if_present(&self.dir.join("sinks").join("0"))
     }
 
     pub fn write_sink_settings<T: Serialize>(&self, settings: &T) -> Result<()> {
@@ -243,6 +233,14 @@ impl CheckpointLog {
             }
         }
         Ok(())
+    }
+
+    fn read_json_if_present<T: DeserializeOwned>(&self, path: &Path) -> Result<Option<T>> {
+        if path.exists() {
+            Ok(Some(self.read_json(path)?))
+        } else {
+            Ok(None)
+        }
     }
 
     fn read_json<T: DeserializeOwned>(&self, path: &Path) -> Result<T> {
