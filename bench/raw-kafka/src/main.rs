@@ -2,6 +2,7 @@
 //! producer settings streamlyr uses (idempotent, acks=all, linger.ms=5).
 //!
 //!   raw-kafka produce-json <brokers> <topic> <rows>   # P1: the same JSON rows streamlyr writes
+//!   raw-kafka json-lines <rows>                        # P1's rows on stdout, one a line (for `kcat -P`)
 //!   raw-kafka passthrough <brokers> <from> <to> <n>   # P2: consume -> produce, n records
 //!   raw-kafka latency <brokers> <in> <out> <rate> <seconds> <label>
 //!       # P3: writes <rate> records/s into <in>, each carrying its send time,
@@ -162,6 +163,14 @@ fn main() {
             wait_acked(&p, &acked, rows);
             println!("produce-json {rows} {:.4}", t.elapsed().as_secs_f64());
         }
+        Some("json-lines") => {
+            use std::io::Write;
+            let rows = args[2].parse::<u64>().unwrap();
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            for i in 0..rows {
+                writeln!(out, "{}", json_row(i)).expect("stdout");
+            }
+        }
         Some("passthrough") => {
             let (brokers, from, to, n) = (&args[2], &args[3], &args[4], args[5].parse::<u64>().unwrap());
             let consumer: BaseConsumer = ClientConfig::new()
@@ -199,7 +208,7 @@ fn main() {
             latency(brokers, input, output, rate, seconds, label);
         }
         _ => {
-            eprintln!("usage: raw-kafka produce-json <brokers> <topic> <rows> | passthrough <brokers> <from> <to> <n>");
+            eprintln!("usage: raw-kafka produce-json <brokers> <topic> <rows> | json-lines <rows> | passthrough <brokers> <from> <to> <n>");
             std::process::exit(2);
         }
     }
