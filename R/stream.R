@@ -96,8 +96,11 @@ check_stream <- function(stream, arg = rlang::caller_arg(stream), call = rlang::
 #'   `late_rows` (rows dropped as too late for their window, so far) and
 #'   `state_rows` (groups an aggregation holds after the last batch),
 #'   `malformed_rows` (Kafka records whose key or value could not be read in
-#'   its `value.format`, so far; see [stream_read_kafka()]) and
-#'   `duration_ms`, how long the last batch took.
+#'   its `value.format`, so far; see [stream_read_kafka()]),
+#'   `duration_ms`, how long the last batch took, and for a Kafka source
+#'   `lag` (records not yet read, over its partitions) and `partitions`
+#'   (a data frame: `topic`, `partition`, `offset` read up to, `lag`; with
+#'   `scaleOut = "group"` only the partitions this process owns).
 #' @export
 stream_stats <- function(stream, stats = list()) {
   check_stream(stream)
@@ -122,7 +125,10 @@ stream_stats <- function(stream, stats = list()) {
     state_rows = if (last > 0) progress$groups_held[last] else NA_real_,
     malformed_rows = status$rows_malformed,
     # How long the last batch took (stream_render() shows it).
-    duration_ms = if (last > 0) progress$duration_ms[last] else NA_real_
+    duration_ms = if (last > 0) progress$duration_ms[last] else NA_real_,
+    # A Kafka source: what it reads (in a consumer group, what it owns) and its lag.
+    lag = if (length(status$partitions$lag) > 0) sum(status$partitions$lag) else NA_real_,
+    partitions = partitions_frame(status$partitions)
   )
   stats
 }
@@ -142,6 +148,11 @@ stream_progress_frame <- function(stream) {
     rows_malformed = p$rows_malformed,
     groups_held = p$groups_held
   )
+}
+
+partitions_frame <- function(p) {
+  data.frame(topic = as.character(p$topic), partition = as.integer(p$partition),
+             offset = as.numeric(p$offset), lag = as.numeric(p$lag))
 }
 
 ms_to_time <- function(ms) as.POSIXct(ms / 1000, origin = "1970-01-01", tz = "UTC")
@@ -164,6 +175,12 @@ print.streamlyr_stream <- function(x, ...) {
   if (!is.null(s$watermark_ms) && !is.na(s$watermark_ms)) {
     wm <- if (s$watermark_ms > 0) format(ms_to_time(s$watermark_ms), "%Y-%m-%d %H:%M:%OS3 %Z") else "none yet"
     cat("watermark: ", wm, "; rows dropped as late: ", fmt_count(s$rows_dropped), "\n", sep = "")
+  }
+  if (length(s$partitions$topic) > 0) {
+    parts <- split(s$partitions$partition, s$partitions$topic)
+    owned <- paste0(names(parts), " [", vapply(parts, function(p) paste(sort(p), collapse = ","), ""), "]",
+                    collapse = ", ")
+    cat("partitions: ", owned, "; lag: ", fmt_count(sum(s$partitions$lag)), " records\n", sep = "")
   }
   if (s$rows_malformed > 0) {
     cat("malformed records (read as NA): ", fmt_count(s$rows_malformed), "\n", sep = "")

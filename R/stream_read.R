@@ -47,6 +47,27 @@
 #'     counts it (`malformed_rows` in [stream_stats()], and `print()`);
 #'     `"FAILFAST"` fails the stream with an error naming the record's topic,
 #'     partition and offset.
+#'   * `scaleOut = "group"`: share the input between processes. Every
+#'     process that runs the same query with the same `kafka.group.id`
+#'     (required) joins that Kafka consumer group, which gives each one a
+#'     share of the partitions and moves them when a process starts, stops
+#'     or dies. Kafka keeps where each partition stands (the group's
+#'     committed offsets, which `kafka-consumer-groups --describe`, KEDA or
+#'     Burrow read); `startingOffsets` applies to partitions the group has
+#'     no offset for. With `guarantee = "exactly-once"` in
+#'     [stream_write_kafka()], each batch's records and offsets commit in one
+#'     transaction with the group's generation (Kafka's KIP-447), so a
+#'     process that lost its partitions can't commit them, and the output
+#'     has each record once across all processes; otherwise offsets are
+#'     committed after Kafka acknowledged the batch (at-least-once). Each
+#'     process takes its own part of `checkpoint` (`members/<n>`, or
+#'     `members/<kafka.group.instance.id>` for a static member). Runs
+#'     pipelines without state across batches (no aggregation or
+#'     [stream_lag()]), in micro-batches, into Kafka, memory or the console;
+#'     `assign` can't be used, and the group protocol (classic), assignment
+#'     (`range`) and `isolation.level` (`read_committed`) are pinned.
+#'     Without `scaleOut`, `kafka.group.id` is accepted and ignored, as Spark
+#'     does (there it only names the group for ACLs).
 #'   * `kafka.*`: any librdkafka consumer setting, prefix removed. As in Spark,
 #'     `kafka.auto.offset.reset`, `kafka.enable.auto.commit` and the
 #'     deserializers are managed by the stream and are errors.

@@ -25,6 +25,10 @@ pub enum ErrorKind {
     /// `stream_stop()` gave up on the batch in flight. Never a failure: the
     /// query loop ends quietly when it sees one.
     Aborted,
+    /// A consumer group moved the input's partitions while a batch read
+    /// them (a rebalance): the batch is void and planned again with what
+    /// this process owns now. Never a failure.
+    Rebalanced,
     /// A bug in streamlyr (a panic, a broken invariant).
     Internal,
 }
@@ -37,6 +41,7 @@ impl ErrorKind {
             ErrorKind::Checkpoint => "checkpoint",
             ErrorKind::Execution => "execution",
             ErrorKind::Aborted => "aborted",
+            ErrorKind::Rebalanced => "rebalanced",
             ErrorKind::Internal => "internal",
         }
     }
@@ -90,6 +95,9 @@ impl Error {
     }
     pub fn is_aborted(&self) -> bool {
         self.kind == ErrorKind::Aborted
+    }
+    pub fn rebalanced() -> Self {
+        Error::new(ErrorKind::Rebalanced, "the consumer group moved partitions this batch was reading")
     }
     pub fn with_arg(mut self, arg: &str) -> Self {
         self.arg = Some(arg.to_string());

@@ -48,8 +48,8 @@ pub struct CheckpointLog {
     _lock: fs::File,
 }
 
-/// Take the checkpoint's lock, or say that another query holds it.
-fn lock(dir: &Path) -> Result<fs::File> {
+/// The checkpoint's lock if no other query holds it (`None` if one does).
+fn try_lock(dir: &Path) -> Result<Option<fs::File>> {
     let path = dir.join(".lock");
     let file = fs::OpenOptions::new()
         .create(true)
@@ -58,26 +58,62 @@ fn lock(dir: &Path) -> Result<fs::File> {
         .open(&path)
         .map_err(|e| Error::checkpoint(format!("can't create `{}`: {e}", path.display())))?;
     match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(fs::TryLockError::WouldBlock) => Err(Error::checkpoint(format!(
-            "checkpoint `{}` is in use by another running query",
-            dir.display()
-        ))
-        .with_hint("stop the other stream first (in this R session or another process), or give this one its own checkpoint")),
+        Ok(()) => Ok(Some(file)),
+        Err(fs::TryLockError::WouldBlock) => Ok(None),
         Err(fs::TryLockError::Error(e)) => Err(Error::checkpoint(format!("can't lock `{}`: {e}", path.display()))),
     }
+}
+
+fn in_use(dir: &Path) -> Error {
+    Error::checkpoint(format!("checkpoint `{}` is in use by another running query", dir.display()))
+        .with_hint("stop the other stream first (in this R session or another process), or give this one its own checkpoint")
+}
+
+/// Processes sharing an input (a consumer group) each take a member
+/// directory; more than this many on one checkpoint is surely a mistake.
+const MAX_MEMBERS: usize = 1024;
+
+fn create_layout(dir: &Path) -> Result<()> {
+    for sub in ["", "offsets", "commits", "sources", "sinks", "pending", "state"] {
+        fs::create_dir_all(dir.join(sub)).map_err(|e| {
+            Error::checkpoint(format!("can't create checkpoint directory `{}`: {e}", dir.join(sub).display()))
+        })?;
+    }
+    Ok(())
 }
 
 impl CheckpointLog {
     /// Open (or create) the checkpoint of a query. A directory that already
     /// belongs to a query with another source or sink is an error.
     pub fn open(dir: &Path, source: &str, sink: &str) -> Result<(CheckpointLog, QueryMetadata)> {
-        for sub in ["", "offsets", "commits", "sources", "sinks", "pending", "state"] {
-            fs::create_dir_all(dir.join(sub)).map_err(|e| {
-                Error::checkpoint(format!("can't create checkpoint directory `{}`: {e}", dir.join(sub).display()))
-            })?;
+        create_layout(dir)?;
+        let lock = try_lock(dir)?.ok_or_else(|| in_use(dir))?;
+        Self::open_locked(dir, lock, source, sink)
+    }
+
+    /// Open this process's member directory `<dir>/members/<name>` of a
+    /// query whose processes share their input: `instance` if given (a
+    /// static member of a consumer group), else the first one no running
+    /// process holds. A process restarted after a crash takes its
+    /// predecessor's directory, and with it its id (its transactional id,
+    /// which fences what the dead process left open).
+    pub fn open_member(dir: &Path, instance: Option<&str>, source: &str, sink: &str) -> Result<(CheckpointLog, QueryMetadata)> {
+        let members = dir.join("members");
+        if let Some(name) = instance {
+            return Self::open(&members.join(name), source, sink);
         }
-        let log = CheckpointLog { dir: dir.to_path_buf(), _lock: lock(dir)? };
+        for k in 0..MAX_MEMBERS {
+            let member = members.join(k.to_string());
+            create_layout(&member)?;
+            if let Some(lock) = try_lock(&member)? {
+                return Self::open_locked(&member, lock, source, sink);
+            }
+        }
+        Err(in_use(dir).context(format!("all of its {MAX_MEMBERS} member directories are in use")))
+    }
+
+    fn open_locked(dir: &Path, lock: fs::File, source: &str, sink: &str) -> Result<(CheckpointLog, QueryMetadata)> {
+        let log = CheckpointLog { dir: dir.to_path_buf(), _lock: lock };
         let metadata_path = dir.join("metadata");
         let metadata = if metadata_path.exists() {
             let found: QueryMetadata = log.read_json(&metadata_path)?;
@@ -325,6 +361,23 @@ mod tests {
         CheckpointLog::open(dir.path(), "src", "sink").unwrap();
         let e = CheckpointLog::open(dir.path(), "src", "other-sink").err().unwrap();
         assert!(e.message.contains("another query"), "{e}");
+    }
+
+    #[test]
+    fn members_take_the_first_free_directory_and_keep_their_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let (first, m0) = CheckpointLog::open_member(dir.path(), None, "s", "k").unwrap();
+        let (second, m1) = CheckpointLog::open_member(dir.path(), None, "s", "k").unwrap();
+        assert_ne!(m0.id, m1.id);
+        assert!(dir.path().join("members/1/metadata").exists());
+        drop(first); // its process died: a restart takes its place, and its id
+        let (_again, again) = CheckpointLog::open_member(dir.path(), None, "s", "k").unwrap();
+        assert_eq!(again.id, m0.id);
+        let (_named, named) = CheckpointLog::open_member(dir.path(), Some("pod-a"), "s", "k").unwrap();
+        assert!(dir.path().join("members/pod-a/metadata").exists() && named.id != m1.id);
+        let e = CheckpointLog::open_member(dir.path(), Some("pod-a"), "s", "k").err().unwrap();
+        assert_eq!(e.kind, crate::error::ErrorKind::Checkpoint);
+        drop(second);
     }
 
     #[test]

@@ -24,6 +24,7 @@ use arrow::record_batch::RecordBatch;
 use crate::error::{panic_message, Error, Result};
 use crate::file::sink::FileSink;
 use crate::file::source::FileSource;
+use crate::kafka::group::GroupLink;
 use crate::socket::SocketSource;
 use crate::sink::kafka::KafkaSink;
 use crate::sink::memory::{ConsoleQueue, MemorySink, MemoryTable, Tables, Target};
@@ -96,8 +97,13 @@ impl Engine {
         let runtime = self.runtime.lock().unwrap_or_else(|p| p.into_inner());
         let runtime = runtime.as_ref().ok_or_else(|| Error::config("sc", "the connection is closed"))?;
         let id = uuid::Uuid::new_v4().to_string();
+        // In a consumer group, a transactional sink commits the offsets with the group's metadata.
+        let group = match &plan.source {
+            SourcePlan::Kafka(options) if options.group.is_some() => Some(Arc::new(GroupLink::default())),
+            _ => None,
+        };
         let source: Box<dyn Source> = match plan.source {
-            SourcePlan::Kafka(options) => Box::new(KafkaSource::new(options, &id)),
+            SourcePlan::Kafka(options) => Box::new(KafkaSource::new(options, &id, group.clone())),
             SourcePlan::DataFrame(batch) => Box::new(MemorySource::new(batch)),
             SourcePlan::File(files) => Box::new(FileSource::new(files)),
             SourcePlan::Socket(options) => Box::new(SocketSource::new(options)),
@@ -107,7 +113,7 @@ impl Engine {
         let sink: Box<dyn Sink> = match plan.sink {
             SinkPlan::Kafka { options, layout } => {
                 let continuous = matches!(plan.trigger, Trigger::Continuous(_));
-                Box::new(KafkaSink::new(options, layout, &plan.name, continuous))
+                Box::new(KafkaSink::new(options, layout, &plan.name, continuous, group))
             }
             SinkPlan::Memory { table, key_columns } => {
                 let shared = Arc::new(MemoryTable::default());

@@ -208,6 +208,9 @@ impl QueryPlan {
                 }
             },
         };
+        if matches!(&source, SourcePlan::Kafka(o) if o.group.is_some()) {
+            check_scale_out(&trigger, transform.as_ref(), &spec.sink)?;
+        }
         let (sink, ignored) = match spec.sink {
             SinkSpec::Kafka => {
                 let options = KafkaSinkOptions::parse(&writer_options)?;
@@ -244,6 +247,34 @@ impl QueryPlan {
             ignored,
         })
     }
+}
+
+/// What `scaleOut = "group"` runs today: stateless pipelines in
+/// micro-batches into Kafka (exactly-once or at-least-once), memory or the
+/// console. File and Delta sinks keep a log per checkpoint, which processes
+/// can't share.
+fn check_scale_out(trigger: &Trigger, transform: Option<&Transform>, sink: &SinkSpec) -> Result<()> {
+    if matches!(trigger, Trigger::Continuous(_)) {
+        return Err(Error::config("trigger", "`scaleOut = \"group\"` runs in micro-batches, not with a continuous trigger")
+            .with_hint("use `stream_trigger_interval()`"));
+    }
+    if transform.is_some_and(Transform::has_state) {
+        return Err(Error::config(
+            "x",
+            "`scaleOut = \"group\"` runs pipelines without state across batches (filter, mutate, select, joins with tables); this one keeps state (an aggregation or `stream_lag()`)",
+        )
+        .with_hint("run it in one process (without `scaleOut`), or aggregate downstream of the scaled-out stream"));
+    }
+    match sink {
+        SinkSpec::Kafka | SinkSpec::Memory { .. } | SinkSpec::Console => Ok(()),
+        SinkSpec::File { format, .. } => Err(scale_out_sink(format)),
+        SinkSpec::Delta { .. } => Err(scale_out_sink("delta")),
+    }
+}
+
+fn scale_out_sink(format: &str) -> Error {
+    Error::config("x", format!("`scaleOut = \"group\"` can't write to a {format} sink: its commit log belongs to one process"))
+        .with_hint("write to Kafka (`stream_write_kafka()`), memory or the console")
 }
 
 /// Spark's text, for the sources and sinks that run in micro-batches only.
@@ -326,6 +357,23 @@ mod tests {
             assert_eq!(e.arg.as_deref(), Some("trigger"));
             assert!(e.message.contains(arg), "{e}");
         }
+    }
+
+    #[test]
+    fn scale_out_runs_stateless_micro_batches_into_sinks_it_can_share() {
+        let grouped = KAFKA_TO_KAFKA.replace(r#""subscribe":"t"}"#, r#""subscribe":"t","scaleOut":"group","kafka.group.id":"g"}"#);
+        assert!(QueryPlan::new(spec(&grouped), None, &Arc::default()).is_ok());
+        let continuous = grouped.replace(r#"{"kind":"once"}"#, r#"{"kind":"continuous","checkpoint_ms":1000}"#);
+        assert_eq!(QueryPlan::new(spec(&continuous), None, &Arc::default()).err().unwrap().arg.as_deref(), Some("trigger"));
+        let into_files = grouped.replace(r#""sink":{"kind":"kafka"}"#, r#""sink":{"kind":"file","format":"parquet","path":"/tmp/out"}"#);
+        let e = QueryPlan::new(spec(&into_files), None, &Arc::default()).err().unwrap();
+        assert!(e.arg.as_deref() == Some("x") && e.message.contains("parquet"), "{e}");
+        let counting = grouped.replace(
+            r#""sink":{"kind":"kafka"}"#,
+            r#""sink":{"kind":"kafka"},"mode":"update","sql":{"sql":"SELECT topic, COUNT(*) AS n FROM s GROUP BY topic","table":"s"}"#,
+        );
+        let e = QueryPlan::new(spec(&counting), None, &Arc::default()).err().unwrap();
+        assert!(e.arg.as_deref() == Some("x") && e.message.contains("state"), "{e}");
     }
 
     #[test]

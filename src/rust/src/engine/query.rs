@@ -25,6 +25,14 @@
 //! asked to stop meanwhile, it fails with the last error. A permanent
 //! failure fails it at once. An abort (`stream_stop()` giving up) ends it
 //! quietly: the uncommitted batch runs again on restart.
+//!
+//! A source whose input is shared between processes (`Scope::Shared`, a
+//! Kafka consumer group) keeps its positions outside the checkpoint, and
+//! what this process owns may change between batches. So a failed or
+//! voided batch (a rebalance: `ErrorKind::Rebalanced`) is planned again,
+//! never replayed on its recorded range; a restart resumes where the shared
+//! positions say; and the checkpoint is this process's member directory
+//! (`CheckpointLog::open_member`).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -36,10 +44,10 @@ use super::status::{now_ms, BatchProgress, SharedStatus};
 use super::stop::StopSignal;
 use super::trigger::Trigger;
 use crate::checkpoint::CheckpointLog;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::sink::Sink;
 use crate::transform::Transform;
-use crate::source::{Positions, Source};
+use crate::source::{Positions, Scope, Source};
 
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct BatchOffsets {
@@ -102,6 +110,16 @@ struct Watermark {
     next: i64,
 }
 
+/// How a batch's run ended.
+enum BatchEnd {
+    Committed(BatchOutcome),
+    /// `stream_stop()` gave up on it.
+    Aborted,
+    /// A shared source's batch that failed (`failed`) or was voided by a
+    /// rebalance: plan it again.
+    Superseded { failed: bool },
+}
+
 /// What the checkpoint says to do next.
 enum Resume {
     /// Batch `n` was planned but never committed: run it again, same range.
@@ -114,7 +132,11 @@ impl Query {
     /// Connect source and sink and open the checkpoint; errors here are the
     /// user's (bad options, unreachable broker, foreign checkpoint).
     pub fn start(&mut self, status: &SharedStatus, stop: &StopSignal) -> Result<CheckpointLog> {
-        let (log, metadata) = CheckpointLog::open(&self.checkpoint, &self.source.identity(), &self.sink.identity())?;
+        let (source, sink) = (self.source.identity(), self.sink.identity());
+        let (log, metadata) = match self.source.scope() {
+            Scope::Whole => CheckpointLog::open(&self.checkpoint, &source, &sink)?,
+            Scope::Shared { instance } => CheckpointLog::open_member(&self.checkpoint, instance.as_deref(), &source, &sink)?,
+        };
         self.source_log = self.source.open_log(&self.checkpoint)?;
         self.source.connect(status)?;
         self.sink.connect(status, &metadata.id)?;
@@ -130,10 +152,19 @@ impl Query {
         Ok(log)
     }
 
+    fn is_shared(&self) -> bool {
+        self.source.scope() != Scope::Whole
+    }
+
     fn resume(&mut self, log: &CheckpointLog) -> Result<Resume> {
         let last_planned = log.latest_offsets::<BatchOffsets>()?;
         let last_commit = log.latest_commit::<BatchCommit>()?;
         let last_committed = last_commit.as_ref().map(|(n, _)| *n);
+        if self.is_shared() {
+            // The shared positions say where to go on; batch numbers go on after the last one here.
+            let next = last_planned.map(|(n, _)| n).max(last_committed).map_or(0, |n| n + 1);
+            return Ok(Resume::Next(next, self.source.initial_positions()?, Watermark::default()));
+        }
         Ok(match (last_planned, last_committed) {
             (None, None) if self.source_log => Resume::Next(0, self.source.initial_positions()?, Watermark::default()),
             (None, None) => match log.initial_positions()? {
@@ -196,8 +227,8 @@ impl Query {
                     // The epoch in flight at a crash is written again, on exactly its range.
                     status.set_active(format!("Writing epoch {batch} again"));
                     let mut retry = Retry::new(self.retry_timeout);
-                    let Some(outcome) = self.run_batch_surely(batch, &offsets, log, stop, status, &mut retry)? else {
-                        return Ok(()); // aborted
+                    let BatchEnd::Committed(outcome) = self.run_batch_surely(batch, &offsets, log, stop, status, &mut retry)? else {
+                        return Ok(()); // aborted (a shared source never replays)
                     };
                     log.write_commit(batch, &outcome.commit())?;
                     start = offsets.end;
@@ -213,6 +244,7 @@ impl Query {
         status.set_active("Waiting for data");
         let mut last_batch_ms = now_ms();
         let mut retry = Retry::new(self.retry_timeout);
+        let mut batch_failing = false;
         loop {
             if stop.is_set() && !self.source.is_bounded() {
                 return Ok(());
@@ -222,7 +254,9 @@ impl Query {
                 Some(offsets) => Some(offsets),
                 None => match self.source.plan(&start) {
                     Ok(p) => {
-                        retry.reset(status); // the source answered: whatever failed before is over
+                        if !batch_failing {
+                            retry.reset(status); // the source answered: whatever failed before is over
+                        }
                         let p = p.or_else(|| self.closes_groups_at(watermark).then(|| (start.clone(), start.clone())));
                         p.map(|(s, e)| BatchOffsets { start: s, end: e, timestamp_ms: now_ms() as i64, watermark_ms: watermark.next })
                     }
@@ -246,10 +280,17 @@ impl Query {
                     status.set_message(format!("Writing batch {batch}"));
                     log.write_offsets(batch, &offsets)?;
                     let began = Instant::now();
-                    let Some(outcome) = self.run_batch_surely(batch, &offsets, log, stop, status, &mut retry)? else {
-                        return Ok(()); // aborted
+                    let outcome = match self.run_batch_surely(batch, &offsets, log, stop, status, &mut retry)? {
+                        BatchEnd::Committed(outcome) => outcome,
+                        BatchEnd::Aborted => return Ok(()),
+                        BatchEnd::Superseded { failed } => {
+                            // Failures go on counting until a batch commits, however well plans go.
+                            batch_failing = failed;
+                            continue;
+                        }
                     };
                     log.write_commit(batch, &outcome.commit())?;
+                    batch_failing = false;
                     self.source.committed(&offsets.end, status);
                     let batch_ms = offsets.timestamp_ms as f64;
                     let since_last = (batch_ms - last_batch_ms) / 1000.0;
@@ -273,7 +314,7 @@ impl Query {
                 let next = tick + every;
                 let now = Instant::now();
                 if next > now {
-                    stop.wait(next - now);
+                    self.source.idle(next - now, stop)?;
                 }
             }
         }
@@ -368,7 +409,8 @@ impl Query {
 
     /// Batch `batch` on exactly `offsets` until the sink has committed it:
     /// after a retriable failure, from the last committed state again, unless
-    /// the sink says the failed try committed after all. `None`: aborted.
+    /// the sink says the failed try committed after all. A shared source's
+    /// batch is not run again: it is superseded, and planned anew.
     fn run_batch_surely(
         &mut self,
         batch: u64,
@@ -377,20 +419,29 @@ impl Query {
         stop: &StopSignal,
         status: &SharedStatus,
         retry: &mut Retry,
-    ) -> Result<Option<BatchOutcome>> {
+    ) -> Result<BatchEnd> {
         loop {
             match self.run_batch(batch, offsets, log, stop, status) {
                 Ok(outcome) => {
                     retry.reset(status);
-                    return Ok(Some(outcome));
+                    return Ok(BatchEnd::Committed(outcome));
                 }
-                Err(e) if e.is_aborted() => return Ok(None),
+                Err(e) if e.is_aborted() => return Ok(BatchEnd::Aborted),
+                Err(e) if e.kind == ErrorKind::Rebalanced => {
+                    status.set_message(format!("Batch {batch} voided by a rebalance of the consumer group"));
+                    self.source.rewind();
+                    return Ok(BatchEnd::Superseded { failed: false });
+                }
                 Err(e) if e.retriable => {
                     retry.wait(e, status, stop)?;
+                    if self.is_shared() {
+                        self.source.rewind();
+                        return Ok(BatchEnd::Superseded { failed: true });
+                    }
                     if self.committed_meanwhile(batch, log, retry, status, stop)? {
                         // Its rows went out in the try that failed; the watermark it reached stands.
                         let next_watermark_ms = self.next_watermark(offsets);
-                        return Ok(Some(BatchOutcome { next_watermark_ms, ..Default::default() }));
+                        return Ok(BatchEnd::Committed(BatchOutcome { next_watermark_ms, ..Default::default() }));
                     }
                     self.restore_state(log)?;
                 }

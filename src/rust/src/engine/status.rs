@@ -78,6 +78,18 @@ impl BatchProgress {
     }
 }
 
+/// Where a Kafka source stands on one partition it reads (in a consumer
+/// group: one this process owns), as of the last batch planned.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PartitionLag {
+    pub topic: String,
+    pub partition: i32,
+    /// The offset the planned batch reads up to.
+    pub offset: i64,
+    /// Records after it, not yet planned.
+    pub lag: i64,
+}
+
 #[derive(Debug, Clone)]
 pub struct QueryStatus {
     pub state: State,
@@ -99,6 +111,8 @@ pub struct QueryStatus {
     /// Things that went wrong and were recovered from (e.g. a broker that went away).
     pub warnings: VecDeque<String>,
     pub recent: VecDeque<BatchProgress>,
+    /// A Kafka source's partitions and lag.
+    pub partitions: Vec<PartitionLag>,
 }
 
 const RECENT_BATCHES: usize = 1000;
@@ -127,6 +141,7 @@ impl Default for SharedStatus {
                 retrying: None,
                 warnings: VecDeque::new(),
                 recent: VecDeque::new(),
+                partitions: Vec::new(),
             }),
             std::sync::Condvar::new(),
         )))
@@ -174,6 +189,10 @@ impl SharedStatus {
             drop(s);
             self.0 .1.notify_all();
         }
+    }
+
+    pub fn set_partitions(&self, partitions: Vec<PartitionLag>) {
+        self.lock().partitions = partitions;
     }
 
     pub fn clear_retrying(&self) {

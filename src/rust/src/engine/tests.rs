@@ -21,7 +21,7 @@ use super::run_caught;
 use crate::checkpoint::CheckpointLog;
 use crate::error::{Error, ErrorKind, Result};
 use crate::sink::Sink;
-use crate::source::{Positions, Source};
+use crate::source::{Positions, Scope, Source};
 
 /// Rows `0..total` of one Int64 column `n`, `per_batch` at a time; rows
 /// become visible to `plan` as `available` grows (all of them by default).
@@ -31,11 +31,34 @@ struct CountingSource {
     available: Arc<AtomicUsize>,
     /// Errors the next `plan` calls return.
     plan_failures: Arc<Mutex<VecDeque<Error>>>,
+    /// Like a source in a consumer group: the position is kept outside the
+    /// checkpoint (here, shared across restarts) and advanced on commit.
+    group: Option<GroupPosition>,
+    /// Errors the next `read` calls return.
+    read_failures: VecDeque<Error>,
+}
+
+struct GroupPosition {
+    committed: Arc<AtomicUsize>,
+    next: usize,
 }
 
 impl CountingSource {
     fn new(total: usize, per_batch: usize) -> Self {
-        CountingSource { total, per_batch, available: Arc::new(AtomicUsize::new(total)), plan_failures: Arc::default() }
+        CountingSource {
+            total,
+            per_batch,
+            available: Arc::new(AtomicUsize::new(total)),
+            plan_failures: Arc::default(),
+            group: None,
+            read_failures: VecDeque::new(),
+        }
+    }
+
+    /// A source whose position `committed` keeps (a consumer group's offsets).
+    fn in_group(total: usize, per_batch: usize, committed: &Arc<AtomicUsize>) -> Self {
+        let next = committed.load(Ordering::SeqCst);
+        CountingSource { group: Some(GroupPosition { committed: committed.clone(), next }), ..CountingSource::new(total, per_batch) }
     }
 
     /// Nothing there yet: rows arrive as the returned count grows.
@@ -79,9 +102,26 @@ impl Source for CountingSource {
         if let Some(e) = self.plan_failures.lock().unwrap().pop_front() {
             return Err(e);
         }
-        let from = rows_of(start);
+        let from = self.group.as_ref().map_or(rows_of(start), |g| g.next);
         let until = (from + self.per_batch).min(self.available.load(Ordering::SeqCst));
-        Ok((until > from).then(|| (start.clone(), Positions::Rows { rows: until as u64 })))
+        Ok((until > from).then(|| (Positions::Rows { rows: from as u64 }, Positions::Rows { rows: until as u64 })))
+    }
+    fn scope(&self) -> Scope {
+        match self.group {
+            Some(_) => Scope::Shared { instance: None },
+            None => Scope::Whole,
+        }
+    }
+    fn rewind(&mut self) {
+        if let Some(g) = &mut self.group {
+            g.next = g.committed.load(Ordering::SeqCst);
+        }
+    }
+    fn committed(&mut self, end: &Positions, _status: &SharedStatus) {
+        if let Some(g) = &mut self.group {
+            g.next = rows_of(end);
+            g.committed.store(g.next, Ordering::SeqCst);
+        }
     }
     fn read(
         &mut self,
@@ -91,6 +131,9 @@ impl Source for CountingSource {
         emit: &mut dyn FnMut(RecordBatch) -> Result<()>,
     ) -> Result<()> {
         stop.check_abort()?;
+        if let Some(e) = self.read_failures.pop_front() {
+            return Err(e);
+        }
         emit(numbers(rows_of(start), rows_of(end)))
     }
     fn is_exhausted(&self, committed_end: &Positions) -> bool {
@@ -578,4 +621,54 @@ fn a_query_retrying_while_it_starts_has_started_for_r() {
     assert_eq!(status.wait(Duration::ZERO, true), super::status::State::Starting);
     status.set_retrying(1, Duration::ZERO, "registry down".into());
     assert_eq!(status.wait(Duration::from_secs(1), true), super::status::State::Active);
+}
+
+#[test]
+fn a_batch_voided_by_a_rebalance_is_planned_again_at_once_and_never_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let shared = Shared::default();
+    let position = Arc::new(AtomicUsize::new(0));
+    let mut source = CountingSource::in_group(10, 4, &position);
+    source.read_failures.push_back(Error::rebalanced());
+    let began = Instant::now();
+    run(&mut query(source, ScriptedSink::new(&shared), dir.path()), &StopSignal::default()).unwrap();
+    assert!(began.elapsed() < Duration::from_millis(400), "a rebalance is no failure to wait out: {:?}", began.elapsed());
+    assert_eq!(shared.all_numbers(), (0..10).collect::<Vec<_>>());
+    assert_eq!(shared.committed_ids(), vec![0, 1, 2], "the voided batch 0 was planned again as batch 0");
+    let member = dir.path().join("members/0");
+    assert_eq!(committed_in_checkpoint(&member), vec![0, 1, 2], "the checkpoint is this process's member directory");
+    assert_eq!(position.load(Ordering::SeqCst), 10);
+}
+
+#[test]
+fn a_shared_source_resumes_where_the_shared_position_is_not_where_its_checkpoint_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let shared = Shared::default();
+    let position = Arc::new(AtomicUsize::new(0));
+    let mut crashing = ScriptedSink::new(&shared);
+    crashing.crash_after_commit = Some(1);
+    run(&mut query(CountingSource::in_group(10, 4, &position), crashing, dir.path()), &StopSignal::default()).unwrap_err();
+    // Meanwhile another process of the group went on to 8 (and the partition came back).
+    position.store(8, Ordering::SeqCst);
+    run(&mut query(CountingSource::in_group(10, 4, &position), ScriptedSink::new(&shared), dir.path()), &StopSignal::default())
+        .unwrap();
+    let committed = shared.lock().committed.clone();
+    assert_eq!(committed.last().unwrap(), &(2, vec![8, 9]), "no replay of batch 1's recorded range; numbering goes on");
+    assert_eq!(position.load(Ordering::SeqCst), 10);
+}
+
+#[test]
+fn a_shared_sources_failures_count_toward_the_retry_bound_though_each_plan_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let shared = Shared::default();
+    shared.fail_next((0..1000).map(|i| Error::kafka(format!("broker down ({i})")).retriable()));
+    let position = Arc::new(AtomicUsize::new(0));
+    let mut q = query(CountingSource::in_group(10, 4, &position), ScriptedSink::new(&shared), dir.path());
+    q.retry_timeout = Duration::from_millis(1500);
+    let began = Instant::now();
+    let e = run(&mut q, &StopSignal::default()).unwrap_err();
+    assert!(e.message.contains("gave up after"), "{e}");
+    assert!(began.elapsed() < Duration::from_secs(4), "{:?}", began.elapsed());
+    assert!(shared.committed_ids().is_empty());
+    assert_eq!(position.load(Ordering::SeqCst), 0);
 }

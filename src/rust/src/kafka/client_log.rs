@@ -33,6 +33,13 @@ impl ClientLog {
         *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some((code_of(error), reason.to_string()));
     }
 
+    /// Something that went wrong and is recovered from, for the stream's status.
+    pub(crate) fn warn(&self, what: &str) {
+        if let Some(status) = &self.status {
+            status.warn(format!("Kafka {}: {what}", self.who));
+        }
+    }
+
     /// The error for a client that could not reach `servers` at start.
     pub(crate) fn unreachable(&self, servers: &str, timeout_secs: u64, e: &KafkaError) -> Error {
         let said = self.last.lock().unwrap_or_else(|p| p.into_inner()).clone();

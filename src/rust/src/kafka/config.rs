@@ -211,8 +211,69 @@ pub struct KafkaSourceOptions {
     /// The rows the source hands on: Spark's Kafka columns, with a decoded
     /// key or value replaced by its fields.
     pub schema: arrow::datatypes::SchemaRef,
+    /// `scaleOut = "group"`: share the input with other processes in a consumer group.
+    pub group: Option<crate::kafka::group::GroupOptions>,
     /// Options accepted for sparklyr compatibility but without effect.
     pub ignored: Vec<String>,
+}
+
+impl StartingOffsets {
+    /// Where `tp` starts under this rule, given its low and high watermarks.
+    pub(crate) fn resolve(&self, tp: &(String, i32), low: i64, high: i64) -> i64 {
+        match self {
+            StartingOffsets::Earliest => low,
+            StartingOffsets::Latest => high,
+            StartingOffsets::Specific(m) => match m.get(&tp.0).and_then(|ps| ps.get(&tp.1)) {
+                Some(-2) => low,
+                Some(-1) | None => high,
+                Some(off) => *off,
+            },
+        }
+    }
+}
+
+/// `scaleOut` and what it needs: `kafka.group.id`, a subscription (not
+/// `assign`), and none of the group settings streamlyr pins.
+fn parse_scale_out(options: &Options, subscription: &Subscription) -> Result<Option<crate::kafka::group::GroupOptions>> {
+    match options.get("scaleOut").map(|s| s.trim()) {
+        None | Some("none") => return Ok(None),
+        Some("group") => {}
+        Some(other) => {
+            return Err(Error::option("scaleOut", format!("`scaleOut` must be \"group\" (or \"none\"), not \"{other}\""))
+                .with_hint("`scaleOut = \"group\"` shares the input's partitions with the other processes of the consumer group `kafka.group.id`"))
+        }
+    }
+    let group_id = match options.get("kafka.group.id").map(|s| s.trim()) {
+        Some(g) if !g.is_empty() => g.to_string(),
+        _ => {
+            return Err(Error::option("kafka.group.id", "`scaleOut = \"group\"` needs `kafka.group.id`: the consumer group the processes share")
+                .with_hint("for example `kafka.group.id = \"orders-enricher\"`, the same in every process"))
+        }
+    };
+    if matches!(subscription, Subscription::Assign(_)) {
+        return Err(Error::option("assign", "`assign` can't be used with `scaleOut = \"group\"`: the group assigns the partitions")
+            .with_hint("use `subscribe` or `subscribePattern`"));
+    }
+    for (key, why) in [
+        ("kafka.group.protocol", "the classic group protocol is pinned (transactional commits under the new one need Kafka 4.3)"),
+        ("kafka.partition.assignment.strategy", "eager `range` assignment is pinned (cooperative assignment is not proven safe with transactions here)"),
+        ("kafka.isolation.level", "the group's committed offsets are read as stable, which needs `read_committed`"),
+    ] {
+        if options.contains_key(key) {
+            return Err(Error::option(key, format!("Kafka option `{key}` can't be set with `scaleOut = \"group\"`: {why}")));
+        }
+    }
+    let instance_id = match options.get("kafka.group.instance.id").map(|s| s.trim()) {
+        None => None,
+        Some(id) if !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) => Some(id.to_string()),
+        Some(id) => {
+            return Err(Error::option(
+                "kafka.group.instance.id",
+                format!("`kafka.group.instance.id` must be letters, digits, `.`, `_` or `-` (it also names this process's part of the checkpoint), not \"{id}\""),
+            ))
+        }
+    };
+    Ok(Some(crate::kafka::group::GroupOptions { group_id, instance_id }))
 }
 
 impl KafkaSourceOptions {
@@ -284,7 +345,7 @@ impl KafkaSourceOptions {
 
         let mut known = vec![
             "subscribe", "subscribePattern", "assign", "startingOffsets", "maxOffsetsPerTrigger",
-            "failOnDataLoss", "includeHeaders",
+            "failOnDataLoss", "includeHeaders", "scaleOut",
         ];
         known.extend_from_slice(SPARK_ONLY);
         known.extend_from_slice(&crate::message::SOURCE_OPTIONS);
@@ -293,7 +354,13 @@ impl KafkaSourceOptions {
             return Err(Error::option(first, format!("unknown Kafka source option `{first}`"))
                 .with_hint("librdkafka settings take the prefix `kafka.`, for example `kafka.client.id`"));
         }
-        let ignored = options.keys().filter(|k| SPARK_ONLY.contains(&k.as_str())).cloned().collect();
+        let group = parse_scale_out(options, &subscription)?;
+        // With `scaleOut`, `kafka.group.id` names the group; alone, it keeps Spark's meaning (ACLs only).
+        let ignored = options
+            .keys()
+            .filter(|k| SPARK_ONLY.contains(&k.as_str()) && !(group.is_some() && *k == "kafka.group.id"))
+            .cloned()
+            .collect();
 
         let include_headers = parse_bool(options, "includeHeaders", false)?;
         let decoding = crate::message::MessageDecoding::parse(options)?;
@@ -311,6 +378,7 @@ impl KafkaSourceOptions {
             include_headers,
             decoding,
             schema,
+            group,
             ignored,
         })
     }
@@ -428,6 +496,36 @@ mod tests {
     use super::*;
 
     use super::options_of as opts;
+
+    #[test]
+    fn scale_out_joins_the_named_group_and_says_what_it_needs() {
+        let base = [("kafka.bootstrap.servers", "h:1"), ("subscribe", "t"), ("scaleOut", "group")];
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut pairs = base.to_vec();
+            pairs.extend_from_slice(extra);
+            KafkaSourceOptions::parse(&opts(&pairs))
+        };
+        let o = with(&[("kafka.group.id", "g"), ("kafka.group.instance.id", "pod-1")]).unwrap();
+        let group = o.group.unwrap();
+        assert_eq!((group.group_id.as_str(), group.instance_id.as_deref()), ("g", Some("pod-1")));
+        assert!(o.ignored.is_empty(), "kafka.group.id means something here: {:?}", o.ignored);
+        let option_of = |e: Error| e.option.unwrap();
+        assert_eq!(option_of(with(&[]).unwrap_err()), "kafka.group.id");
+        assert_eq!(option_of(with(&[("kafka.group.id", "g"), ("kafka.group.protocol", "consumer")]).unwrap_err()), "kafka.group.protocol");
+        assert_eq!(
+            option_of(with(&[("kafka.group.id", "g"), ("kafka.partition.assignment.strategy", "cooperative-sticky")]).unwrap_err()),
+            "kafka.partition.assignment.strategy"
+        );
+        assert_eq!(option_of(with(&[("kafka.group.id", "g"), ("kafka.isolation.level", "read_uncommitted")]).unwrap_err()), "kafka.isolation.level");
+        assert_eq!(option_of(with(&[("kafka.group.id", "g"), ("kafka.group.instance.id", "../x")]).unwrap_err()), "kafka.group.instance.id");
+        let assign = opts(&[("kafka.bootstrap.servers", "h:1"), ("assign", r#"{"t":[0]}"#), ("scaleOut", "group"), ("kafka.group.id", "g")]);
+        assert_eq!(option_of(KafkaSourceOptions::parse(&assign).unwrap_err()), "assign");
+        let odd = opts(&[("kafka.bootstrap.servers", "h:1"), ("subscribe", "t"), ("scaleOut", "yes"), ("kafka.group.id", "g")]);
+        assert_eq!(option_of(KafkaSourceOptions::parse(&odd).unwrap_err()), "scaleOut");
+        // Without scaleOut, kafka.group.id keeps Spark's meaning: ignored.
+        let plain = KafkaSourceOptions::parse(&opts(&[("kafka.bootstrap.servers", "h:1"), ("subscribe", "t"), ("kafka.group.id", "g")])).unwrap();
+        assert!(plain.group.is_none() && plain.ignored == vec!["kafka.group.id".to_string()]);
+    }
 
     #[test]
     fn source_needs_bootstrap_servers() {

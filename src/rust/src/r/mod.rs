@@ -226,6 +226,12 @@ fn query_status(query: QueryPtr) -> Robj {
         Some((since_ms, tries)) => list!(since_ms = since_ms, tries = tries as f64).into(),
         None => ().into(),
     };
+    let partitions = list!(
+        topic = s.partitions.iter().map(|p| p.topic.clone()).collect::<Vec<String>>(),
+        partition = s.partitions.iter().map(|p| p.partition).collect::<Vec<i32>>(),
+        offset = s.partitions.iter().map(|p| p.offset as f64).collect::<Vec<f64>>(),
+        lag = s.partitions.iter().map(|p| p.lag as f64).collect::<Vec<f64>>()
+    );
     list!(
         id = query.id.clone(),
         name = query.name.clone(),
@@ -243,7 +249,8 @@ fn query_status(query: QueryPtr) -> Robj {
         watermark_ms = s.watermark_ms.map(|w| w as f64),
         error = error,
         retrying = retrying,
-        warnings = warnings
+        warnings = warnings,
+        partitions = partitions
     )
     .into()
 }

@@ -26,6 +26,13 @@
 //! restarted query reads what its group committed and records the batch as
 //! committed instead of writing it again. Transaction calls block, so
 //! they run on the query's own thread, never on the async workers.
+//!
+//! Reading Kafka in a consumer group (`scaleOut = "group"`, see
+//! `kafka::group`), the offsets go to that group instead, with its
+//! consumer's metadata (KIP-447): the group, not the checkpoint, knows
+//! which batches committed, so no marker is kept. Every batch that read
+//! something commits a transaction, even one that wrote nothing, so the
+//! group's offsets always say where the process stands.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -52,6 +59,7 @@ use crate::error::{Error, Result};
 use crate::kafka::client_log::ClientLog;
 use crate::kafka::config::{Guarantee, KafkaSinkOptions};
 use crate::kafka::errors::{is_retriable, kafka_error, transaction_error, Operation};
+use crate::kafka::group::{GroupLink, GROUP_TRANSACTION_TIMEOUT};
 use crate::message::RegisteredSchema;
 use crate::source::Positions;
 
@@ -179,6 +187,8 @@ pub(crate) struct KafkaSink {
     batch_topic: Option<String>,
     /// Partitions per topic, for `partition_by`.
     partition_counts: HashMap<String, i32>,
+    /// The source's consumer group, when it reads in one.
+    group: Option<Arc<GroupLink>>,
 }
 
 /// Where the marker of a batch lives, recorded before the transaction commits.
@@ -233,7 +243,14 @@ impl KafkaSink {
     }
 
     /// `low_latency` sends each record at once (no linger), for continuous processing.
-    pub(crate) fn new(options: KafkaSinkOptions, layout: RecordLayout, query_name: &str, low_latency: bool) -> Self {
+    /// `group`: the source's consumer group, when it reads in one.
+    pub(crate) fn new(
+        options: KafkaSinkOptions,
+        layout: RecordLayout,
+        query_name: &str,
+        low_latency: bool,
+        group: Option<Arc<GroupLink>>,
+    ) -> Self {
         KafkaSink {
             linger_ms: if low_latency { "0" } else { "5" },
             options,
@@ -249,6 +266,7 @@ impl KafkaSink {
             status: None,
             batch_topic: None,
             partition_counts: HashMap::new(),
+            group,
         }
     }
 
@@ -472,7 +490,8 @@ impl Sink for KafkaSink {
         if self.exactly_once() {
             // The options parser refused any other value of these from the user.
             manages.extend([("enable.idempotence", "true"), ("acks", "all"), ("transactional.id", transactional_id.as_str())]);
-            defaults.push(("transaction.timeout.ms", "60000"));
+            // In a group, a dead member's open transaction holds its partitions' offsets until this ends.
+            defaults.push(("transaction.timeout.ms", if self.group.is_some() { GROUP_TRANSACTION_TIMEOUT } else { "60000" }));
         }
         let producer: ThreadedProducer<DeliveryCounter> = self
             .options
@@ -487,6 +506,10 @@ impl Sink for KafkaSink {
         if self.exactly_once() {
             // Fences producers of an earlier run of this query and aborts their open transaction.
             producer.init_transactions(TRANSACTION_TIMEOUT).map_err(|e| transaction_error("start", &e))?;
+        }
+        if let (true, Some(link)) = (self.exactly_once(), &self.group) {
+            link.set_transactional();
+        } else if self.exactly_once() {
             let group = format!("streamlyr-eos-{query_id}");
             let consumer: BaseConsumer = self
                 .options
@@ -589,19 +612,30 @@ impl Sink for KafkaSink {
     }
 
     fn commit(&mut self, batch: u64, read: &Positions, log: &CheckpointLog) -> Result<()> {
+        let read_something = matches!(read, Positions::Kafka(ends) if ends.values().any(|ps| !ps.is_empty()));
+        if self.group.is_some() && self.exactly_once() && read_something {
+            self.open_transaction()?;
+        }
         if !self.in_transaction {
             return Ok(());
         }
-        let producer = self.producer()?;
-        let consumer = self.marker_group.as_ref().ok_or_else(|| Error::internal("exactly-once sink without its marker group"))?;
         let (marker, tpl) = self.transaction_offsets(batch, read)?;
-        let metadata = consumer
-            .group_metadata()
-            .ok_or_else(|| Error::internal("the marker consumer has no group metadata"))?;
+        let metadata = match &self.group {
+            // Fresh at each commit: a rebalance since the last one changed it.
+            Some(link) => link.group_metadata()?,
+            None => self
+                .marker_group
+                .as_ref()
+                .and_then(|c| c.group_metadata())
+                .ok_or_else(|| Error::internal("exactly-once sink without its marker group"))?,
+        };
+        let producer = self.producer()?;
         producer
             .send_offsets_to_transaction(&tpl, &metadata, TRANSACTION_TIMEOUT)
             .map_err(|e| transaction_error("recording the batch", &e))?;
-        log.write_pending(batch, &marker)?;
+        if self.group.is_none() {
+            log.write_pending(batch, &marker)?;
+        }
         let mut tries = 0;
         loop {
             match producer.commit_transaction(TRANSACTION_TIMEOUT) {

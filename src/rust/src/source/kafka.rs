@@ -2,14 +2,17 @@
 //!
 //! Runtime model: one librdkafka consumer, assigned (never subscribed: the
 //! checkpoint, not a consumer group, owns the offsets) to every partition of
-//! the subscription. It keeps fetching in librdkafka's background threads, so
+//! the subscription; or, with `scaleOut = "group"`, subscribed in a consumer
+//! group that shares the partitions between processes and keeps their
+//! offsets (see `kafka::group`: then each batch covers the partitions this
+//! process owns, from where the group says they stand). It keeps fetching in librdkafka's background threads, so
 //! the next batch is usually already in memory. A batch is planned from the
 //! partitions' high watermarks (capped by `maxOffsetsPerTrigger`), recorded,
 //! then read until every partition reaches its end offset. Records fetched
 //! beyond a batch's end are kept for the next one instead of seeking back,
 //! which would throw librdkafka's prefetch away.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,23 +22,30 @@ use arrow::array::{
 };
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::{Positions, Source, CHUNK_ROWS};
-use crate::engine::status::SharedStatus;
+use super::{Positions, Scope, Source, CHUNK_ROWS};
+use crate::engine::status::{PartitionLag, SharedStatus};
 use crate::engine::stop::StopSignal;
 use crate::error::{Error, Result};
 use crate::kafka::client_log::ClientLog;
 use crate::kafka::config::{KafkaSourceOptions, OffsetMap, StartingOffsets, Subscription};
 use crate::kafka::errors::{kafka_error, Operation};
+use crate::kafka::group::{resolve_starts, GroupLink, Membership, ReaderContext};
 
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 const METADATA_REFRESH: Duration = Duration::from_secs(1);
 const POLL_SLICE: Duration = Duration::from_millis(100);
+/// Records kept while idling between triggers in a group, before the
+/// partitions are paused until the next batch.
+const IDLE_PENDING_LIMIT: usize = 4 * CHUNK_ROWS;
 
-type TopicPartition = (String, i32);
+use crate::kafka::group::TopicPartition;
+
+/// A consumer of the source (shared with a transactional sink in a group).
+type Reader = Arc<BaseConsumer<ReaderContext>>;
 
 /// Spark's schema of a Kafka source.
 pub fn kafka_schema(include_headers: bool) -> SchemaRef {
@@ -82,16 +92,32 @@ struct Pending {
     headers: Option<Vec<(String, Option<Vec<u8>>)>>,
 }
 
+/// This process's part in a consumer group (`scaleOut = "group"`).
+struct GroupPart {
+    membership: Arc<Membership>,
+    link: Arc<GroupLink>,
+    /// Where the next batch starts, per owned partition.
+    next: BTreeMap<TopicPartition, i64>,
+    /// The membership's generation when the batch being read was planned.
+    planned: u64,
+    /// The last batch failed: ask the group where the owned partitions stand.
+    rewind: bool,
+    /// Topics the consumer is subscribed to.
+    subscribed: Vec<String>,
+}
+
 pub(crate) struct KafkaSource {
     options: KafkaSourceOptions,
     query_id: String,
-    consumer: Option<BaseConsumer<ClientLog>>,
+    consumer: Option<Reader>,
     /// Metadata and watermark queries go through a second client, on its own
     /// connections: Kafka answers one request per connection at a time, so
     /// behind the reader's fetch long-poll they would wait up to
     /// `fetch.wait.max.ms` (500 ms) each batch.
-    offsets: Option<BaseConsumer<ClientLog>>,
+    offsets: Option<Reader>,
     log: ClientLog,
+    status: Option<SharedStatus>,
+    group: Option<GroupPart>,
     partitions: Vec<TopicPartition>,
     partitions_refreshed: Option<Instant>,
     /// Where the consumer will deliver from next, per assigned partition.
@@ -102,13 +128,24 @@ pub(crate) struct KafkaSource {
 }
 
 impl KafkaSource {
-    pub(crate) fn new(options: KafkaSourceOptions, query_id: &str) -> Self {
+    /// `link` is shared with the sink in group mode (see `kafka::group`).
+    pub(crate) fn new(options: KafkaSourceOptions, query_id: &str, link: Option<Arc<GroupLink>>) -> Self {
+        let group = options.group.as_ref().map(|_| GroupPart {
+            membership: Arc::default(),
+            link: link.unwrap_or_default(),
+            next: BTreeMap::new(),
+            planned: 0,
+            rewind: false,
+            subscribed: Vec::new(),
+        });
         KafkaSource {
             options,
             query_id: query_id.to_string(),
             consumer: None,
             offsets: None,
             log: ClientLog::new("consumer", None),
+            status: None,
+            group,
             partitions: Vec::new(),
             partitions_refreshed: None,
             assigned: HashMap::new(),
@@ -126,11 +163,11 @@ impl KafkaSource {
         Ok(rows)
     }
 
-    fn consumer(&self) -> Result<&BaseConsumer<ClientLog>> {
+    fn consumer(&self) -> Result<&BaseConsumer<ReaderContext>> {
         connected(&self.consumer)
     }
 
-    fn offsets_client(&self) -> Result<&BaseConsumer<ClientLog>> {
+    fn offsets_client(&self) -> Result<&BaseConsumer<ReaderContext>> {
         connected(&self.offsets)
     }
 
@@ -198,6 +235,28 @@ impl KafkaSource {
             let kept = self.pending.iter().filter(|r| r.topic == tp.0 && r.partition == tp.1).map(|r| r.offset).min();
             kept.or_else(|| self.assigned.get(tp).copied())
         };
+        if self.group.is_some() {
+            // The group assigned the partitions; moving within them is a seek.
+            let moved: Vec<(TopicPartition, i64)> =
+                wanted.iter().filter(|(tp, off)| next_delivered(tp) != Some(**off)).map(|(tp, off)| (tp.clone(), *off)).collect();
+            if moved.is_empty() {
+                return Ok(());
+            }
+            let mut tpl = TopicPartitionList::new();
+            for ((topic, p), off) in &moved {
+                tpl.add_partition_offset(topic, *p, Offset::Offset(*off)).map_err(|e| kafka_error(Operation::Request, &e))?;
+            }
+            let sought = self.consumer()?.seek_partitions(tpl, METADATA_TIMEOUT).map_err(|e| kafka_error(Operation::Request, &e))?;
+            if let Some(e) = sought.elements().iter().find_map(|el| el.error().err()) {
+                return Err(kafka_error(Operation::Request, &e).context("can't move to where the batch starts"));
+            }
+            for (tp, off) in moved {
+                // The consumer delivers these again from `off`.
+                self.pending.retain(|r| !(r.topic == tp.0 && r.partition == tp.1));
+                self.assigned.insert(tp, off);
+            }
+            return Ok(());
+        }
         let unchanged = wanted.len() == self.assigned.len()
             && wanted.iter().all(|(tp, off)| next_delivered(tp) == Some(*off));
         if unchanged {
@@ -208,8 +267,8 @@ impl KafkaSource {
             tpl.add_partition_offset(topic, *p, Offset::Offset(*off)).map_err(|e| kafka_error(Operation::Request, &e))?;
         }
         self.consumer()?.assign(&tpl).map_err(|e| kafka_error(Operation::Request, &e).context("can't assign the partitions to read"))?;
-        // Records fetched under the old assignment may not match the new one.
-        self.pending.retain(|r| wanted.get(&(r.topic.clone(), r.partition)).is_some_and(|s| r.offset >= *s));
+        // The consumer delivers every partition again from `wanted`: what was kept would come twice.
+        self.pending.clear();
         self.assigned = wanted;
         Ok(())
     }
@@ -218,8 +277,8 @@ impl KafkaSource {
 
 /// A client of the source, once `connect()` made it (a field borrow, so
 /// the other fields stay free while a message borrows the consumer).
-fn connected(client: &Option<BaseConsumer<ClientLog>>) -> Result<&BaseConsumer<ClientLog>> {
-    client.as_ref().ok_or_else(|| Error::internal("Kafka source used before connect()"))
+fn connected(client: &Option<Reader>) -> Result<&BaseConsumer<ReaderContext>> {
+    client.as_deref().ok_or_else(|| Error::internal("Kafka source used before connect()"))
 }
 
 fn keep_pending(pending: &mut VecDeque<Pending>, m: &BorrowedMessage<'_>) {
@@ -372,10 +431,21 @@ impl Source for KafkaSource {
     }
 
     fn identity(&self) -> String {
-        match &self.options.subscription {
-            Subscription::Topics(t) => format!("kafka[subscribe={}]", t.join(",")),
-            Subscription::Pattern(p) => format!("kafka[subscribePattern={}]", p.text),
-            Subscription::Assign(a) => format!("kafka[assign={}]", serde_json::to_string(a).unwrap_or_default()),
+        let what = match &self.options.subscription {
+            Subscription::Topics(t) => format!("subscribe={}", t.join(",")),
+            Subscription::Pattern(p) => format!("subscribePattern={}", p.text),
+            Subscription::Assign(a) => format!("assign={}", serde_json::to_string(a).unwrap_or_default()),
+        };
+        match &self.options.group {
+            Some(g) => format!("kafka[{what};group={}]", g.group_id),
+            None => format!("kafka[{what}]"),
+        }
+    }
+
+    fn scope(&self) -> Scope {
+        match &self.options.group {
+            Some(g) => Scope::Shared { instance: g.instance_id.clone() },
+            None => Scope::Whole,
         }
     }
 
@@ -389,54 +459,80 @@ impl Source for KafkaSource {
 
     fn connect(&mut self, status: &SharedStatus) -> Result<()> {
         self.log = ClientLog::new("consumer", Some(status.clone()));
-        let group = format!("streamlyr-source-{}", self.query_id);
-        let client = |client_id: &str| -> Result<BaseConsumer<ClientLog>> {
+        self.status = Some(status.clone());
+        let own_group = format!("streamlyr-source-{}", self.query_id);
+        let mut managed = vec![
+            ("enable.auto.commit", "false"),
+            ("enable.auto.offset.store", "false"),
+            ("enable.partition.eof", "false"),
+            // Partitions start at offsets the source chose, except in a group
+            // when the group's offsets could not be read (see `kafka::group`).
+            ("auto.offset.reset", if self.options.starting_offsets == StartingOffsets::Latest { "latest" } else { "earliest" }),
+        ];
+        match &self.options.group {
+            Some(g) => managed.extend(g.managed()),
             // Assigned, never subscribed: the group id only names the client to the broker.
+            None => managed.push(("group.id", own_group.as_str())),
+        }
+        let client = |client_id: &str, context: ReaderContext| -> Result<Reader> {
             self.options
                 .client
-                .to_rdkafka(
-                    &[("client.id", client_id)],
-                    &[
-                        ("group.id", group.as_str()),
-                        ("enable.auto.commit", "false"),
-                        ("enable.auto.offset.store", "false"),
-                        ("enable.partition.eof", "false"),
-                        ("auto.offset.reset", "earliest"),
-                    ],
-                )
-                .create_with_context(self.log.clone())
+                .to_rdkafka(&[("client.id", client_id)], &managed)
+                .create_with_context(context)
+                .map(Arc::new)
                 .map_err(|e| Error::config("options", format!("the Kafka consumer settings are not valid: {e}")))
         };
-        self.consumer = Some(client("streamlyr")?);
-        self.offsets = Some(client("streamlyr-offsets")?);
-        self.refresh_partitions(true)
+        let context = match &self.group {
+            Some(g) => ReaderContext::in_group(self.log.clone(), g.membership.clone(), self.options.starting_offsets.clone()),
+            None => ReaderContext::new(self.log.clone()),
+        };
+        let consumer = client("streamlyr", context)?;
+        self.offsets = Some(client("streamlyr-offsets", ReaderContext::new(self.log.clone()))?);
+        if let Some(g) = &self.group {
+            g.link.set_consumer(consumer.clone());
+        }
+        self.consumer = Some(consumer);
+        self.refresh_partitions(true)?;
+        if self.group.is_some() {
+            self.follow_subscription()?;
+        }
+        Ok(())
     }
 
     fn initial_positions(&mut self) -> Result<Positions> {
         let mut start = OffsetMap::new();
-        for tp in self.partitions.clone() {
-            let (low, high) = self.watermarks(&tp)?;
-            let wanted = match &self.options.starting_offsets {
-                StartingOffsets::Earliest => low,
-                StartingOffsets::Latest => high,
-                StartingOffsets::Specific(m) => match m.get(&tp.0).and_then(|ps| ps.get(&tp.1)) {
-                    Some(-2) => low,
-                    Some(-1) | None => high,
-                    Some(off) => *off,
-                },
-            };
-            start.entry(tp.0.clone()).or_default().insert(tp.1, wanted);
+        if self.group.is_none() {
+            for tp in self.partitions.clone() {
+                let (low, high) = self.watermarks(&tp)?;
+                start.entry(tp.0.clone()).or_default().insert(tp.1, self.options.starting_offsets.resolve(&tp, low, high));
+            }
         }
         Ok(Positions::Kafka(start))
     }
 
+    fn rewind(&mut self) {
+        if let Some(g) = &mut self.group {
+            g.rewind = true;
+        }
+    }
+
     fn plan(&mut self, start: &Positions) -> Result<Option<(Positions, Positions)>> {
         self.refresh_partitions(false)?;
-        let known = offsets_of(start)?.clone();
+        let (partitions, known) = match self.group.is_some() {
+            false => (self.partitions.clone(), offsets_of(start)?.clone()),
+            true => {
+                let next = self.follow_group()?;
+                let mut known = OffsetMap::new();
+                for ((t, p), o) in &next {
+                    known.entry(t.clone()).or_default().insert(*p, *o);
+                }
+                (next.into_keys().collect(), known)
+            }
+        };
         let mut from = OffsetMap::new();
         let mut until = OffsetMap::new();
         let mut available: Vec<(TopicPartition, i64, i64)> = Vec::new();
-        for tp in self.partitions.clone() {
+        for tp in partitions {
             let (low, high) = self.watermarks(&tp)?;
             // A partition that appeared after the query started is read from its beginning, as in Spark.
             let mut s = known.get(&tp.0).and_then(|ps| ps.get(&tp.1)).copied().unwrap_or(low);
@@ -464,8 +560,9 @@ impl Source for KafkaSource {
             }
             available.push((tp, s, high));
         }
-        // Keep positions of partitions no longer listed (deleted topics) so they are not forgotten.
-        for (t, ps) in &known {
+        // Keep positions of partitions no longer listed (deleted topics) so
+        // they are not forgotten; in a group, the group keeps them.
+        for (t, ps) in known.iter().filter(|_| self.group.is_none()) {
             for (p, o) in ps {
                 if !available.iter().any(|(tp, _, _)| tp.0 == *t && tp.1 == *p) {
                     from.entry(t.clone()).or_default().insert(*p, *o);
@@ -474,18 +571,24 @@ impl Source for KafkaSource {
             }
         }
         let total: i64 = available.iter().map(|(_, s, h)| h - s).sum();
-        if total == 0 {
-            return Ok(None);
-        }
         // maxOffsetsPerTrigger is split across partitions in proportion to what they have, as Spark does.
         let cap = self.options.max_offsets_per_trigger.map(|m| m as i64).filter(|m| *m < total);
+        let mut lags = Vec::with_capacity(available.len());
         for (tp, s, h) in available {
             let take = match cap {
                 None => h - s,
                 Some(m) => ((h - s) as f64 * m as f64 / total as f64).floor().max(if h > s { 1.0 } else { 0.0 }) as i64,
             };
+            let end = s + take.min(h - s);
+            lags.push(PartitionLag { topic: tp.0.clone(), partition: tp.1, offset: end, lag: h - end });
             from.entry(tp.0.clone()).or_default().insert(tp.1, s);
-            until.entry(tp.0).or_default().insert(tp.1, s + take.min(h - s));
+            until.entry(tp.0).or_default().insert(tp.1, end);
+        }
+        if let Some(status) = &self.status {
+            status.set_partitions(lags);
+        }
+        if total == 0 {
+            return Ok(None);
         }
         Ok(Some((Positions::Kafka(from), Positions::Kafka(until))))
     }
@@ -536,6 +639,7 @@ impl Source for KafkaSource {
         let mut last_progress = Instant::now();
         while !remaining.is_empty() {
             stop.check_abort()?;
+            self.check_generation()?;
             match connected(&self.consumer)?.poll(POLL_SLICE) {
                 Some(Ok(m)) => {
                     last_progress = Instant::now();
@@ -662,21 +766,151 @@ impl Source for KafkaSource {
     }
 
     fn wait_for_data(&mut self, timeout: Duration, stop: &StopSignal) -> Result<()> {
-        if !self.pending.is_empty() || self.assigned.is_empty() {
+        if self.group.is_none() && (!self.pending.is_empty() || self.assigned.is_empty()) {
             stop.wait(timeout);
             return Ok(());
         }
         // Wait on the consumer itself, so a record that arrives wakes us at once.
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline && !stop.is_set() {
-            let slice = POLL_SLICE.min(deadline.saturating_duration_since(Instant::now()));
-            if let Some(Ok(m)) = connected(&self.consumer)?.poll(slice) {
-                note_delivered(&mut self.assigned, &m);
-                keep_pending(&mut self.pending, &m);
-                return Ok(());
+        self.poll_meanwhile(timeout, stop, true)
+    }
+
+    fn idle(&mut self, timeout: Duration, stop: &StopSignal) -> Result<()> {
+        match self.group {
+            Some(_) => self.poll_meanwhile(timeout, stop, false),
+            None => {
+                stop.wait(timeout);
+                Ok(())
             }
         }
+    }
+
+    fn committed(&mut self, end: &Positions, status: &SharedStatus) {
+        let (Some(g), Positions::Kafka(ends)) = (&mut self.group, end) else { return };
+        let mut tpl = TopicPartitionList::new();
+        for (topic, partitions) in ends {
+            for (&p, &offset) in partitions {
+                let tp = (topic.clone(), p);
+                if let Some(next) = g.next.get_mut(&tp) {
+                    *next = offset;
+                    let _ = tpl.add_partition_offset(topic, p, Offset::Offset(offset));
+                }
+            }
+        }
+        if g.link.is_transactional() || tpl.count() == 0 {
+            return; // committed with the batch's transaction
+        }
+        // At-least-once: after the sink acknowledged every record.
+        let committed = connected(&self.consumer).and_then(|c| {
+            c.commit(&tpl, CommitMode::Sync).map_err(|e| kafka_error(Operation::Request, &e))
+        });
+        if let Err(e) = committed {
+            status.warn(format!("could not commit the batch's offsets to the group (its records may be read again): {e}"));
+        }
+    }
+}
+
+impl KafkaSource {
+    /// A batch planned before the group took partitions away is void.
+    fn check_generation(&self) -> Result<()> {
+        match &self.group {
+            Some(g) if g.membership.generation() != g.planned => Err(Error::rebalanced()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Poll up to `timeout`, serving the group's rebalances and keeping
+    /// what arrives for the next batch; a record ends the wait when
+    /// `wake_on_record`, a rebalance always does. Past
+    /// `IDLE_PENDING_LIMIT` records the partitions pause until the wait ends.
+    fn poll_meanwhile(&mut self, timeout: Duration, stop: &StopSignal, wake_on_record: bool) -> Result<()> {
+        let generation = self.group.as_ref().map(|g| g.membership.generation());
+        let deadline = Instant::now() + timeout;
+        let mut paused: Option<TopicPartitionList> = None;
+        while Instant::now() < deadline && !stop.is_set() {
+            let slice = POLL_SLICE.min(deadline.saturating_duration_since(Instant::now()));
+            let consumer = connected(&self.consumer)?;
+            if let Some(Ok(m)) = consumer.poll(slice) {
+                note_delivered(&mut self.assigned, &m);
+                keep_pending(&mut self.pending, &m);
+                if wake_on_record {
+                    break;
+                }
+                if paused.is_none() && self.pending.len() >= IDLE_PENDING_LIMIT {
+                    let assignment = consumer.assignment().map_err(|e| kafka_error(Operation::Request, &e))?;
+                    consumer.pause(&assignment).map_err(|e| kafka_error(Operation::Request, &e))?;
+                    paused = Some(assignment);
+                }
+            }
+            if generation.is_some_and(|g| self.group.as_ref().is_some_and(|now| now.membership.generation() != g)) {
+                break;
+            }
+        }
+        if let Some(assignment) = paused {
+            // Partitions the group took away meanwhile are no longer ours to resume.
+            let _ = connected(&self.consumer)?.resume(&assignment);
+        }
         Ok(())
+    }
+
+    /// In a group: subscribe to the topics of the subscription (a pattern's
+    /// as they appear: Java's regular expressions are matched here, not by
+    /// librdkafka).
+    fn follow_subscription(&mut self) -> Result<()> {
+        let mut topics: Vec<String> = match &self.options.subscription {
+            Subscription::Topics(t) => t.clone(),
+            _ => self.partitions.iter().map(|(t, _)| t.clone()).collect(),
+        };
+        topics.dedup();
+        let Some(g) = &mut self.group else { return Ok(()) };
+        if topics == g.subscribed || topics.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+        connected(&self.consumer)?
+            .subscribe(&names)
+            .map_err(|e| kafka_error(Operation::Request, &e).context("can't join the consumer group"))?;
+        g.subscribed = topics;
+        Ok(())
+    }
+
+    /// In a group: take in what the last rebalance changed, and where each
+    /// owned partition's next batch starts.
+    fn follow_group(&mut self) -> Result<BTreeMap<TopicPartition, i64>> {
+        self.follow_subscription()?;
+        let offsets = self.offsets.clone().ok_or_else(|| Error::internal("Kafka source used before connect()"))?;
+        let starting = self.options.starting_offsets.clone();
+        let g = self.group.as_mut().ok_or_else(|| Error::internal("not in a group"))?;
+        if let Some(e) = g.membership.take_failure() {
+            return Err(e);
+        }
+        g.planned = g.membership.generation();
+        let owned = g.membership.owned();
+        if g.membership.take_assigned() {
+            // The consumer starts each assigned partition where the assignment said.
+            self.pending.clear();
+            self.assigned = owned.iter().filter_map(|(tp, s)| s.map(|s| (tp.clone(), s))).collect();
+            g.next = self.assigned.iter().map(|(tp, s)| (tp.clone(), *s)).collect();
+        }
+        g.next.retain(|tp, _| owned.contains_key(tp));
+        self.assigned.retain(|tp, _| owned.contains_key(tp));
+        self.pending.retain(|r| owned.contains_key(&(r.topic.clone(), r.partition)));
+        // After a failed batch, all owned partitions; else those the assignment could not place.
+        let ask: BTreeMap<TopicPartition, Option<i64>> =
+            owned.iter().filter(|(tp, s)| g.rewind || s.is_none() || !g.next.contains_key(*tp)).map(|(tp, s)| (tp.clone(), *s)).collect();
+        if !ask.is_empty() {
+            let mut tpl = TopicPartitionList::new();
+            for (t, p) in ask.keys() {
+                tpl.add_partition(t, *p);
+            }
+            for (tp, start) in resolve_starts(&offsets, &tpl, &starting, &ask)? {
+                if owned.get(&tp).is_some_and(Option::is_none) {
+                    g.membership.resolved(&tp, start);
+                }
+                g.next.insert(tp, start);
+            }
+        }
+        g.rewind = false;
+        Ok(g.next.clone())
     }
 }
 
@@ -688,7 +922,7 @@ mod tests {
     fn source(pairs: &[(&str, &str)]) -> KafkaSource {
         let mut options: Options = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         options.insert("kafka.bootstrap.servers".into(), "h:1".into());
-        KafkaSource::new(KafkaSourceOptions::parse(&options).unwrap(), "q")
+        KafkaSource::new(KafkaSourceOptions::parse(&options).unwrap(), "q", None)
     }
 
     #[test]

@@ -62,6 +62,21 @@ impl<'de> Deserialize<'de> for Positions {
 /// enough that memory stays flat however large a micro-batch is.
 pub const CHUNK_ROWS: usize = 32_768;
 
+/// Whose positions a source reads from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// All of its input: the checkpoint keeps where it stands, and a
+    /// batch that failed runs again on its recorded range.
+    Whole,
+    /// A share of an input split between processes running the same query
+    /// (a Kafka consumer group), which keeps the positions. The share can
+    /// change between batches, so a failed batch is planned again, never
+    /// replayed; the checkpoint only numbers this process's batches, in a
+    /// member directory of its own (`instance` names it, else the first
+    /// free one).
+    Shared { instance: Option<String> },
+}
+
 pub trait Source: Send {
     /// What the source reads, in words, without secrets: for `print()`.
     fn describe(&self) -> String;
@@ -82,6 +97,22 @@ pub trait Source: Send {
 
     /// Where a query without a checkpoint starts.
     fn initial_positions(&mut self) -> Result<Positions>;
+
+    /// See [`Scope`].
+    fn scope(&self) -> Scope {
+        Scope::Whole
+    }
+
+    /// A shared source's batch failed or was voided: the next plan starts
+    /// where the last committed batch ended, as the shared positions say.
+    fn rewind(&mut self) {}
+
+    /// Wait `timeout` between triggers. A source in a consumer group keeps
+    /// polling meanwhile, or the group would count it as gone.
+    fn idle(&mut self, timeout: std::time::Duration, stop: &StopSignal) -> Result<()> {
+        stop.wait(timeout);
+        Ok(())
+    }
 
     /// A source that keeps a log of its own in the checkpoint (a file
     /// source: which files each batch reads, in `sources/0/` as Spark keeps
