@@ -37,6 +37,14 @@ write_options <- list(
   topic = env("STREAM_OUTPUT"),
   guarantee = env("STREAM_GUARANTEE", "at-least-once")
 )
+group <- env("STREAM_GROUP")
+if (!is.null(group)) {
+  # Scaled out: this process is one of several in the consumer group.
+  read_options$scaleOut <- "group"
+  read_options$kafka.group.id <- group
+  read_options$kafka.session.timeout.ms <- env("STREAM_SESSION_MS", "6000")
+  read_options$kafka.heartbeat.interval.ms <- "1000"
+}
 queue <- env("STREAM_PRODUCER_QUEUE")
 if (!is.null(queue)) write_options$kafka.queue.buffering.max.messages <- queue
 input <- stream_read_kafka(sc, options = read_options)
@@ -54,6 +62,11 @@ if (identical(env("STREAM_PIPELINE"), "count")) {
     stream_watermark("ts", "5 seconds") %>%
     dplyr::group_by(w = window(ts, "10 seconds"), word) %>%
     dplyr::summarise(n = n(), .groups = "drop")
+} else if (identical(env("STREAM_PIPELINE"), "tag")) {
+  # Stateless: drops the records keyed "7", marks the others.
+  input <- input %>%
+    dplyr::filter(as.character(key) != "7") %>%
+    dplyr::transmute(key, value = paste0(as.character(value), "!"))
 }
 stream <- input %>%
   stream_write_kafka(
@@ -68,4 +81,13 @@ if (!is.null(exit_after)) {
   Sys.sleep(as.numeric(exit_after))
   quit(save = "no")
 }
-repeat Sys.sleep(0.1)
+status_file <- env("STREAM_STATUS_FILE")
+repeat {
+  Sys.sleep(0.2)
+  if (!is.null(status_file)) {
+    # What this process owns now, one "topic partition" line each (written whole).
+    owned <- stream_stats(stream)$stats[[1]]$partitions
+    writeLines(paste(owned$topic, owned$partition), paste0(status_file, ".tmp"))
+    file.rename(paste0(status_file, ".tmp"), status_file)
+  }
+}

@@ -1,0 +1,178 @@
+# scaleOut = "group" (stream_read_kafka()): several processes share the
+# input's partitions in a consumer group, against the real broker.
+
+run_member <- function(env) {
+  processx::process$new(
+    file.path(R.home("bin"), "Rscript"), test_path("scripts", "run-stream.R"),
+    env = c("current", env), stdout = "|", stderr = "|"
+  )
+}
+
+wait_member_started <- function(p, timeout = 60) {
+  deadline <- Sys.time() + timeout
+  while (Sys.time() < deadline && p$is_alive()) {
+    p$poll_io(200)
+    if (any(grepl("started", p$read_output_lines()))) return(invisible(TRUE))
+  }
+  stop("the member did not start: ", paste(p$read_all_error_lines(), collapse = "\n"))
+}
+
+# The partitions a member said it owned last (see STREAM_STATUS_FILE).
+owned_by <- function(status_file) {
+  if (!file.exists(status_file)) return(character())
+  lines <- readLines(status_file)
+  lines[nzchar(trimws(lines))]
+}
+
+group_env <- function(input, output, group, checkpoint, guarantee = "exactly-once") {
+  c(STREAM_SERVERS = kafka_bootstrap(), STREAM_INPUT = input, STREAM_OUTPUT = output,
+    STREAM_CHECKPOINT = checkpoint, STREAM_GUARANTEE = guarantee, STREAM_GROUP = group,
+    STREAM_PIPELINE = "tag", STREAM_MAX_OFFSETS = "500", STREAM_INTERVAL = "100")
+}
+
+# What the "tag" pipeline makes of records 1..n (see produce_numbered()).
+expected_tagged <- function(n) {
+  i <- seq_len(n)
+  paste0(sprintf("record-%05d", i[i %% 10 != 7]), "!")
+}
+
+# Records "record-<i>" keyed i %% 10.
+produce_numbered <- function(topic, from, to) {
+  i <- seq(from, to)
+  kcat_produce(topic, sprintf("record-%05d", i), keys = as.character(i %% 10))
+}
+
+test_that("3 processes share a 6-partition topic; kills, restarts and 3 -> 1 lose and double nothing (exactly-once)", {
+  input <- new_topic("in")
+  output <- new_topic("out")
+  kafka_tool("create-topic", "--topic", input, "--partitions", "6")
+  kafka_tool("create-topic", "--topic", output, "--partitions", "3")
+  group <- new_topic("group")
+  checkpoint <- new_checkpoint()
+  n <- 30000
+  chunk <- n / 6
+  produce_numbered(input, 1, chunk)
+  status <- file.path(tempdir(), paste0(group, "-", 1:3))
+  start <- function(k) {
+    p <- run_member(c(group_env(input, output, group, checkpoint), STREAM_STATUS_FILE = status[[k]]))
+    wait_member_started(p)
+    p
+  }
+  members <- lapply(1:3, start)
+  on.exit(for (p in members) p$kill(), add = TRUE)
+  ever_owned <- c(FALSE, FALSE, FALSE)
+  watch <- function(seconds) {
+    deadline <- Sys.time() + seconds
+    while (Sys.time() < deadline) {
+      for (k in 1:3) if (members[[k]]$is_alive() && length(owned_by(status[[k]])) > 0) ever_owned[[k]] <<- TRUE
+      Sys.sleep(0.2)
+    }
+  }
+  watch(8)
+  set.seed(16)
+  # Input keeps flowing while one member at a time is killed (SIGKILL) and restarted.
+  for (round in 2:5) {
+    produce_numbered(input, (round - 1) * chunk + 1, round * chunk)
+    victim <- sample(1:3, 1)
+    watch(runif(1, 1, 3))
+    members[[victim]]$kill()
+    members[[victim]]$wait()
+    members[[victim]] <- start(victim)
+    watch(2)
+  }
+  expect_true(all(ever_owned), label = paste("each member owned partitions:", paste(ever_owned, collapse = ",")))
+  # Scale down to one member: it takes every partition over.
+  for (k in 2:3) {
+    members[[k]]$kill()
+    members[[k]]$wait()
+  }
+  produce_numbered(input, 5 * chunk + 1, n)
+  expected <- expected_tagged(n)
+  complete <- wait_for(function() nrow(kcat_read(output, 0, timeout = 0)) >= length(expected), 120, 1)
+  expect_true(complete)
+  Sys.sleep(2) # anything extra would show now
+  values <- kcat_read(output, length(expected))$value
+  expect_equal(sum(duplicated(values)), 0)
+  expect_setequal(values, expected)
+  expect_setequal(owned_by(status[[1]]), paste(input, 0:5))
+  # Kafka's own Admin client sees the group at the end of the input, with no lag.
+  committed <- group_offsets(group)
+  expect_equal(sort(committed$partition), 0:5)
+  expect_equal(sum(committed$lag), 0)
+  expect_equal(sum(committed$offset), n)
+})
+
+test_that("a member paused past its session timeout is fenced: its late transaction commits nothing", {
+  input <- new_topic("in")
+  output <- new_topic("out")
+  kafka_tool("create-topic", "--topic", input, "--partitions", "4")
+  group <- new_topic("group")
+  checkpoint <- new_checkpoint()
+  n <- 20000
+  produce_numbered(input, 1, n / 2)
+  # Small batches through a tiny producer queue: the pause lands inside a transaction.
+  env <- c(group_env(input, output, group, checkpoint), STREAM_MAX_OFFSETS = "200", STREAM_PRODUCER_QUEUE = "10")
+  a <- run_member(env)
+  wait_member_started(a)
+  b <- run_member(env)
+  wait_member_started(b)
+  on.exit({a$kill(); b$kill()}, add = TRUE)
+  Sys.sleep(4) # both own partitions and write
+  a$suspend() # SIGSTOP: no heartbeats; the group gives its partitions to b after 6 s
+  produce_numbered(input, n / 2 + 1, n)
+  Sys.sleep(12)
+  a$resume() # its open transaction and offsets belong to a generation that is gone
+  expected <- expected_tagged(n)
+  complete <- wait_for(function() nrow(kcat_read(output, 0, timeout = 0)) >= length(expected), 120, 1)
+  expect_true(complete)
+  Sys.sleep(3)
+  values <- kcat_read(output, length(expected))$value
+  expect_equal(sum(duplicated(values)), 0)
+  expect_setequal(values, expected)
+})
+
+test_that("the lag stream_stats() shows is the lag Kafka's Admin client reads for the group (at-least-once)", {
+  sc <- spark_connect(master = "local")
+  input <- new_topic("in")
+  kafka_tool("create-topic", "--topic", input, "--partitions", "3")
+  for (p in 0:2) kcat_produce(input, sprintf("record-%d-%04d", p, 1:1000), partition = p)
+  group <- new_topic("group")
+  stream <- stream_read_kafka(sc, options = list(
+    kafka.bootstrap.servers = kafka_bootstrap(), subscribe = input, startingOffsets = "earliest",
+    scaleOut = "group", kafka.group.id = group, maxOffsetsPerTrigger = 1200
+  )) %>%
+    stream_write_memory("group_lag", checkpoint = new_checkpoint(), trigger = stream_trigger_interval(30000))
+  on.exit(stream_stop(stream), add = TRUE)
+  expect_true(wait_for(function() streamlyr:::query_status(stream$ptr)$batches >= 1, 60))
+  stats <- stream_stats(stream)$stats[[1]]
+  expect_equal(nrow(stats$partitions), 3)
+  expect_equal(stats$lag, 1800)
+  committed <- NULL
+  expect_true(wait_for(function() {
+    committed <<- group_offsets(group)
+    nrow(committed) == 3
+  }, 30, 0.5))
+  committed <- committed[order(committed$partition), ]
+  shown <- stats$partitions[order(stats$partitions$partition), ]
+  expect_equal(committed$offset, shown$offset)
+  expect_equal(committed$lag, shown$lag)
+  expect_output(print(stream), "partitions: .*\\[0,1,2\\]; lag: 1,800 records")
+})
+
+test_that("scaleOut's requirements are errors naming the option or argument, before anything runs", {
+  sc <- spark_connect(master = "local")
+  base <- list(kafka.bootstrap.servers = kafka_bootstrap(), subscribe = "t", scaleOut = "group")
+  expect_error(
+    stream_read_kafka(sc, options = base) %>% stream_write_memory("g1", checkpoint = new_checkpoint()),
+    "kafka.group.id", class = "streamlyr_error_config"
+  )
+  grouped <- stream_read_kafka(sc, options = c(base, kafka.group.id = "g"))
+  expect_error(
+    grouped %>% dplyr::count(topic) %>% stream_write_memory("g2", mode = "update", checkpoint = new_checkpoint()),
+    "keeps state", class = "streamlyr_error_config"
+  )
+  expect_error(
+    grouped %>% stream_write_parquet(tempfile(), checkpoint = new_checkpoint()),
+    "parquet", class = "streamlyr_error_config"
+  )
+})
