@@ -254,8 +254,9 @@ impl QueryPlan {
 /// console. File and Delta sinks keep a log per checkpoint, which processes
 /// can't share.
 fn check_scale_out(trigger: &Trigger, transform: Option<&Transform>, sink: &SinkSpec) -> Result<()> {
-    if matches!(trigger, Trigger::Continuous(_)) {
-        return Err(Error::config("trigger", "`scaleOut = \"group\"` runs in micro-batches, not with a continuous trigger")
+    if matches!(trigger, Trigger::Continuous(_) | Trigger::Once) {
+        // Once: the group assigns partitions only after the first poll, so one batch would read nothing.
+        return Err(Error::config("trigger", "`scaleOut = \"group\"` runs in micro-batches on an interval, not once or continuously")
             .with_hint("use `stream_trigger_interval()`"));
     }
     if transform.is_some_and(Transform::has_state) {
@@ -361,9 +362,11 @@ mod tests {
 
     #[test]
     fn scale_out_runs_stateless_micro_batches_into_sinks_it_can_share() {
-        let grouped = KAFKA_TO_KAFKA.replace(r#""subscribe":"t"}"#, r#""subscribe":"t","scaleOut":"group","kafka.group.id":"g"}"#);
+        let once = KAFKA_TO_KAFKA.replace(r#""subscribe":"t"}"#, r#""subscribe":"t","scaleOut":"group","kafka.group.id":"g"}"#);
+        assert_eq!(QueryPlan::new(spec(&once), None, &Arc::default()).err().unwrap().arg.as_deref(), Some("trigger"));
+        let grouped = once.replace(r#"{"kind":"once"}"#, r#"{"kind":"interval","interval_ms":100}"#);
         assert!(QueryPlan::new(spec(&grouped), None, &Arc::default()).is_ok());
-        let continuous = grouped.replace(r#"{"kind":"once"}"#, r#"{"kind":"continuous","checkpoint_ms":1000}"#);
+        let continuous = grouped.replace(r#"{"kind":"interval","interval_ms":100}"#, r#"{"kind":"continuous","checkpoint_ms":1000}"#);
         assert_eq!(QueryPlan::new(spec(&continuous), None, &Arc::default()).err().unwrap().arg.as_deref(), Some("trigger"));
         let into_files = grouped.replace(r#""sink":{"kind":"kafka"}"#, r#""sink":{"kind":"file","format":"parquet","path":"/tmp/out"}"#);
         let e = QueryPlan::new(spec(&into_files), None, &Arc::default()).err().unwrap();

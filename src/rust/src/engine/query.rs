@@ -285,7 +285,7 @@ impl Query {
                         BatchEnd::Aborted => return Ok(()),
                         BatchEnd::Superseded { failed } => {
                             // Failures go on counting until a batch commits, however well plans go.
-                            batch_failing = failed;
+                            batch_failing |= failed;
                             continue;
                         }
                     };

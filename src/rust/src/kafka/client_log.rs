@@ -1,12 +1,12 @@
 //! librdkafka reports connection and authentication problems through a
 //! callback, not through the call that then fails. [`ClientLog`] keeps the
 //! last such report so an error can say *why* Kafka could not be reached,
-//! and shows each one in the stream's status while it runs.
+//! and shows each one in the stream's status while it runs. The clients'
+//! contexts (`kafka::group::ReaderContext`, the sink's `DeliveryCounter`)
+//! hand their reports to it.
 
 use std::sync::{Arc, Mutex};
 
-use rdkafka::client::ClientContext;
-use rdkafka::consumer::ConsumerContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
 use super::errors::{code_of, is_authentication, is_retriable, Operation, CREDENTIALS_HINT};
@@ -62,11 +62,3 @@ impl ClientLog {
         error
     }
 }
-
-impl ClientContext for ClientLog {
-    fn error(&self, error: KafkaError, reason: &str) {
-        self.record(&error, reason);
-    }
-}
-
-impl ConsumerContext for ClientLog {}

@@ -38,7 +38,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use rdkafka::client::ClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, ConsumerGroupMetadata};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, ConsumerGroupMetadata};
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{Offset, TopicPartitionList};
@@ -53,12 +53,8 @@ pub(crate) type TopicPartition = (String, i32);
 
 /// How long the assignment may wait for the group's committed offsets: a
 /// member killed with a transaction open holds them unstable for up to its
-/// `transaction.timeout.ms` ([`GROUP_TRANSACTION_TIMEOUT`]).
-const RESOLVE_TIMEOUT: Duration = Duration::from_secs(25);
-
-/// Kafka Streams' choice under exactly-once: a killed member's open
-/// transaction (and the offsets it holds unstable) ends within this.
-pub(crate) const GROUP_TRANSACTION_TIMEOUT: &str = "10000";
+/// `transaction.timeout.ms` (60 s unless set lower; Kafka Streams uses 10 s).
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(70);
 
 /// `scaleOut = "group"`: the group, and this process's static membership.
 #[derive(Debug, Clone, PartialEq)]
@@ -154,7 +150,7 @@ impl Membership {
 /// The source consumer's librdkafka context: connection reports, and in
 /// group mode the rebalances.
 pub(crate) struct ReaderContext {
-    pub(crate) log: ClientLog,
+    log: ClientLog,
     group: Option<(Arc<Membership>, StartingOffsets)>,
 }
 
@@ -180,7 +176,16 @@ impl ConsumerContext for ReaderContext {
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 let starts: BTreeMap<TopicPartition, Option<i64>> = match resolve_starts(consumer, tpl, starting, &BTreeMap::new()) {
-                    Ok(starts) => starts.into_iter().map(|(tp, s)| (tp, Some(s))).collect(),
+                    Ok((starts, chosen)) => {
+                        // Where `startingOffsets` put a partition is the group's from now on: an
+                        // eager rebalance before the first commit must not resolve "latest" again.
+                        if chosen.count() > 0 {
+                            if let Err(e) = consumer.commit(&chosen, CommitMode::Async) {
+                                self.log.warn(&format!("can't record where the new partitions start: {e}"));
+                            }
+                        }
+                        starts.into_iter().map(|(tp, s)| (tp, Some(s))).collect()
+                    }
                     Err(e) => {
                         // librdkafka then starts them itself; the source resolves them before reading.
                         self.log.warn(&format!("can't tell where the assigned partitions start yet: {e}"));
@@ -220,19 +225,25 @@ impl ConsumerContext for ReaderContext {
 
 /// Where each partition of `tpl` starts: the group's committed offset
 /// (stable), else where it started when assigned (`assigned_at`), else
-/// `startingOffsets`, resolved to a number.
+/// `startingOffsets`, resolved to a number; and those `startingOffsets`
+/// chose, as a list to commit.
 pub(crate) fn resolve_starts<C: ConsumerContext>(
     consumer: &BaseConsumer<C>,
     tpl: &TopicPartitionList,
     starting: &StartingOffsets,
     assigned_at: &BTreeMap<TopicPartition, Option<i64>>,
-) -> Result<BTreeMap<TopicPartition, i64>> {
+) -> Result<(BTreeMap<TopicPartition, i64>, TopicPartitionList)> {
     let committed = consumer
         .committed_offsets(tpl.clone(), RESOLVE_TIMEOUT)
         .map_err(|e| kafka_error(Operation::Request, &e).context("can't read the group's committed offsets"))?;
     let mut starts = BTreeMap::new();
+    let mut chosen = TopicPartitionList::new();
     for el in committed.elements() {
         let tp = (el.topic().to_string(), el.partition());
+        if let Err(e) = el.error() {
+            // Not "no offset": falling back to `startingOffsets` here would skip or repeat records.
+            return Err(kafka_error(Operation::Request, &e).context(format!("can't read the group's offset of {}-{}", tp.0, tp.1)));
+        }
         let start = match (el.offset(), assigned_at.get(&tp).copied().flatten()) {
             (Offset::Offset(o), _) => o,
             (_, Some(start)) => start,
@@ -240,12 +251,14 @@ pub(crate) fn resolve_starts<C: ConsumerContext>(
                 let (low, high) = consumer
                     .fetch_watermarks(&tp.0, tp.1, RESOLVE_TIMEOUT)
                     .map_err(|e| kafka_error(Operation::Request, &e).context(format!("can't read the offsets of {}-{}", tp.0, tp.1)))?;
-                starting.resolve(&tp, low, high)
+                let start = starting.resolve(&tp, low, high);
+                chosen.add_partition_offset(&tp.0, tp.1, Offset::Offset(start)).map_err(|e| kafka_error(Operation::Request, &e))?;
+                start
             }
         };
         starts.insert(tp, start);
     }
-    Ok(starts)
+    Ok((starts, chosen))
 }
 
 /// What the source shares with a sink that commits the group's offsets in

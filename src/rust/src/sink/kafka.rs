@@ -59,7 +59,7 @@ use crate::error::{Error, Result};
 use crate::kafka::client_log::ClientLog;
 use crate::kafka::config::{Guarantee, KafkaSinkOptions};
 use crate::kafka::errors::{is_retriable, kafka_error, transaction_error, Operation};
-use crate::kafka::group::{GroupLink, GROUP_TRANSACTION_TIMEOUT};
+use crate::kafka::group::GroupLink;
 use crate::message::RegisteredSchema;
 use crate::source::Positions;
 
@@ -490,8 +490,10 @@ impl Sink for KafkaSink {
         if self.exactly_once() {
             // The options parser refused any other value of these from the user.
             manages.extend([("enable.idempotence", "true"), ("acks", "all"), ("transactional.id", transactional_id.as_str())]);
-            // In a group, a dead member's open transaction holds its partitions' offsets until this ends.
-            defaults.push(("transaction.timeout.ms", if self.group.is_some() { GROUP_TRANSACTION_TIMEOUT } else { "60000" }));
+            // In a group, a dead member's open transaction also holds its
+            // partitions' offsets until this ends (Kafka Streams sets 10 s; a
+            // batch must commit within it, so we keep 60 s unless told).
+            defaults.push(("transaction.timeout.ms", "60000"));
         }
         let producer: ThreadedProducer<DeliveryCounter> = self
             .options

@@ -799,9 +799,11 @@ impl Source for KafkaSource {
         if g.link.is_transactional() || tpl.count() == 0 {
             return; // committed with the batch's transaction
         }
-        // At-least-once: after the sink acknowledged every record.
+        // At-least-once: after the sink acknowledged every record. Not waited
+        // for (a synchronous commit waits without end while the group has no
+        // coordinator); one that fails means records read again, as promised.
         let committed = connected(&self.consumer).and_then(|c| {
-            c.commit(&tpl, CommitMode::Sync).map_err(|e| kafka_error(Operation::Request, &e))
+            c.commit(&tpl, CommitMode::Async).map_err(|e| kafka_error(Operation::Request, &e))
         });
         if let Err(e) = committed {
             status.warn(format!("could not commit the batch's offsets to the group (its records may be read again): {e}"));
@@ -902,7 +904,7 @@ impl KafkaSource {
             for (t, p) in ask.keys() {
                 tpl.add_partition(t, *p);
             }
-            for (tp, start) in resolve_starts(&offsets, &tpl, &starting, &ask)? {
+            for (tp, start) in resolve_starts(&offsets, &tpl, &starting, &ask)?.0 {
                 if owned.get(&tp).is_some_and(Option::is_none) {
                     g.membership.resolved(&tp, start);
                 }
