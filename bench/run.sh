@@ -2,6 +2,7 @@
 # The benchmark: streamlyr against librdkafka with nothing around it, side by
 # side in one run on a local single-node broker. Prints medians and ratios.
 #   bash bench/run.sh            (BENCH_ROWS=1000000 BENCH_REPEATS=3 by default)
+#   BENCH_ONLY=scale bash bench/run.sh   (only the scale-out case)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(dirname "$here")"
@@ -90,8 +91,37 @@ kcat_pipe() {  # <from> <to> <n>
   echo "passthrough $3 $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f", b - a }')"
 }
 
+# Scale-out (#16): <k> processes of one passthrough in a consumer group
+# (<group> "none": one process without scaleOut) on a 6-partition topic. The
+# clock runs from the first process's stream definition (R's start-up
+# excluded) until their committed rows add up to <n>: joining and
+# rebalancing count. CPU: all the processes', from /proc.
+scale_out() {  # <k> <group|none> <from> <n> <label>
+  local k="$1" group="$2" from="$3" n="$4" label="$5" out pids=() j pid t1 ticks=0
+  out="$(made_topic scale)"
+  rm -f "$work"/progress-"$label"-*
+  for j in $(seq 1 "$k"); do
+    Rscript "$here/streamlyr.R" member "$servers" "$from" "$out" at-least-once "$group" "$work/progress-$label-$j" >/dev/null &
+    pids+=("$!")
+  done
+  until [ "$(cat "$work"/progress-"$label"-* 2>/dev/null | awk '{ s += $2 } END { printf "%d", s }')" -ge "$n" ]; do sleep 0.02; done
+  t1="$(date +%s.%N)"
+  for pid in "${pids[@]}"; do ticks=$((ticks + $(awk '{ print $14 + $15 }' "/proc/$pid/stat"))); done
+  kill "${pids[@]}"; wait "${pids[@]}" 2>/dev/null || true
+  awk -v t1="$t1" -v label="$label" -v n="$n" -v cpu="$(awk -v t="$ticks" -v hz="$(getconf CLK_TCK)" 'BEGIN { print t / hz }')" \
+    'NR == 1 || $1 < t0 { t0 = $1 } END { printf "streamlyr %s %d %.4f\nstreamlyr cpu-%s %d %.3f\n", label, n, t1 - t0, label, n, cpu }' \
+    "$work"/progress-"$label"-* >> "$results"
+}
+echo "Preloading $rows records on 6 partitions for the scale-out case..."
+scale_input="$(topic scale-in)"
+bash "$tools/kafka.sh" create-topic --port "$port" --topic "$scale_input" --partitions 6 >/dev/null
+seq 1 "$rows" | awk '{printf "%-100s\n", "record-" $1}' | kcat -P -b "$servers" -t "$scale_input" -z none -X linger.ms=50
+
 for i in $(seq 1 "$repeats"); do
-  echo "Run $i of $repeats: P1, P2, P4, P6, window count, join, files"
+  echo "Run $i of $repeats: P1, P2, P4, P6, window count, join, files, scale-out"
+  for k in 1 2 3; do scale_out "$k" "bench-group-$i-$k" "$scale_input" "$rows" "scale-$k-group"; done
+  scale_out 1 none "$scale_input" "$rows" scale-1-alone
+  [ "${BENCH_ONLY:-}" = scale ] && continue
   baseline raw "$raw" produce-json "$servers" "$(made_topic p1raw)" "$rows"
   baseline kcat kcat_produce "$(made_topic p1kcat)" "$work/p1.jsonl" "$rows"
   streamlyr produce-json "$servers" "$(made_topic p1)" "$rows"
@@ -114,11 +144,12 @@ for i in $(seq 1 "$repeats"); do
 done
 
 # Spark Structured Streaming on P1 and P2 (once: it takes a while to start).
-if [ "${BENCH_SPARK:-1}" = 1 ]; then
+if [ "${BENCH_ONLY:-}" != scale ] && [ "${BENCH_SPARK:-1}" = 1 ]; then
   echo "Spark: P1 and P2 through Spark's Kafka sink (local[2])"
   bash "$here/spark.sh" "$servers" "$rows" "$input" "$files_in" >> "$results"
 fi
 
+if [ "${BENCH_ONLY:-}" != scale ]; then
 # P5: peak memory as the stream grows 10x (passthrough, and a count() over ~1,000 groups).
 big_rows=$((rows * 10))
 echo "P5: preloading $big_rows records"
@@ -154,6 +185,7 @@ for i in $(seq 1 "$latency_repeats"); do
     kill "$stream_pid"; wait "$stream_pid" 2>/dev/null || true
   done
 done
+fi
 
 Rscript - "$results" "$latencies" <<'RSCRIPT'
 files <- commandArgs(TRUE)
@@ -178,6 +210,9 @@ ratio("join, 100,000-row table / passthrough", rate("streamlyr", "join"), rate("
 ratio("files csv -> parquet: streamlyr / arrow-rs", rate("streamlyr", "files"), rate("raw", "files"), ">= 0.8")
 ratio("Confluent-Avro in and out / as bytes", rate("streamlyr", "avro"), rate("streamlyr", "avro-bytes"), ">= 0.7")
 ratio("P6 1 s batches: exactly-once / at-least-once", rate("streamlyr", "p6-exactly-once"), rate("streamlyr", "p6-at-least-once"), ">= 0.9")
+ratio("Scale-out, 1 process: group / alone", rate("streamlyr", "scale-1-group"), rate("streamlyr", "scale-1-alone"), ">= 0.9")
+ratio("Scale-out: 2 processes / 1 (group)", rate("streamlyr", "scale-2-group"), rate("streamlyr", "scale-1-group"), "report")
+ratio("Scale-out: 3 processes / 1 (group)", rate("streamlyr", "scale-3-group"), rate("streamlyr", "scale-1-group"), "report")
 cat(sprintf("%-40s %.2f s (target <= 0.5 s)\n", "P4 library() to a running stream", times$seconds[times$case == "start"]))
 if (any(times$who == "spark")) {
   cat("\nstreamlyr / Spark Structured Streaming (messages per second; > 1 means streamlyr is faster):\n")

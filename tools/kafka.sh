@@ -11,6 +11,7 @@
 #   tools/kafka.sh create-topic [--port 9092] --topic NAME --partitions N
 #   tools/kafka.sh transaction-state [--port 9092] --id TRANSACTIONAL_ID  # Empty, Ongoing, CompleteCommit, ...
 #   tools/kafka.sh group-offsets [--port 9092] --id GROUP  # "topic partition offset lag metadata" lines
+#   tools/kafka.sh consumer-groups [--port 9092] --id GROUP  # kafka-consumer-groups --describe, as Kafka ships it
 #   tools/kafka.sh gc [--port 9092]                    # a full GC in every broker now (jcmd)
 #
 # KAFKA_JVM_OPTS replaces the brokers' heap and GC flags (default
@@ -176,6 +177,9 @@ case "$cmd" in
     java -Xmx256m -cp "$libs/*" "$here/TransactionState.java" "127.0.0.1:$port" "$transactional_id" 2>/dev/null ;;
   group-offsets)
     java -Xmx256m -cp "$libs/*" "$here/GroupOffsets.java" "127.0.0.1:$port" "$transactional_id" 2>/dev/null ;;
+  consumer-groups)
+    java -Xmx256m -cp "$libs/*" org.apache.kafka.tools.consumer.group.ConsumerGroupCommand \
+      --bootstrap-server "127.0.0.1:$port" --describe --group "$transactional_id" 2>/dev/null ;;
   create-topic)
     java -Xmx256m -cp "$libs/*" "$here/CreateTopic.java" "127.0.0.1:$port" "$topic" "$partitions" ;;
   status)
@@ -183,7 +187,7 @@ case "$cmd" in
     kcat -b "127.0.0.1:$port" -L -m 2 >/dev/null 2>&1 && echo "running" || { echo "not answering"; exit 1; }
     ;;
   *)
-    sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac

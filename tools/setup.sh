@@ -48,7 +48,7 @@ command -v cargo >/dev/null 2>&1 || {
   exit 1
 }
 
-if [ ! -f "$KAFKA_HOME/libs/kafka_2.13-$KAFKA_VERSION.jar" ]; then
+if [ ! -f "$KAFKA_HOME/libs/kafka_2.13-$KAFKA_VERSION.jar" ] || [ ! -f "$KAFKA_HOME/libs/kafka-tools-$KAFKA_VERSION.jar" ]; then
   log "Fetching Kafka $KAFKA_VERSION from Maven Central"
   rm -rf "$KAFKA_HOME.partial"
   mkdir -p "$KAFKA_HOME.partial"

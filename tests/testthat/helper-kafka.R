@@ -95,6 +95,18 @@ group_offsets <- function(group) {
   )
 }
 
+# `kafka-consumer-groups --describe --group <group>`, Kafka's own tool, as a
+# data frame: topic, partition, offset (CURRENT-OFFSET), end (LOG-END-OFFSET),
+# lag and consumer (CONSUMER-ID, "-" for none).
+consumer_groups <- function(group) {
+  lines <- kafka_tool("consumer-groups", "--id", group)
+  rows <- strsplit(trimws(grep(paste0("^", group, " "), lines, value = TRUE)), " +")
+  field <- function(i) vapply(rows, `[`, "", i)
+  number <- function(i) suppressWarnings(as.numeric(field(i))) # "-": none yet
+  data.frame(topic = field(2), partition = as.integer(field(3)), offset = number(4),
+             end = number(5), lag = number(6), consumer = field(7))
+}
+
 # The query id a checkpoint keeps across restarts.
 checkpoint_query_id <- function(checkpoint) {
   jsonlite::fromJSON(readLines(file.path(checkpoint, "metadata"))[2])$id

@@ -45,7 +45,7 @@ if (!is.null(group)) {
   read_options$kafka.session.timeout.ms <- env("STREAM_SESSION_MS", "6000")
   read_options$kafka.heartbeat.interval.ms <- "1000"
   # A dead member's open transaction holds its partitions' offsets until this ends.
-  write_options$kafka.transaction.timeout.ms <- "10000"
+  write_options$kafka.transaction.timeout.ms <- env("STREAM_TXN_TIMEOUT_MS", "10000")
 }
 queue <- env("STREAM_PRODUCER_QUEUE")
 if (!is.null(queue)) write_options$kafka.queue.buffering.max.messages <- queue

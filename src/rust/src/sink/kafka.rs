@@ -58,7 +58,7 @@ use crate::engine::stop::StopSignal;
 use crate::error::{Error, Result};
 use crate::kafka::client_log::ClientLog;
 use crate::kafka::config::{Guarantee, KafkaSinkOptions};
-use crate::kafka::errors::{is_retriable, kafka_error, transaction_error, Operation};
+use crate::kafka::errors::{code_of, is_left_behind_by_group, is_retriable, kafka_error, transaction_error, Operation};
 use crate::kafka::group::GroupLink;
 use crate::message::RegisteredSchema;
 use crate::source::Positions;
@@ -632,9 +632,13 @@ impl Sink for KafkaSink {
                 .ok_or_else(|| Error::internal("exactly-once sink without its marker group"))?,
         };
         let producer = self.producer()?;
-        producer
-            .send_offsets_to_transaction(&tpl, &metadata, TRANSACTION_TIMEOUT)
-            .map_err(|e| transaction_error("recording the batch", &e))?;
+        producer.send_offsets_to_transaction(&tpl, &metadata, TRANSACTION_TIMEOUT).map_err(|e| {
+            match code_of(&e).filter(|_| self.group.is_some()) {
+                // The engine aborts the transaction and plans again with what the group gives it now.
+                Some(code) if is_left_behind_by_group(code) => Error::rebalanced(),
+                _ => transaction_error("recording the batch", &e),
+            }
+        })?;
         if self.group.is_none() {
             log.write_pending(batch, &marker)?;
         }

@@ -5,8 +5,9 @@
 //! the subscription; or, with `scaleOut = "group"`, subscribed in a consumer
 //! group that shares the partitions between processes and keeps their
 //! offsets (see `kafka::group`: then each batch covers the partitions this
-//! process owns, from where the group says they stand). It keeps fetching in librdkafka's background threads, so
-//! the next batch is usually already in memory. A batch is planned from the
+//! process owns, from where the group says they stand). It keeps fetching
+//! in librdkafka's background threads, so the next batch is usually
+//! already in memory. A batch is planned from the
 //! partitions' high watermarks (capped by `maxOffsetsPerTrigger`), recorded,
 //! then read until every partition reaches its end offset. Records fetched
 //! beyond a batch's end are kept for the next one instead of seeking back,
@@ -33,7 +34,7 @@ use crate::error::{Error, Result};
 use crate::kafka::client_log::ClientLog;
 use crate::kafka::config::{KafkaSourceOptions, OffsetMap, StartingOffsets, Subscription};
 use crate::kafka::errors::{kafka_error, Operation};
-use crate::kafka::group::{resolve_starts, GroupLink, Membership, ReaderContext};
+use crate::kafka::group::{resolve_starts, GroupLink, Membership, ReaderContext, TopicPartition};
 
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 const METADATA_REFRESH: Duration = Duration::from_secs(1);
@@ -41,8 +42,6 @@ const POLL_SLICE: Duration = Duration::from_millis(100);
 /// Records kept while idling between triggers in a group, before the
 /// partitions are paused until the next batch.
 const IDLE_PENDING_LIMIT: usize = 4 * CHUNK_ROWS;
-
-use crate::kafka::group::TopicPartition;
 
 /// A consumer of the source (shared with a transactional sink in a group).
 type Reader = Arc<BaseConsumer<ReaderContext>>;
