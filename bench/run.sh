@@ -95,26 +95,32 @@ kcat_pipe() {  # <from> <to> <n>
 # (<group> "none": one process without scaleOut) on a 6-partition topic. The
 # clock runs from the first process's stream definition (R's start-up
 # excluded) until their committed rows add up to <n>: joining and
-# rebalancing count. CPU: all the processes', from /proc.
+# rebalancing count. CPU: all the processes', from /proc, less what each
+# had used when its clock started (R's start-up).
 scale_out() {  # <k> <group|none> <from> <n> <label>
   local k="$1" group="$2" from="$3" n="$4" label="$5" out pids=() j pid t1 ticks=0
-  out="$(made_topic scale)"
+  # As many output partitions: a passthrough keeps each record's `partition`.
+  out="$(topic scale-out)"
+  bash "$tools/kafka.sh" create-topic --port "$port" --topic "$out" --partitions 6 >/dev/null 2>&1
   rm -f "$work"/progress-"$label"-*
   for j in $(seq 1 "$k"); do
     Rscript "$here/streamlyr.R" member "$servers" "$from" "$out" at-least-once "$group" "$work/progress-$label-$j" >/dev/null &
     pids+=("$!")
   done
-  until [ "$(cat "$work"/progress-"$label"-* 2>/dev/null | awk '{ s += $2 } END { printf "%d", s }')" -ge "$n" ]; do sleep 0.02; done
+  until [ "$(cat "$work"/progress-"$label"-* 2>/dev/null | awk '{ s += $3 } END { printf "%d", s }')" -ge "$n" ]; do
+    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null || { echo "scale-out: a process of $label ended early" >&2; exit 1; }; done
+    sleep 0.02
+  done
   t1="$(date +%s.%N)"
   for pid in "${pids[@]}"; do ticks=$((ticks + $(awk '{ print $14 + $15 }' "/proc/$pid/stat"))); done
   kill "${pids[@]}"; wait "${pids[@]}" 2>/dev/null || true
   awk -v t1="$t1" -v label="$label" -v n="$n" -v cpu="$(awk -v t="$ticks" -v hz="$(getconf CLK_TCK)" 'BEGIN { print t / hz }')" \
-    'NR == 1 || $1 < t0 { t0 = $1 } END { printf "streamlyr %s %d %.4f\nstreamlyr cpu-%s %d %.3f\n", label, n, t1 - t0, label, n, cpu }' \
+    'NR == 1 || $1 < t0 { t0 = $1 } { before += $2 } END { printf "streamlyr %s %d %.4f\nstreamlyr cpu-%s %d %.3f\n", label, n, t1 - t0, label, n, cpu - before }' \
     "$work"/progress-"$label"-* >> "$results"
 }
 echo "Preloading $rows records on 6 partitions for the scale-out case..."
 scale_input="$(topic scale-in)"
-bash "$tools/kafka.sh" create-topic --port "$port" --topic "$scale_input" --partitions 6 >/dev/null
+bash "$tools/kafka.sh" create-topic --port "$port" --topic "$scale_input" --partitions 6 >/dev/null 2>&1
 seq 1 "$rows" | awk '{printf "%-100s\n", "record-" $1}' | kcat -P -b "$servers" -t "$scale_input" -z none -X linger.ms=50
 
 for i in $(seq 1 "$repeats"); do

@@ -12,7 +12,7 @@
 #   Rscript bench/streamlyr.R avro         <servers> <from> <to> <n> <registry>  # Confluent-Avro -> columns -> Confluent-Avro
 #   Rscript bench/streamlyr.R member       <servers> <from> <to> <guarantee> <group|none> <progress file>
 #     one process of a scaled-out passthrough (`scaleOut = "group"` unless `none`): until killed, keeps
-#     "<clock start> <rows committed>" in <progress file> (run.sh adds them up over the processes)
+#     "<clock start> <CPU s at the start> <rows committed>" in <progress file> (run.sh adds them up over the processes)
 # Prints `<case> <records> <seconds>`, timed like the raw baselines (the
 # data frame is built before the clock starts), `cpu-<case> <records>
 # <seconds>`: the CPU time of this process (all its threads) over the same
@@ -57,12 +57,14 @@ if (case == "member") {
   read_options <- list(kafka.bootstrap.servers = servers, subscribe = args[3], startingOffsets = "earliest")
   if (args[6] != "none") read_options <- c(read_options, scaleOut = "group", kafka.group.id = args[6])
   t0 <- as.numeric(Sys.time())
+  cpu0 <- cpu_seconds()
   stream <- stream_read_kafka(sc, options = read_options) %>%
     stream_write_kafka(trigger = stream_trigger_interval(0), checkpoint = tempfile(),
                        options = list(kafka.bootstrap.servers = servers, topic = args[4], guarantee = args[5]))
   progress <- args[7]
   repeat {
-    writeLines(sprintf("%.4f %.0f", t0, status(stream)$rows_in), paste0(progress, ".tmp"))
+    if (status(stream)$state == "failed") stream_stop(stream) # raises the stream's error
+    writeLines(sprintf("%.4f %.3f %.0f", t0, cpu0, status(stream)$rows_in), paste0(progress, ".tmp"))
     file.rename(paste0(progress, ".tmp"), progress)
     Sys.sleep(0.02)
   }
