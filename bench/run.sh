@@ -107,12 +107,19 @@ scale_out() {  # <k> <group|none> <from> <n> <label>
     Rscript "$here/streamlyr.R" member "$servers" "$from" "$out" at-least-once "$group" "$work/progress-$label-$j" >/dev/null &
     pids+=("$!")
   done
+  local deadline=$((SECONDS + 600))
   until [ "$(cat "$work"/progress-"$label"-* 2>/dev/null | awk '{ s += $3 } END { printf "%d", s }')" -ge "$n" ]; do
-    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null || { echo "scale-out: a process of $label ended early" >&2; exit 1; }; done
+    for pid in "${pids[@]}"; do
+      if ! kill -0 "$pid" 2>/dev/null || [ "$SECONDS" -gt "$deadline" ]; then
+        echo "scale-out: a process of $label ended early, or 10 minutes passed" >&2
+        kill "${pids[@]}" 2>/dev/null || true
+        exit 1
+      fi
+    done
     sleep 0.02
   done
   t1="$(date +%s.%N)"
-  for pid in "${pids[@]}"; do ticks=$((ticks + $(awk '{ print $14 + $15 }' "/proc/$pid/stat"))); done
+  for pid in "${pids[@]}"; do ticks=$((ticks + $(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null || echo 0))); done
   kill "${pids[@]}"; wait "${pids[@]}" 2>/dev/null || true
   awk -v t1="$t1" -v label="$label" -v n="$n" -v cpu="$(awk -v t="$ticks" -v hz="$(getconf CLK_TCK)" 'BEGIN { print t / hz }')" \
     'NR == 1 || $1 < t0 { t0 = $1 } { before += $2 } END { printf "streamlyr %s %d %.4f\nstreamlyr cpu-%s %d %.3f\n", label, n, t1 - t0, label, n, cpu - before }' \

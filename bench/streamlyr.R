@@ -62,10 +62,12 @@ if (case == "member") {
     stream_write_kafka(trigger = stream_trigger_interval(0), checkpoint = tempfile(),
                        options = list(kafka.bootstrap.servers = servers, topic = args[4], guarantee = args[5]))
   progress <- args[7]
+  # Written whole: the next to it under a name run.sh's glob does not match, then renamed.
+  tmp <- file.path(dirname(progress), paste0("tmp-", basename(progress)))
   repeat {
     if (status(stream)$state == "failed") stream_stop(stream) # raises the stream's error
-    writeLines(sprintf("%.4f %.3f %.0f", t0, cpu0, status(stream)$rows_in), paste0(progress, ".tmp"))
-    file.rename(paste0(progress, ".tmp"), progress)
+    writeLines(sprintf("%.4f %.3f %.0f", t0, cpu0, status(stream)$rows_in), tmp)
+    file.rename(tmp, progress)
     Sys.sleep(0.02)
   }
 }

@@ -114,8 +114,9 @@ test_that("a member paused mid-transaction past its session timeout is fenced: i
   # Small batches through a tiny producer queue, so that a pause lands inside
   # a transaction; transactions may stay open 30 s, so only the group's
   # generation (KIP-447), not a timeout, can stop the paused member's.
+  # A 10 s session: each look at the transaction (a JVM) happens while the member is frozen.
   env <- c(group_env(input, output, group, checkpoint), STREAM_MAX_OFFSETS = "200", STREAM_PRODUCER_QUEUE = "10",
-           STREAM_TXN_TIMEOUT_MS = "30000")
+           STREAM_TXN_TIMEOUT_MS = "30000", STREAM_SESSION_MS = "10000")
   a <- run_member(env)
   wait_member_started(a)
   b <- run_member(env)
@@ -125,13 +126,13 @@ test_that("a member paused mid-transaction past its session timeout is fenced: i
   produce_numbered(input, 10001, n) # and write, for longer than what follows takes
   a_transaction <- paste0("streamlyr-", checkpoint_query_id(file.path(checkpoint, "members", "0")))
   for (try in 1:10) {
-    a$suspend() # SIGSTOP: no heartbeats; the group gives its partitions to b after 6 s
+    a$suspend() # SIGSTOP: no heartbeats; the group gives its partitions to b after 10 s
     if (any(grepl("Ongoing", kafka_tool("transaction-state", "--id", a_transaction)))) break
     a$resume()
     Sys.sleep(0.2)
   }
   expect_match(kafka_tool("transaction-state", "--id", a_transaction), "Ongoing", all = FALSE)
-  Sys.sleep(10)
+  Sys.sleep(14)
   a$resume() # its open transaction belongs to a generation that is gone
   expected <- expected_tagged(n)
   complete <- wait_for(function() nrow(kcat_read(output, 0, timeout = 0)) >= length(expected), 120, 1)
@@ -152,7 +153,7 @@ test_that("the lag stream_stats() shows is the lag kafka-consumer-groups shows f
     kafka.bootstrap.servers = kafka_bootstrap(), subscribe = input, startingOffsets = "earliest",
     scaleOut = "group", kafka.group.id = group, maxOffsetsPerTrigger = 1200
   )) %>%
-    stream_write_memory("group_lag", checkpoint = new_checkpoint(), trigger = stream_trigger_interval(30000))
+    stream_write_memory("group_lag", checkpoint = new_checkpoint(), trigger = stream_trigger_interval(300000))
   on.exit(stream_stop(stream), add = TRUE)
   expect_true(wait_for(function() streamlyr:::query_status(stream$ptr)$batches >= 1, 60))
   stats <- stream_stats(stream)$stats[[1]]

@@ -98,8 +98,10 @@ fn is_a_wrong_request(code: C) -> bool {
 /// The consumer group moved on without this member's knowing (a rebalance
 /// it has not served yet, or its session expired): the coordinator refuses
 /// offsets committed with its generation (KIP-447), and its batch is void.
+/// (Not `FencedInstanceId`: another process uses this static member's id,
+/// which librdkafka makes fatal.)
 pub(crate) fn is_left_behind_by_group(code: C) -> bool {
-    matches!(code, C::IllegalGeneration | C::UnknownMemberId | C::RebalanceInProgress | C::FencedInstanceId)
+    matches!(code, C::IllegalGeneration | C::UnknownMemberId | C::RebalanceInProgress)
 }
 
 pub(crate) fn is_fenced(code: C) -> bool {

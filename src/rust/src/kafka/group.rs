@@ -175,23 +175,15 @@ impl ConsumerContext for ReaderContext {
         let Some((membership, starting)) = &self.group else { return };
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                let starts: BTreeMap<TopicPartition, Option<i64>> = match resolve_starts(consumer, tpl, starting, &BTreeMap::new()) {
-                    Ok((starts, chosen)) => {
-                        // Where `startingOffsets` put a partition is the group's from now on: an
-                        // eager rebalance before the first commit must not resolve "latest" again.
-                        if chosen.count() > 0 {
-                            if let Err(e) = consumer.commit(&chosen, CommitMode::Async) {
-                                self.log.warn(&format!("can't record where the new partitions start: {e}"));
-                            }
+                let (starts, chosen): (BTreeMap<TopicPartition, Option<i64>>, Option<TopicPartitionList>) =
+                    match resolve_starts(consumer, tpl, starting, &BTreeMap::new()) {
+                        Ok((starts, chosen)) => (starts.into_iter().map(|(tp, s)| (tp, Some(s))).collect(), Some(chosen)),
+                        Err(e) => {
+                            // librdkafka then starts them itself; the source resolves them before reading.
+                            self.log.warn(&format!("can't tell where the assigned partitions start yet: {e}"));
+                            (tpl.elements().iter().map(|el| ((el.topic().to_string(), el.partition()), None)).collect(), None)
                         }
-                        starts.into_iter().map(|(tp, s)| (tp, Some(s))).collect()
-                    }
-                    Err(e) => {
-                        // librdkafka then starts them itself; the source resolves them before reading.
-                        self.log.warn(&format!("can't tell where the assigned partitions start yet: {e}"));
-                        tpl.elements().iter().map(|el| ((el.topic().to_string(), el.partition()), None)).collect()
-                    }
-                };
+                    };
                 let mut assignment = TopicPartitionList::new();
                 for ((topic, partition), start) in &starts {
                     let offset = start.map_or(Offset::Invalid, Offset::Offset);
@@ -200,7 +192,16 @@ impl ConsumerContext for ReaderContext {
                     }
                 }
                 match consumer.assign(&assignment) {
-                    Ok(()) => membership.assign(starts),
+                    Ok(()) => {
+                        membership.assign(starts);
+                        // Where `startingOffsets` put a partition is the group's from now on: an
+                        // eager rebalance before the first commit must not resolve "latest" again.
+                        if let Some(chosen) = chosen.filter(|c| c.count() > 0) {
+                            if let Err(e) = consumer.commit(&chosen, CommitMode::Async) {
+                                self.log.warn(&format!("can't record where the new partitions start: {e}"));
+                            }
+                        }
+                    }
                     Err(e) => {
                         membership.revoke();
                         membership.fail(kafka_error(Operation::Request, &e).context("can't take the partitions the group assigned"));
