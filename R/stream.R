@@ -18,6 +18,48 @@ stream_stop <- function(stream) {
     wait_terminated(stream, Inf)
   }
   print_console(stream)
+  raise_if_failed(stream)
+  invisible(stream)
+}
+
+#' Wait for a stream to end
+#'
+#' Blocks until the stream ends: stopped by [stream_stop()] (from another
+#' R session's view of it, a Shiny callback, ...), at the end of its input
+#' (`stream_trigger_once()`, a data frame), or by an error. Spark's
+#' `awaitTermination()`: the last line of a script that runs a stream as a
+#' service, so that the process lives as long as its stream and exits with an
+#' error when the stream fails (a supervisor such as Kubernetes or systemd
+#' then restarts it, and the checkpoint resumes it where it stood).
+#'
+#' @inheritParams stream_stop
+#' @param timeout Seconds to wait, or `NULL` to wait as long as the stream runs.
+#' @return `TRUE` (invisibly) once the stream has stopped; `FALSE` if
+#'   `timeout` passed first. If the stream failed, its error is raised.
+#' @examples
+#' \dontrun{
+#' stream <- stream_read_kafka(sc, options = kafka_options) %>%
+#'   stream_write_kafka(options = sink_options, checkpoint = "/checkpoint")
+#' stream_await(stream)
+#' }
+#' @export
+stream_await <- function(stream, timeout = NULL) {
+  check_stream(stream)
+  if (!is.null(timeout)) {
+    ok <- is.numeric(timeout) && length(timeout) == 1 && !is.na(timeout) && timeout >= 0
+    if (!ok) {
+      abort_streamlyr(
+        paste0("`timeout` must be `NULL` or a single non-negative number of seconds, not ", obj_type(timeout), "."),
+        arg = "timeout"
+      )
+    }
+  }
+  if (!wait_terminated(stream, timeout %||% Inf)) return(FALSE)
+  raise_if_failed(stream)
+  invisible(TRUE)
+}
+
+raise_if_failed <- function(stream) {
   status <- query_status(stream$ptr)
   if (identical(status$state, "failed")) {
     raise_engine_error(
@@ -25,7 +67,6 @@ stream_stop <- function(stream) {
       prefix = paste0("Stream `", status$name, "` failed: ")
     )
   }
-  invisible(stream)
 }
 
 wait_terminated <- function(stream, seconds) {

@@ -134,3 +134,23 @@ start_registry <- function(state = tempfile(fileext = ".json"), port = "0", auth
   }
   list(url = paste0("http://127.0.0.1:", port), port = port, state = state, process = p)
 }
+
+# tests/testthat/scripts/run-stream.R in its own R process, configured by
+# environment variables (see the script); used by the fault and group tests.
+run_stream_process <- function(env) {
+  processx::process$new(
+    file.path(R.home("bin"), "Rscript"), test_path("scripts", "run-stream.R"),
+    env = c("current", env), stdout = "|", stderr = "|"
+  )
+}
+
+# Waits for run-stream.R's "started" line; an error with its stderr if the
+# process ends or the timeout passes first.
+wait_started <- function(p, timeout = 60) {
+  deadline <- Sys.time() + timeout
+  while (Sys.time() < deadline && p$is_alive()) {
+    p$poll_io(200)
+    if (any(grepl("started", p$read_output_lines()))) return(invisible(TRUE))
+  }
+  stop("the stream process did not start: ", paste(p$read_all_error_lines(), collapse = "\n"))
+}

@@ -1,23 +1,6 @@
 # Faults are tested, not assumed: killed processes, a broker that goes away,
 # bad checkpoints.
 
-run_stream_process <- function(env) {
-  script <- test_path("scripts", "run-stream.R")
-  processx::process$new(
-    file.path(R.home("bin"), "Rscript"), script,
-    env = c("current", env), stdout = "|", stderr = "|"
-  )
-}
-
-wait_started <- function(p, timeout = 60) {
-  deadline <- Sys.time() + timeout
-  while (Sys.time() < deadline && p$is_alive()) {
-    p$poll_io(200)
-    if (any(grepl("started", p$read_output_lines()))) return(TRUE)
-  }
-  stop("the stream process did not start: ", paste(p$read_all_error_lines(), collapse = "\n"))
-}
-
 # The stream's process killed (SIGKILL) `kills` times, each at a random
 # moment after it started; how many kills left work undone (`unfinished()`).
 # With `writing` and `in_batch` (see freeze_in_batch()), the process is

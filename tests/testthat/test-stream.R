@@ -171,3 +171,28 @@ test_that("exactly-once: a batch that writes nothing opens no transaction; one t
   stream_stop(stream)
 })
 
+
+test_that("stream_await() returns when the stream ends, FALSE on timeout, and raises a failed stream's error", {
+  servers <- kafka_bootstrap()
+  input <- new_topic("in")
+  sc <- spark_connect()
+  on.exit(spark_disconnect(sc))
+  kcat_produce(input, sprintf("m%d", 1:50))
+  running <- stream_read_kafka(sc, options = list(kafka.bootstrap.servers = servers, subscribe = input, startingOffsets = "earliest")) %>%
+    stream_write_memory("awaited_running", checkpoint = new_checkpoint(), trigger = stream_trigger_interval(100))
+  expect_false(stream_await(running, timeout = 0.5))
+  expect_equal(stream_state(running), "active")
+  stream_stop(running)
+  expect_true(stream_await(running))
+
+  once <- stream_read_kafka(sc, options = list(kafka.bootstrap.servers = servers, subscribe = input, startingOffsets = "earliest")) %>%
+    stream_write_memory("awaited_once", checkpoint = new_checkpoint(), trigger = stream_trigger_once())
+  expect_true(stream_await(once, timeout = 60))
+  expect_equal(nrow(dplyr::collect(dplyr::tbl(sc, "awaited_once"))), 50)
+
+  # librdkafka refuses records over message.max.bytes (1,000,000).
+  failing <- stream_write_kafka(data.frame(value = strrep("x", 2e6)), checkpoint = new_checkpoint(),
+                                options = list(kafka.bootstrap.servers = servers, topic = new_topic("big")))
+  expect_error(stream_await(failing, timeout = 60), "[Tt]oo ?[Ll]arge")
+  expect_error(stream_await(running, timeout = "1"), "`timeout` must be `NULL` or a single non-negative number of seconds")
+})

@@ -45,6 +45,24 @@ test_that("csv -> csv with `|` keeps every row, column and NA", {
   expect_true(dir.exists(file.path(d$output, "checkpoint", "offsets")), label = "sparklyr's default checkpoint, in the output folder")
 })
 
+test_that("the CSV writer's header, quote and null_value are Spark's header, quote and nullValue", {
+  sc <- spark_connect(master = "local")
+  d <- new_folders()
+  put_csv(people, d$input, "a.csv", na = "")
+  run_once(stream_write_csv(stream_read_csv(sc, d$input), d$output, header = FALSE, quote = "'",
+                            null_value = "NULL", trigger = stream_trigger_once()))
+  lines <- unlist(lapply(committed_files(d$output), readLines, encoding = "UTF-8"))
+  expect_length(lines, nrow(people))
+  expect_false(any(grepl("^id,", lines)), label = "no header line")
+  row <- function(id) lines[startsWith(lines, paste0(id, ","))]
+  expect_match(row(2), "^2,NULL,'b,c',false$")
+  expect_match(row(3), "^3,2(\\.0)?,NULL,NULL$")
+  expect_match(row(4), ",d \"q\",", fixed = FALSE)
+  back <- utils::read.csv(text = lines, header = FALSE, quote = "'", na.strings = "NULL",
+                          col.names = names(people), stringsAsFactors = FALSE)
+  expect_equal(by_id(back), people)
+})
+
 test_that("csv -> memory reads the inferred types", {
   sc <- spark_connect(master = "local")
   d <- new_folders()

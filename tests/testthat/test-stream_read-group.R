@@ -1,22 +1,6 @@
 # scaleOut = "group" (stream_read_kafka()): several processes share the
 # input's partitions in a consumer group, against the real broker.
 
-run_member <- function(env) {
-  processx::process$new(
-    file.path(R.home("bin"), "Rscript"), test_path("scripts", "run-stream.R"),
-    env = c("current", env), stdout = "|", stderr = "|"
-  )
-}
-
-wait_member_started <- function(p, timeout = 60) {
-  deadline <- Sys.time() + timeout
-  while (Sys.time() < deadline && p$is_alive()) {
-    p$poll_io(200)
-    if (any(grepl("started", p$read_output_lines()))) return(invisible(TRUE))
-  }
-  stop("the member did not start: ", paste(p$read_all_error_lines(), collapse = "\n"))
-}
-
 # The partitions a member said it owned last (see STREAM_STATUS_FILE).
 owned_by <- function(status_file) {
   if (!file.exists(status_file)) return(character())
@@ -54,8 +38,8 @@ test_that("3 processes share a 6-partition topic; kills, restarts and 3 -> 1 los
   produce_numbered(input, 1, chunk)
   status <- file.path(tempdir(), paste0(group, "-", 1:3))
   start <- function(k) {
-    p <- run_member(c(group_env(input, output, group, checkpoint), STREAM_STATUS_FILE = status[[k]]))
-    wait_member_started(p)
+    p <- run_stream_process(c(group_env(input, output, group, checkpoint), STREAM_STATUS_FILE = status[[k]]))
+    wait_started(p)
     p
   }
   members <- lapply(1:3, start)
@@ -117,10 +101,10 @@ test_that("a member paused mid-transaction past its session timeout is fenced: i
   # A 10 s session: each look at the transaction (a JVM) happens while the member is frozen.
   env <- c(group_env(input, output, group, checkpoint), STREAM_MAX_OFFSETS = "200", STREAM_PRODUCER_QUEUE = "10",
            STREAM_TXN_TIMEOUT_MS = "30000", STREAM_SESSION_MS = "10000")
-  a <- run_member(env)
-  wait_member_started(a)
-  b <- run_member(env)
-  wait_member_started(b)
+  a <- run_stream_process(env)
+  wait_started(a)
+  b <- run_stream_process(env)
+  wait_started(b)
   on.exit({a$kill(); b$kill()}, add = TRUE)
   Sys.sleep(3) # both own partitions
   produce_numbered(input, 10001, n) # and write, for longer than what follows takes
@@ -170,6 +154,34 @@ test_that("the lag stream_stats() shows is the lag kafka-consumer-groups shows f
   expect_equal(described$lag, shown$lag)
   expect_true(all(described$consumer != "-"), label = "the stream's consumer is a live member of the group")
   expect_output(print(stream), "partitions: .*\\[0,1,2\\]; lag: 1,800 records")
+})
+
+test_that("a second process with the same kafka.group.instance.id fences the first: it fails naming the option, the second goes on", {
+  sc <- spark_connect(master = "local")
+  input <- new_topic("in")
+  kafka_tool("create-topic", "--topic", input, "--partitions", "2")
+  options <- list(
+    kafka.bootstrap.servers = kafka_bootstrap(), subscribe = input, startingOffsets = "earliest",
+    scaleOut = "group", kafka.group.id = new_topic("group"), kafka.group.instance.id = "pod-0"
+  )
+  start <- function(name) {
+    stream_read_kafka(sc, options = options) %>%
+      stream_write_memory(name, checkpoint = new_checkpoint(), trigger = stream_trigger_interval(200))
+  }
+  first <- start("fenced_first")
+  on.exit(try(stream_stop(first), silent = TRUE), add = TRUE)
+  kcat_produce(input, sprintf("a-%03d", 1:100))
+  expect_true(wait_for_rows(first, 100))
+  # Another machine's copy with the same pod name (its own checkpoint folder).
+  second <- start("fenced_second")
+  on.exit(try(stream_stop(second), silent = TRUE), add = TRUE)
+  expect_true(wait_for(function() stream_state(first) == "failed", 60))
+  expect_output(print(first), "kafka.group.instance.id")
+  expect_error(stream_stop(first), "kafka.group.instance.id")
+  kcat_produce(input, sprintf("b-%03d", 1:100))
+  read_by_second <- function() vapply(dplyr::collect(dplyr::tbl(sc, "fenced_second"))$value, rawToChar, "")
+  expect_true(wait_for(function() all(sprintf("b-%03d", 1:100) %in% read_by_second()), 60))
+  expect_equal(stream_state(second), "active")
 })
 
 test_that("scaleOut's requirements are errors naming the option or argument, before anything runs", {

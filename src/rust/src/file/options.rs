@@ -132,9 +132,13 @@ impl ListingOptions {
                 ))
             }
         };
+        let latest_first = parse_bool(options, "latestFirst", false)?;
+        // Spark's rule: taking the newest files first, a few at a time, forgets
+        // no file by age (else an old file, once forgotten, would be new again).
+        let max_file_age_ms = if latest_first && max_files_per_trigger.is_some() { i64::MAX } else { max_file_age_ms };
         let parsed = ListingOptions {
             max_files_per_trigger,
-            latest_first: parse_bool(options, "latestFirst", false)?,
+            latest_first,
             max_file_age_ms,
             file_name_only: parse_bool(options, "fileNameOnly", false)?,
             clean_source,
@@ -200,6 +204,8 @@ mod tests {
         let o = FileSourceOptions::parse("csv", &opts(&[("maxFilesPerTrigger", "2"), ("latestFirst", "true"), ("maxFileAge", "1h")])).unwrap();
         assert_eq!(o.listing.max_files_per_trigger, Some(2));
         assert!(o.listing.latest_first);
+        assert_eq!(o.listing.max_file_age_ms, i64::MAX, "latestFirst with maxFilesPerTrigger: no age limit");
+        let o = FileSourceOptions::parse("csv", &opts(&[("latestFirst", "true"), ("maxFileAge", "1h")])).unwrap();
         assert_eq!(o.listing.max_file_age_ms, 3_600_000);
         let e = FileSourceOptions::parse("csv", &opts(&[("maxFilesPerTrigger", "0")])).err().unwrap();
         assert_eq!(e.message, "Invalid value '0' for option 'maxFilesPerTrigger', must be a positive integer");

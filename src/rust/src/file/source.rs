@@ -111,8 +111,8 @@ impl SeenFiles {
         self.files.insert(key, mtime_ms);
     }
 
-    fn is_new(&self, key: &str, mtime_ms: i64, check_age: bool) -> bool {
-        (!check_age || mtime_ms >= self.forget_before_ms) && !self.files.contains_key(key)
+    fn is_new(&self, key: &str, mtime_ms: i64) -> bool {
+        mtime_ms >= self.forget_before_ms && !self.files.contains_key(key)
     }
 
     fn purge(&mut self, max_age_ms: i64) {
@@ -192,10 +192,8 @@ impl FileSource {
 
     /// New files in the order a batch takes them (Spark's rule).
     fn new_files(&self) -> Result<Vec<FoundFile>> {
-        // Spark ignores `maxFileAge` when it takes the newest files first, a few at a time.
-        let check_age = !(self.listing.latest_first && self.listing.max_files_per_trigger.is_some());
         let mut files: Vec<FoundFile> =
-            listing::list(&self.dir)?.into_iter().filter(|f| self.seen.is_new(&self.seen_key(&f.path), f.mtime_ms, check_age)).collect();
+            listing::list(&self.dir)?.into_iter().filter(|f| self.seen.is_new(&self.seen_key(&f.path), f.mtime_ms)).collect();
         files.sort_by(|a, b| (a.mtime_ms, &a.path).cmp(&(b.mtime_ms, &b.path)));
         // Known by name (`fileNameOnly`): two new files of one name are one file, the older.
         let mut keys = std::collections::HashSet::new();

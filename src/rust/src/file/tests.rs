@@ -24,7 +24,7 @@ use crate::error::Result;
 use crate::sink::memory::{MemorySink, MemoryTable, Tables, Target};
 use crate::sink::Sink;
 use crate::source::memory::MemorySource;
-use crate::source::Source;
+use crate::source::{Positions, Source};
 use crate::transform::OutputMode;
 
 use crate::kafka::config::options_of as options;
@@ -249,6 +249,40 @@ fn max_files_per_trigger_and_latest_first_pick_files_as_spark_does() {
 }
 
 #[test]
+fn max_file_age_ignores_files_older_than_the_newest_seen_less_the_age_unless_latest_first_takes_a_few() {
+    // Spark's rule: after each batch, files older than the newest seen less
+    // `maxFileAge` are no longer new; latestFirst with maxFilesPerTrigger ignores it.
+    let cases: [(&[(&str, &str)], Vec<i64>, Vec<i64>); 2] = [
+        (&[("header", "true"), ("maxFileAge", "5s")], vec![0, 1], vec![3]),
+        (&[("header", "true"), ("maxFileAge", "5s"), ("latestFirst", "true"), ("maxFilesPerTrigger", "1")], vec![1, 0], vec![3, 2]),
+    ];
+    for (opts, first, second) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("in");
+        let write_at = |name: &str, n: i64, secs: u64| {
+            write_csv(&input, name, &format!("n\n{n}\n"));
+            let t = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
+            fs::File::options().write(true).open(input.join(name)).unwrap().set_modified(t).unwrap();
+        };
+        write_at("a.csv", 0, 1_000_000);
+        write_at("b.csv", 1, 1_000_010);
+        let cp = dir.path().join("cp");
+        fs::create_dir_all(&cp).unwrap();
+        let mut source = file_source("csv", &input, opts);
+        source.open_log(&cp).unwrap();
+        let status = SharedStatus::default();
+        let at = source.initial_positions().unwrap();
+        let (read, at) = drain_from(&mut source, at, &status);
+        assert_eq!(read, first, "the first batch takes every file: {opts:?}");
+        // c is 9 s older than b, the newest seen; d is newer.
+        write_at("c.csv", 2, 1_000_001);
+        write_at("d.csv", 3, 1_000_020);
+        let (read, _) = drain_from(&mut source, at, &status);
+        assert_eq!(read, second, "{opts:?}");
+    }
+}
+
+#[test]
 fn malformed_csv_fields_follow_the_parse_mode() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in");
@@ -295,7 +329,7 @@ fn an_aborted_batch_leaves_no_file_and_a_committed_one_is_known() {
     sink.begin(0).unwrap();
     sink.write(&data, &stop).unwrap();
     sink.flush(&stop, &SharedStatus::default()).unwrap();
-    sink.commit(0, &crate::source::Positions::Rows { rows: 4 }, &cp).unwrap();
+    sink.commit(0, &Positions::Rows { rows: 4 }, &cp).unwrap();
     assert!(sink.was_committed(0, &cp).unwrap());
     let mut names: Vec<String> = fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).filter(|n| !n.starts_with('_')).collect();
     names.sort();
@@ -332,7 +366,12 @@ fn types_are_inferred_from_a_sample_of_each_file() {
 
 /// Plan and read every batch the source has, committing each; the numbers read.
 fn drain(source: &mut Box<dyn Source>, status: &SharedStatus) -> Vec<i64> {
-    let mut at = source.initial_positions().unwrap();
+    let at = source.initial_positions().unwrap();
+    drain_from(source, at, status).0
+}
+
+/// What `drain` reads from `at`, and where it ends.
+fn drain_from(source: &mut Box<dyn Source>, mut at: Positions, status: &SharedStatus) -> (Vec<i64>, Positions) {
     let mut seen = Vec::new();
     while let Some((start, end)) = source.plan(&at).unwrap() {
         source
@@ -345,7 +384,7 @@ fn drain(source: &mut Box<dyn Source>, status: &SharedStatus) -> Vec<i64> {
         source.committed(&end, status);
         at = end;
     }
-    seen
+    (seen, at)
 }
 
 #[test]
@@ -442,7 +481,7 @@ fn the_sink_skips_a_committed_batch_fills_gaps_and_clears_its_leftovers() {
     sink.begin(3).unwrap();
     sink.write(&data, &stop).unwrap();
     sink.flush(&stop, &status).unwrap();
-    sink.commit(3, &crate::source::Positions::Rows { rows: 4 }, &cp).unwrap();
+    sink.commit(3, &Positions::Rows { rows: 4 }, &cp).unwrap();
     for n in 0..3 {
         assert_eq!(fs::read_to_string(out.join(format!("_spark_metadata/{n}"))).unwrap(), "v1\n");
     }
@@ -457,7 +496,7 @@ fn the_sink_skips_a_committed_batch_fills_gaps_and_clears_its_leftovers() {
     sink.begin(3).unwrap();
     sink.write(&data, &stop).unwrap();
     sink.flush(&stop, &status).unwrap();
-    sink.commit(3, &crate::source::Positions::Rows { rows: 4 }, &cp).unwrap();
+    sink.commit(3, &Positions::Rows { rows: 4 }, &cp).unwrap();
     assert_eq!(files(&out), committed);
     // Batch 4 is killed after its files were placed: a restart removes them.
     sink.begin(4).unwrap();

@@ -113,6 +113,10 @@ pub(crate) fn is_retriable(op: Operation, e: &KafkaError) -> bool {
     if let KafkaError::Transaction(t) = e {
         return !t.is_fatal() && (t.is_retriable() || t.txn_requires_abort());
     }
+    if matches!(e, KafkaError::MessageConsumptionFatal(_)) {
+        // The code is the cause (FENCED_INSTANCE_ID, say); the consumer is dead.
+        return false;
+    }
     let Some(code) = code_of(e) else {
         // No code: a client-side problem (bad config, no memory); waiting won't help.
         return false;
@@ -136,6 +140,8 @@ pub(crate) fn kafka_error(op: Operation, e: &KafkaError) -> Error {
             error = error.with_hint(CREDENTIALS_HINT);
         } else if is_authorization(code) {
             error = error.with_hint("the Kafka user lacks an ACL for this; ask the cluster's administrator");
+        } else if code == C::FencedInstanceId {
+            error = error.with_hint("another process of the group runs with the same `kafka.group.instance.id`");
         }
     }
     error
@@ -154,6 +160,18 @@ pub(crate) fn transaction_error(what: &str, e: &KafkaError) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_dead_consumer_is_permanent_whatever_its_cause() {
+        let fenced = KafkaError::MessageConsumptionFatal(C::FencedInstanceId);
+        assert!(!is_retriable(Operation::Request, &fenced));
+        let error = kafka_error(Operation::Request, &fenced);
+        assert!(!error.retriable);
+        assert!(error.hint.as_deref().is_some_and(|h| h.contains("kafka.group.instance.id")));
+        // Only the fatal mark makes it so: the same transport failure, unmarked, is weather.
+        assert!(is_retriable(Operation::Request, &KafkaError::MessageConsumption(C::BrokerTransportFailure)));
+        assert!(!is_retriable(Operation::Request, &KafkaError::MessageConsumptionFatal(C::BrokerTransportFailure)));
+    }
 
     #[test]
     fn produce_refusals_are_permanent_and_cluster_weather_is_not() {

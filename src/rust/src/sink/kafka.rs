@@ -508,21 +508,22 @@ impl Sink for KafkaSink {
         if self.exactly_once() {
             // Fences producers of an earlier run of this query and aborts their open transaction.
             producer.init_transactions(TRANSACTION_TIMEOUT).map_err(|e| transaction_error("start", &e))?;
-        }
-        if let (true, Some(link)) = (self.exactly_once(), &self.group) {
-            link.set_transactional();
-        } else if self.exactly_once() {
-            let group = format!("streamlyr-eos-{query_id}");
-            let consumer: BaseConsumer = self
-                .options
-                .client
-                .to_rdkafka(
-                    &[],
-                    &[("group.id", group.as_str()), ("enable.auto.commit", "false"), ("isolation.level", "read_committed")],
-                )
-                .create()
-                .map_err(|e| Error::config("options", format!("the Kafka consumer settings are not valid: {e}")))?;
-            self.marker_group = Some(consumer);
+            match &self.group {
+                Some(link) => link.set_transactional(),
+                None => {
+                    let group = format!("streamlyr-eos-{query_id}");
+                    let consumer: BaseConsumer = self
+                        .options
+                        .client
+                        .to_rdkafka(
+                            &[],
+                            &[("group.id", group.as_str()), ("enable.auto.commit", "false"), ("isolation.level", "read_committed")],
+                        )
+                        .create()
+                        .map_err(|e| Error::config("options", format!("the Kafka consumer settings are not valid: {e}")))?;
+                    self.marker_group = Some(consumer);
+                }
+            }
         }
         self.topics.clear();
         self.producer = Some(producer);
@@ -660,9 +661,10 @@ impl Sink for KafkaSink {
         if !self.in_transaction {
             return Ok(());
         }
+        // Still in a transaction until the abort succeeds: a failed abort is tried again.
+        self.producer()?.abort_transaction(TRANSACTION_TIMEOUT).map_err(|e| transaction_error("abort", &e))?;
         self.in_transaction = false;
         let producer = self.producer()?;
-        producer.abort_transaction(TRANSACTION_TIMEOUT).map_err(|e| transaction_error("abort", &e))?;
         // The aborted records' delivery reports are errors that belong to no batch: wait for them, forget them.
         let deadline = Instant::now() + Duration::from_secs(10);
         while self.deliveries.settled() < self.enqueued

@@ -848,7 +848,15 @@ impl KafkaSource {
         while Instant::now() < deadline && !stop.is_set() {
             let slice = POLL_SLICE.min(deadline.saturating_duration_since(Instant::now()));
             let consumer = connected(&self.consumer)?;
-            if let Some(Ok(m)) = consumer.poll(slice) {
+            let m = match consumer.poll(slice) {
+                Some(Ok(m)) => Some(m),
+                // The same rule as the read loop: librdkafka retries the rest itself.
+                Some(Err(e)) if !crate::kafka::errors::is_retriable(Operation::Request, &e) => {
+                    return Err(kafka_error(Operation::Request, &e).context("the Kafka consumer failed"));
+                }
+                _ => None,
+            };
+            if let Some(m) = m {
                 note_delivered(&mut self.assigned, &m);
                 keep_pending(&mut self.pending, &m);
                 if wake_on_record {
@@ -901,6 +909,11 @@ impl KafkaSource {
         let g = self.group.as_mut().ok_or_else(|| Error::internal("not in a group"))?;
         if let Some(e) = g.membership.take_failure() {
             return Err(e);
+        }
+        // A fatal error (this static member fenced by another) may have been
+        // reported by a poll that did not look at errors.
+        if let Some((code, reason)) = connected(&self.consumer)?.client().fatal_error() {
+            return Err(kafka_error(Operation::Request, &rdkafka::error::KafkaError::MessageConsumptionFatal(code)).context(format!("the Kafka consumer failed: {reason}")));
         }
         g.planned = g.membership.generation();
         let owned = g.membership.owned();
