@@ -42,6 +42,12 @@ const POLL_SLICE: Duration = Duration::from_millis(100);
 /// Records kept while idling between triggers in a group, before the
 /// partitions are paused until the next batch.
 const IDLE_PENDING_LIMIT: usize = 4 * CHUNK_ROWS;
+/// How long librdkafka waits to fetch again once its queue for a partition
+/// is full (`queued.min.messages`). Its default, 1 s, stalled every batch
+/// that read faster than it converted: P2 (1M records in one batch) took
+/// 5.5-8.1 s with it and 1.8-2.3 s with 10-50 ms (bench/README.md). A user's
+/// `kafka.fetch.queue.backoff.ms` wins.
+const FETCH_QUEUE_BACKOFF_MS: &str = "10";
 
 /// A consumer of the source (shared with a transactional sink in a group).
 type Reader = Arc<BaseConsumer<ReaderContext>>;
@@ -476,7 +482,7 @@ impl Source for KafkaSource {
         let client = |client_id: &str, context: ReaderContext| -> Result<Reader> {
             self.options
                 .client
-                .to_rdkafka(&[("client.id", client_id)], &managed)
+                .to_rdkafka(&[("client.id", client_id), ("fetch.queue.backoff.ms", FETCH_QUEUE_BACKOFF_MS)], &managed)
                 .create_with_context(context)
                 .map(Arc::new)
                 .map_err(|e| Error::config("options", format!("the Kafka consumer settings are not valid: {e}")))
