@@ -46,6 +46,18 @@ check_string <- function(x, arg = rlang::caller_arg(x), call = rlang::caller_env
   }
 }
 
+# A single non-negative number of seconds (`NULL` too when `null_ok`).
+check_seconds <- function(x, null_ok = FALSE, arg = rlang::caller_arg(x), call = rlang::caller_env()) {
+  if (null_ok && is.null(x)) return(invisible(x))
+  if (!is.numeric(x) || length(x) != 1 || is.na(x) || x < 0) {
+    abort_streamlyr(
+      paste0("`", arg, "` must be ", if (null_ok) "`NULL` or ", "a single non-negative number of seconds, not ", obj_type(x), "."),
+      arg = arg, call = call
+    )
+  }
+  invisible(x)
+}
+
 obj_type <- function(x) {
   if (is.null(x)) return("NULL")
   if (is.character(x) && length(x) == 1) return(paste0("the string \"", x, "\""))

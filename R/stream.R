@@ -24,18 +24,20 @@ stream_stop <- function(stream) {
 
 #' Wait for a stream to end
 #'
-#' Blocks until the stream ends: stopped by [stream_stop()] (from another
-#' R session's view of it, a Shiny callback, ...), at the end of its input
-#' (`stream_trigger_once()`, a data frame), or by an error. Spark's
+#' Blocks until the stream ends: at the end of its input
+#' (`stream_trigger_once()`, a data frame), by an error, or stopped by
+#' [stream_stop()] from a callback (callbacks scheduled with the later
+#' package, such as the console sink's printing, run while it waits). Spark's
 #' `awaitTermination()`: the last line of a script that runs a stream as a
 #' service, so that the process lives as long as its stream and exits with an
 #' error when the stream fails (a supervisor such as Kubernetes or systemd
 #' then restarts it, and the checkpoint resumes it where it stood).
 #'
 #' @inheritParams stream_stop
-#' @param timeout Seconds to wait, or `NULL` to wait as long as the stream runs.
-#' @return `TRUE` (invisibly) once the stream has stopped; `FALSE` if
-#'   `timeout` passed first. If the stream failed, its error is raised.
+#' @param timeout Seconds (not milliseconds, unlike triggers) to wait, or
+#'   `NULL` to wait as long as the stream runs.
+#' @return `TRUE` once the stream has stopped, `FALSE` if `timeout` passed
+#'   first, invisibly. If the stream failed, its error is raised.
 #' @examples
 #' \dontrun{
 #' stream <- stream_read_kafka(sc, options = kafka_options) %>%
@@ -45,16 +47,16 @@ stream_stop <- function(stream) {
 #' @export
 stream_await <- function(stream, timeout = NULL) {
   check_stream(stream)
-  if (!is.null(timeout)) {
-    ok <- is.numeric(timeout) && length(timeout) == 1 && !is.na(timeout) && timeout >= 0
-    if (!ok) {
-      abort_streamlyr(
-        paste0("`timeout` must be `NULL` or a single non-negative number of seconds, not ", obj_type(timeout), "."),
-        arg = "timeout"
-      )
-    }
+  check_seconds(timeout, null_ok = TRUE)
+  deadline <- Sys.time() + (timeout %||% Inf)
+  repeat {
+    left_ms <- as.numeric(difftime(deadline, Sys.time(), units = "secs")) * 1000
+    state <- query_wait(stream$ptr, max(0, min(100, left_ms)), FALSE)
+    later::run_now(0)
+    if (state %in% c("stopped", "failed")) break
+    if (Sys.time() >= deadline) return(invisible(FALSE))
   }
-  if (!wait_terminated(stream, timeout %||% Inf)) return(FALSE)
+  print_console(stream)
   raise_if_failed(stream)
   invisible(TRUE)
 }

@@ -26,7 +26,9 @@
 #' * Which files each batch takes (Spark's): `maxFilesPerTrigger` (at most
 #'   this many), `latestFirst` (`"true"`: newest first), `maxFileAge`
 #'   (default `"7d"`: files older than this, before the newest file seen,
-#'   are ignored), `fileNameOnly` (`"true"`: a file is known by its name,
+#'   are ignored; not with `latestFirst` and `maxFilesPerTrigger` together,
+#'   where, as in Spark, no file is forgotten and the list of files seen
+#'   grows with the folder), `fileNameOnly` (`"true"`: a file is known by its name,
 #'   not its whole path), `cleanSource` (`"off"`, `"delete"` or `"archive"`
 #'   with `sourceArchiveDir`: what happens to a file once its batch has
 #'   committed).
@@ -328,9 +330,7 @@ stream_generate_test <- function(df = rep(1:1000),
   if (!is.numeric(distribution) || length(distribution) == 0 || anyNA(distribution) || any(distribution < 0)) {
     abort_streamlyr("`distribution` must be a vector of non-negative row counts.", arg = "distribution")
   }
-  if (!is.numeric(interval) || length(interval) != 1 || is.na(interval) || interval < 0) {
-    abort_streamlyr(paste0("`interval` must be a non-negative number of seconds, not ", obj_type(interval), "."), arg = "interval")
-  }
+  check_seconds(interval)
   if (!dir.exists(path)) dir.create(path, recursive = TRUE)
   cancelled <- FALSE
   # sparklyr's walk through the rows: each file starts at the row the last one ended on.

@@ -70,7 +70,10 @@
 #'     does (there it only names the group for ACLs).
 #'   * `kafka.*`: any librdkafka consumer setting, prefix removed. As in Spark,
 #'     `kafka.auto.offset.reset`, `kafka.enable.auto.commit` and the
-#'     deserializers are managed by the stream and are errors.
+#'     deserializers are managed by the stream and are errors. One default
+#'     differs from librdkafka's: `kafka.fetch.queue.backoff.ms` is 10 (not
+#'     1000), so a batch that converts slower than Kafka delivers doesn't
+#'     stall a second each time a partition's queue fills.
 #' @param ... Unused.
 #' @return A stream table of class `tbl_stream`: a lazy table for dplyr
 #'   verbs (see [streamlyr-dplyr]), to pass to a `stream_write_*()` function.

@@ -269,8 +269,9 @@ wait_until_started <- function(stream, call) {
     state <- query_wait(stream$ptr, 100, TRUE)
     if (state != "starting") break
   }
-  if (state == "failed") {
-    status <- query_status(stream$ptr)
+  status <- query_status(stream$ptr)
+  # A failure after the start, however soon, belongs to the stream: print() and stream_stop().
+  if (state == "failed" && isTRUE(status$failed_starting)) {
     raise_engine_error(status$error$error, call = call)
   }
   invisible(stream)

@@ -3,6 +3,7 @@
 # side in one run on a local single-node broker. Prints medians and ratios.
 #   bash bench/run.sh            (BENCH_ROWS=1000000 BENCH_REPEATS=3 by default)
 #   BENCH_ONLY=scale bash bench/run.sh   (only the scale-out case)
+#   BENCH_ONLY=kafka bash bench/run.sh   (only P1 and P2 with their baselines)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(dirname "$here")"
@@ -132,8 +133,10 @@ seq 1 "$rows" | awk '{printf "%-100s\n", "record-" $1}' | kcat -P -b "$servers" 
 
 for i in $(seq 1 "$repeats"); do
   echo "Run $i of $repeats: P1, P2, P4, P6, window count, join, files, scale-out"
-  for k in 1 2 3; do scale_out "$k" "bench-group-$i-$k" "$scale_input" "$rows" "scale-$k-group"; done
-  scale_out 1 none "$scale_input" "$rows" scale-1-alone
+  if [ "${BENCH_ONLY:-}" != kafka ]; then
+    for k in 1 2 3; do scale_out "$k" "bench-group-$i-$k" "$scale_input" "$rows" "scale-$k-group"; done
+    scale_out 1 none "$scale_input" "$rows" scale-1-alone
+  fi
   [ "${BENCH_ONLY:-}" = scale ] && continue
   baseline raw "$raw" produce-json "$servers" "$(made_topic p1raw)" "$rows"
   baseline kcat kcat_produce "$(made_topic p1kcat)" "$work/p1.jsonl" "$rows"
@@ -141,6 +144,7 @@ for i in $(seq 1 "$repeats"); do
   baseline raw "$raw" passthrough "$servers" "$input" "$(made_topic p2raw)" "$rows"
   baseline kcat kcat_pipe "$input" "$(made_topic p2kcat)" "$rows"
   streamlyr passthrough "$servers" "$input" "$(made_topic p2)" "$rows"
+  [ "${BENCH_ONLY:-}" = kafka ] && continue
   streamlyr start "$servers" "$input" "$(topic p4)"
   # P6: batches of about a second each (a trigger every second, 150,000 records at most).
   streamlyr passthrough "$servers" "$input" "$(made_topic p6)" "$rows" 1000 at-least-once p6-at-least-once 150000
@@ -157,12 +161,12 @@ for i in $(seq 1 "$repeats"); do
 done
 
 # Spark Structured Streaming on P1 and P2 (once: it takes a while to start).
-if [ "${BENCH_ONLY:-}" != scale ] && [ "${BENCH_SPARK:-1}" = 1 ]; then
+if [ -z "${BENCH_ONLY:-}" ] && [ "${BENCH_SPARK:-1}" = 1 ]; then
   echo "Spark: P1 and P2 through Spark's Kafka sink (local[2])"
   bash "$here/spark.sh" "$servers" "$rows" "$input" "$files_in" >> "$results"
 fi
 
-if [ "${BENCH_ONLY:-}" != scale ]; then
+if [ -z "${BENCH_ONLY:-}" ]; then
 # P5: peak memory as the stream grows 10x (passthrough, and a count() over ~1,000 groups).
 big_rows=$((rows * 10))
 echo "P5: preloading $big_rows records"

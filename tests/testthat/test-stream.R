@@ -184,6 +184,7 @@ test_that("stream_await() returns when the stream ends, FALSE on timeout, and ra
   expect_equal(stream_state(running), "active")
   stream_stop(running)
   expect_true(stream_await(running))
+  expect_true(stream_await(running, timeout = 0))
 
   once <- stream_read_kafka(sc, options = list(kafka.bootstrap.servers = servers, subscribe = input, startingOffsets = "earliest")) %>%
     stream_write_memory("awaited_once", checkpoint = new_checkpoint(), trigger = stream_trigger_once())
@@ -195,4 +196,9 @@ test_that("stream_await() returns when the stream ends, FALSE on timeout, and ra
                                 options = list(kafka.bootstrap.servers = servers, topic = new_topic("big")))
   expect_error(stream_await(failing, timeout = 60), "[Tt]oo ?[Ll]arge")
   expect_error(stream_await(running, timeout = "1"), "`timeout` must be `NULL` or a single non-negative number of seconds")
+
+  # The console sink's batches print while the script waits, as at the console.
+  console <- stream_read_kafka(sc, options = list(kafka.bootstrap.servers = servers, subscribe = input, startingOffsets = "earliest")) %>%
+    stream_write_console(trigger = stream_trigger_once())
+  expect_output(stream_await(console, timeout = 60), "Batch: 0")
 })

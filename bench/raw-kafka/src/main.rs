@@ -177,6 +177,9 @@ fn main() {
                 .set("bootstrap.servers", brokers)
                 .set("group.id", "raw-kafka-bench")
                 .set("enable.auto.commit", "false")
+                // As streamlyr's source: librdkafka's default (1 s) stalls a
+                // consumer whose queue fills while it produces.
+                .set("fetch.queue.backoff.ms", "10")
                 .create()
                 .expect("consumer");
             let md = consumer.fetch_metadata(Some(from), Duration::from_secs(10)).expect("metadata");

@@ -105,6 +105,9 @@ pub struct QueryStatus {
     /// The watermark of the last batch, if the pipeline has one.
     pub watermark_ms: Option<i64>,
     pub error: Option<Error>,
+    /// Failed before it started (the R call that defined it raises the
+    /// error); a later failure is for `print()` and `stream_stop()`.
+    pub failed_starting: bool,
     /// Since when (ms since the epoch) and how many times the query has
     /// been retrying without progress; `None` while all is well.
     pub retrying: Option<(f64, u32)>,
@@ -138,6 +141,7 @@ impl Default for SharedStatus {
                 rows_malformed: 0,
                 watermark_ms: None,
                 error: None,
+                failed_starting: false,
                 retrying: None,
                 warnings: VecDeque::new(),
                 recent: VecDeque::new(),
@@ -223,6 +227,7 @@ impl SharedStatus {
                 s.message = "Stopped".into();
             }
             Err(e) => {
+                s.failed_starting = s.state == State::Starting;
                 s.state = State::Failed;
                 s.message = format!("Failed: {e}");
                 s.error = Some(e);

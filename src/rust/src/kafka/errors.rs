@@ -3,8 +3,10 @@
 //! stream fails now). Decided by the operation that failed and librdkafka's
 //! own flags, never by an error's text.
 //!
-//! - A *fatal* error (librdkafka's `is_fatal`, or its `Fatal` code) ends
-//!   the client for good: permanent.
+//! - A *fatal* error (librdkafka's `is_fatal`, its `Fatal` code, or a
+//!   consumer poll's error marked fatal, whatever its code: a static member
+//!   fenced by another with its `group.instance.id`) ends the client for
+//!   good: permanent.
 //! - Authentication and authorization failures need the user: permanent.
 //! - [`Operation::Produce`]: librdkafka refuses a record at once for what a
 //!   retry cannot change (unknown topic or partition, a record too large, a
@@ -21,7 +23,7 @@
 //!   (`retryTimeoutMs`) ends a wait that does not end by itself.
 //!
 //! librdkafka exposes its retriable/fatal flags only on transaction errors
-//! (and its client-wide fatal error); for the rest, the short lists below
+//! (and its client-wide fatal error, and consumer polls); for the rest, the short lists below
 //! name what a retry can't change, and everything else is retried within
 //! the bound, so a code missing from them costs time, never data.
 //! - Transactions: `is_retriable` or `txn_requires_abort` (the batch is

@@ -248,6 +248,7 @@ fn query_status(query: QueryPtr) -> Robj {
         rows_malformed = s.rows_malformed as f64,
         watermark_ms = s.watermark_ms.map(|w| w as f64),
         error = error,
+        failed_starting = s.failed_starting,
         retrying = retrying,
         warnings = warnings,
         partitions = partitions

@@ -540,6 +540,8 @@ impl Sink for KafkaSink {
         // (`open_transaction`): an epoch or batch that writes nothing costs
         // Kafka nothing.
         self.batch_topic = self.options.topic.clone();
+        // Still open here only if its abort failed: end it before this batch writes.
+        self.abort()?;
         Ok(())
     }
 

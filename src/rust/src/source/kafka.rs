@@ -45,9 +45,17 @@ const IDLE_PENDING_LIMIT: usize = 4 * CHUNK_ROWS;
 /// How long librdkafka waits to fetch again once its queue for a partition
 /// is full (`queued.min.messages`). Its default, 1 s, stalled every batch
 /// that read faster than it converted: P2 (1M records in one batch) took
-/// 5.5-8.1 s with it and 1.8-2.3 s with 10-50 ms (bench/README.md). A user's
+/// 5.5-8.1 s with it and 1.8-2.3 s with 10-50 ms (bench/README.md). The cost:
+/// while a queue stays full (a backlog between triggers), its broker thread
+/// looks again every 10 ms, with no extra request or memory. A user's
 /// `kafka.fetch.queue.backoff.ms` wins.
 const FETCH_QUEUE_BACKOFF_MS: &str = "10";
+
+/// A poll's error, if it ends the stream; librdkafka retries the rest by
+/// itself (and its error callback reported them).
+fn consumer_failure(e: &rdkafka::error::KafkaError) -> Option<Error> {
+    (!crate::kafka::errors::is_retriable(Operation::Request, e)).then(|| kafka_error(Operation::Request, e).context("the Kafka consumer failed"))
+}
 
 /// A consumer of the source (shared with a transactional sink in a group).
 type Reader = Arc<BaseConsumer<ReaderContext>>;
@@ -678,9 +686,8 @@ impl Source for KafkaSource {
                     }
                 }
                 Some(Err(e)) => {
-                    // Transport errors are retried by librdkafka; only what a wait can't cure ends the batch.
-                    if !crate::kafka::errors::is_retriable(Operation::Request, &e) {
-                        return Err(kafka_error(Operation::Request, &e).context("the Kafka consumer failed"));
+                    if let Some(failure) = consumer_failure(&e) {
+                        return Err(failure);
                     }
                 }
                 None => {
@@ -774,7 +781,11 @@ impl Source for KafkaSource {
                         }
                     }
                 }
-                Some(Err(_)) => {} // librdkafka reconnects by itself; the error callback reported it
+                Some(Err(e)) => {
+                    if let Some(failure) = consumer_failure(&e) {
+                        return Err(failure);
+                    }
+                }
                 None => {
                     if rows.len > 0 || Instant::now() >= deadline {
                         break;
@@ -856,11 +867,11 @@ impl KafkaSource {
             let consumer = connected(&self.consumer)?;
             let m = match consumer.poll(slice) {
                 Some(Ok(m)) => Some(m),
-                // The same rule as the read loop: librdkafka retries the rest itself.
-                Some(Err(e)) if !crate::kafka::errors::is_retriable(Operation::Request, &e) => {
-                    return Err(kafka_error(Operation::Request, &e).context("the Kafka consumer failed"));
-                }
-                _ => None,
+                Some(Err(e)) => match consumer_failure(&e) {
+                    Some(failure) => return Err(failure),
+                    None => None,
+                },
+                None => None,
             };
             if let Some(m) = m {
                 note_delivered(&mut self.assigned, &m);
@@ -918,8 +929,9 @@ impl KafkaSource {
         }
         // A fatal error (this static member fenced by another) may have been
         // reported by a poll that did not look at errors.
-        if let Some((code, reason)) = connected(&self.consumer)?.client().fatal_error() {
-            return Err(kafka_error(Operation::Request, &rdkafka::error::KafkaError::MessageConsumptionFatal(code)).context(format!("the Kafka consumer failed: {reason}")));
+        if let Some((code, _)) = connected(&self.consumer)?.client().fatal_error() {
+            let fatal = rdkafka::error::KafkaError::MessageConsumptionFatal(code);
+            return Err(consumer_failure(&fatal).unwrap_or_else(|| Error::internal("a fatal consumer error classed as retriable")));
         }
         g.planned = g.membership.generation();
         let owned = g.membership.owned();
