@@ -394,7 +394,8 @@ impl RowBuilder {
     }
 
     fn append_message(&mut self, m: &BorrowedMessage<'_>) {
-        let headers = m.headers();
+        // librdkafka parses a record's headers on demand, allocating: only when asked for.
+        let headers = if self.headers.is_some() { m.headers() } else { None };
         self.append(
             m.key(),
             m.payload(),
