@@ -171,7 +171,6 @@ test_that("exactly-once: a batch that writes nothing opens no transaction; one t
   stream_stop(stream)
 })
 
-
 test_that("stream_await() returns when the stream ends, FALSE on timeout, and raises a failed stream's error", {
   servers <- kafka_bootstrap()
   input <- new_topic("in")
