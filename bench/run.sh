@@ -3,7 +3,7 @@
 # side in one run on a local single-node broker. Prints medians and ratios.
 #   bash bench/run.sh            (BENCH_ROWS=1000000 BENCH_REPEATS=3 by default)
 #   BENCH_ONLY=scale bash bench/run.sh   (only the scale-out case)
-#   BENCH_ONLY=kafka bash bench/run.sh   (only P1 and P2 with their baselines)
+#   BENCH_ONLY=kafka bash bench/run.sh   (only P1, P2 with their baselines, and P2's dplyr cases)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(dirname "$here")"
@@ -144,6 +144,9 @@ for i in $(seq 1 "$repeats"); do
   baseline raw "$raw" passthrough "$servers" "$input" "$(made_topic p2raw)" "$rows"
   baseline kcat kcat_pipe "$input" "$(made_topic p2kcat)" "$rows"
   streamlyr passthrough "$servers" "$input" "$(made_topic p2)" "$rows"
+  # dplyr on P2's input: a filter/mutate pipeline, and a count() over about 1,000 groups.
+  streamlyr pipeline "$servers" "$input" "$(made_topic pipeline)" "$rows"
+  streamlyr aggregate "$servers" "$input" "$(made_topic count)" "$rows" 0 at-least-once count
   [ "${BENCH_ONLY:-}" = kafka ] && continue
   streamlyr start "$servers" "$input" "$(topic p4)"
   # P6: batches of about a second each (a trigger every second, 150,000 records at most).
@@ -222,6 +225,8 @@ ratio("P1 produce-json: streamlyr / raw", rate("streamlyr", "produce-json"), rat
 ratio("P1 produce-json: streamlyr / kcat -P", rate("streamlyr", "produce-json"), rate("kcat", "produce-json"), ">= 0.9")
 ratio("P2 passthrough: streamlyr / raw", rate("streamlyr", "passthrough"), rate("raw", "passthrough"), ">= 0.8")
 ratio("P2 passthrough: streamlyr / kcat pipe", rate("streamlyr", "passthrough"), rate("kcat", "passthrough"), ">= 0.9")
+ratio("filter/mutate pipeline / passthrough", rate("streamlyr", "pipeline"), rate("streamlyr", "passthrough"), ">= 0.9")
+ratio("count() / passthrough", rate("streamlyr", "count"), rate("streamlyr", "passthrough"), ">= 0.9")
 ratio("window count / passthrough", rate("streamlyr", "window"), rate("streamlyr", "passthrough"), ">= 0.7")
 ratio("join, 100,000-row table / passthrough", rate("streamlyr", "join"), rate("streamlyr", "passthrough"), ">= 0.7")
 ratio("files csv -> parquet: streamlyr / arrow-rs", rate("streamlyr", "files"), rate("raw", "files"), ">= 0.8")

@@ -4,6 +4,7 @@
 #   Rscript bench/streamlyr.R start        <servers> <from> <to>
 #   Rscript bench/streamlyr.R passthrough  <servers> <from> <to> <n> [<trigger ms> <guarantee> <case> <max per batch>]
 #   Rscript bench/streamlyr.R aggregate    <servers> <from> <to> <n>   # count() over 1,000 groups
+#   Rscript bench/streamlyr.R pipeline     <servers> <from> <to> <n>   # mutate(), filter() (drops 1 in 9), transmute()
 #   Rscript bench/streamlyr.R window       <servers> <from> <to> <n>   # count per 10-second window of event time
 #   Rscript bench/streamlyr.R join         <servers> <from> <to> <n>   # left join with a 100,000-row table
 #   Rscript bench/streamlyr.R stream       <servers> <from> <to> <interval0|default|continuous>
@@ -141,6 +142,7 @@ if (case == "avro") {
   # Every field decoded into columns and encoded again: the cost of the format over the bytes' passthrough.
   n <- as.numeric(args[5])
   sc <- spark_connect()
+  warm_up_dplyr(sc, list(kafka.bootstrap.servers = servers, subscribe = args[3]))
   t0 <- clock_start()
   stream <- stream_read_kafka(sc, options = c(avro_options(args[6]), subscribe = args[3], startingOffsets = "earliest")) %>%
     dplyr::select(id, name, amount, flag) %>%
@@ -153,7 +155,14 @@ if (case == "avro") {
   report("avro", n, elapsed)
 }
 
-if (case %in% c("passthrough", "aggregate", "window", "join")) {
+# dbplyr's methods load at the first verb of a process (about 0.25 s here):
+# start-up, which P4 measures, not throughput. Cases with verbs pay it before
+# their clock starts.
+warm_up_dplyr <- function(sc, read_options) {
+  invisible(dplyr::filter(stream_read_kafka(sc, options = read_options), TRUE))
+}
+
+if (case %in% c("passthrough", "aggregate", "window", "join", "pipeline")) {
   n <- as.numeric(args[5])
   trigger_ms <- as.numeric(if (length(args) >= 6) args[6] else 0)
   guarantee <- if (length(args) >= 7) args[7] else "at-least-once"
@@ -161,6 +170,7 @@ if (case %in% c("passthrough", "aggregate", "window", "join")) {
   read_options <- list(kafka.bootstrap.servers = servers, subscribe = args[3], startingOffsets = "earliest")
   if (length(args) >= 9) read_options$maxOffsetsPerTrigger <- args[9]
   sc <- spark_connect()
+  if (case != "passthrough") warm_up_dplyr(sc, read_options)
   t0 <- clock_start()
   input <- stream_read_kafka(sc, options = read_options)
   mode <- "append"
@@ -171,6 +181,13 @@ if (case %in% c("passthrough", "aggregate", "window", "join")) {
       dplyr::mutate(group = substr(text, 8L, 10L)) %>%
       dplyr::count(group)
     mode <- "update"
+  }
+  if (case == "pipeline") {
+    # A filter and a mutate on each record's text: the seed's kind of pipeline.
+    input <- input %>%
+      dplyr::mutate(text = as.character(value)) %>%
+      dplyr::filter(substr(text, 8L, 8L) != "7") %>%
+      dplyr::transmute(value = paste0(text, "!"))
   }
   if (case %in% c("window", "join")) {
     # Each record's number: record N is N milliseconds of event time (1M records: 1,000 s).
