@@ -928,8 +928,8 @@ impl KafkaSource {
         if let Some(e) = g.membership.take_failure() {
             return Err(e);
         }
-        // A fatal error (this static member fenced by another) may have been
-        // reported by a poll that did not look at errors.
+        // A fatal error (this static member fenced by another) is reported
+        // once, by a poll; the client keeps it, so look here too.
         if let Some((code, _)) = connected(&self.consumer)?.client().fatal_error() {
             let fatal = rdkafka::error::KafkaError::MessageConsumptionFatal(code);
             return Err(consumer_failure(&fatal).unwrap_or_else(|| Error::internal("a fatal consumer error classed as retriable")));
