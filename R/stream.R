@@ -48,14 +48,7 @@ stream_stop <- function(stream) {
 stream_await <- function(stream, timeout = NULL) {
   check_stream(stream)
   check_seconds(timeout, null_ok = TRUE)
-  deadline <- Sys.time() + (timeout %||% Inf)
-  repeat {
-    left_ms <- as.numeric(difftime(deadline, Sys.time(), units = "secs")) * 1000
-    state <- query_wait(stream$ptr, max(0, min(100, left_ms)), FALSE)
-    later::run_now(0)
-    if (state %in% c("stopped", "failed")) break
-    if (Sys.time() >= deadline) return(invisible(FALSE))
-  }
+  if (!wait_terminated(stream, timeout %||% Inf)) return(invisible(FALSE))
   print_console(stream)
   raise_if_failed(stream)
   invisible(TRUE)
@@ -71,13 +64,17 @@ raise_if_failed <- function(stream) {
   }
 }
 
+# Waits up to `seconds` for the stream to end (TRUE) or not (FALSE),
+# running later's callbacks meanwhile: the console sink prints from one.
 wait_terminated <- function(stream, seconds) {
   deadline <- Sys.time() + seconds
-  while (Sys.time() < deadline) {
-    state <- query_wait(stream$ptr, 100, FALSE)
+  repeat {
+    left_ms <- as.numeric(difftime(deadline, Sys.time(), units = "secs")) * 1000
+    state <- query_wait(stream$ptr, max(0, min(100, left_ms)), FALSE)
+    later::run_now(0)
     if (state %in% c("stopped", "failed")) return(TRUE)
+    if (Sys.time() >= deadline) return(FALSE)
   }
-  FALSE
 }
 
 #' @rdname stream_stop
