@@ -24,9 +24,10 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::message::BorrowedMessage;
 use rdkafka::{Offset, TopicPartitionList};
 
+use super::consume_batch::{Consumed, ConsumedRecord, ConsumerQueue};
 use super::{Positions, Scope, Source, CHUNK_ROWS};
 use crate::engine::status::{PartitionLag, SharedStatus};
 use crate::engine::stop::StopSignal;
@@ -39,6 +40,8 @@ use crate::kafka::group::{resolve_starts, GroupLink, Membership, ReaderContext, 
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 const METADATA_REFRESH: Duration = Duration::from_secs(1);
 const POLL_SLICE: Duration = Duration::from_millis(100);
+/// Records taken from the consumer per call outside a group (`consume_batch`).
+const CONSUME_BATCH: usize = 1024;
 /// Records kept while idling between triggers in a group, before the
 /// partitions are paused until the next batch.
 const IDLE_PENDING_LIMIT: usize = 4 * CHUNK_ROWS;
@@ -139,6 +142,8 @@ pub(crate) struct KafkaSource {
     options: KafkaSourceOptions,
     query_id: String,
     consumer: Option<Reader>,
+    /// The consumer's queue, read in batches when not in a group (see `consume_batch`).
+    batch_queue: Option<ConsumerQueue<Reader>>,
     /// Metadata and watermark queries go through a second client, on its own
     /// connections: Kafka answers one request per connection at a time, so
     /// behind the reader's fetch long-poll they would wait up to
@@ -171,6 +176,7 @@ impl KafkaSource {
             options,
             query_id: query_id.to_string(),
             consumer: None,
+            batch_queue: None,
             offsets: None,
             log: ClientLog::new("consumer", None),
             status: None,
@@ -310,21 +316,22 @@ fn connected(client: &Option<Reader>) -> Result<&BaseConsumer<ReaderContext>> {
     client.as_deref().ok_or_else(|| Error::internal("Kafka source used before connect()"))
 }
 
-fn keep_pending(pending: &mut VecDeque<Pending>, m: &BorrowedMessage<'_>) {
+fn keep_pending(pending: &mut VecDeque<Pending>, m: &impl ConsumedRecord) {
+    let (timestamp, timestamp_type) = m.timestamp();
     pending.push_back(Pending {
         key: m.key().map(<[u8]>::to_vec),
-        value: m.payload().map(<[u8]>::to_vec),
+        value: m.value().map(<[u8]>::to_vec),
         topic: m.topic().to_string(),
         partition: m.partition(),
         offset: m.offset(),
-        timestamp: m.timestamp().to_millis(),
-        timestamp_type: timestamp_type(&m.timestamp()),
-        headers: m.headers().map(|h| h.iter().map(|x| (x.key.to_string(), x.value.map(<[u8]>::to_vec))).collect()),
+        timestamp,
+        timestamp_type,
+        headers: m.headers().map(|h| h.into_iter().map(|(k, v)| (k.to_string(), v.map(<[u8]>::to_vec))).collect()),
     });
 }
 
 /// The consumer delivered `m`: its partition continues after it.
-fn note_delivered(assigned: &mut PartitionMap<i64>, m: &BorrowedMessage<'_>) -> TopicPartition {
+fn note_delivered(assigned: &mut PartitionMap<i64>, m: &impl ConsumedRecord) -> TopicPartition {
     let tp = (m.topic().to_string(), m.partition());
     if let Some(next) = assigned.get_mut(&tp) {
         *next = m.offset() + 1;
@@ -332,10 +339,35 @@ fn note_delivered(assigned: &mut PartitionMap<i64>, m: &BorrowedMessage<'_>) -> 
     tp
 }
 
-fn timestamp_type(ts: &rdkafka::Timestamp) -> i32 {
-    match ts {
-        rdkafka::Timestamp::LogAppendTime(_) => 1,
-        _ => 0,
+/// A record met while reading a batch: appended when in the batch's range,
+/// kept for the next batch when past it, dropped when before it (already
+/// committed). `last` is the previous record's partition: most records are
+/// in the same one as the record before, and need no new key.
+fn take_record(
+    m: &impl ConsumedRecord,
+    last: &mut TopicPartition,
+    assigned: &mut PartitionMap<i64>,
+    remaining: &mut PartitionMap<(i64, i64)>,
+    end: &OffsetMap,
+    rows: &mut RowBuilder,
+    pending: &mut VecDeque<Pending>,
+) {
+    if last.1 != m.partition() || last.0 != m.topic() {
+        *last = (m.topic().to_string(), m.partition());
+    }
+    if let Some(next) = assigned.get_mut(last) {
+        *next = m.offset() + 1;
+    }
+    match remaining.get(last).copied() {
+        Some((s, e)) if m.offset() >= s && m.offset() < e => {
+            rows.append_record(m);
+            if m.offset() >= e - 1 {
+                remaining.remove(last);
+            }
+        }
+        Some((_, e)) if m.offset() >= e => keep_pending(pending, m),
+        None if end.get(&last.0).and_then(|ps| ps.get(&last.1)).is_some_and(|e| m.offset() >= *e) => keep_pending(pending, m),
+        _ => {}
     }
 }
 
@@ -409,18 +441,19 @@ impl RowBuilder {
         self.len += 1;
     }
 
-    fn append_message(&mut self, m: &BorrowedMessage<'_>) {
+    fn append_record(&mut self, m: &impl ConsumedRecord) {
         // librdkafka parses a record's headers on demand, allocating: only when asked for.
         let headers = if self.headers.is_some() { m.headers() } else { None };
+        let (timestamp, timestamp_type) = m.timestamp();
         self.append(
             m.key(),
-            m.payload(),
+            m.value(),
             m.topic(),
             m.partition(),
             m.offset(),
-            m.timestamp().to_millis(),
-            timestamp_type(&m.timestamp()),
-            headers.map(|h| h.iter().map(|x| (x.key, x.value))),
+            timestamp,
+            timestamp_type,
+            headers.map(|h| h.into_iter()),
         );
     }
 
@@ -518,8 +551,9 @@ impl Source for KafkaSource {
         };
         let consumer = client("streamlyr", context)?;
         self.offsets = Some(client("streamlyr-offsets", ReaderContext::new(self.log.clone()))?);
-        if let Some(g) = &self.group {
-            g.link.set_consumer(consumer.clone());
+        match &self.group {
+            Some(g) => g.link.set_consumer(consumer.clone()),
+            None => self.batch_queue = ConsumerQueue::new(consumer.clone()),
         }
         self.consumer = Some(consumer);
         self.refresh_partitions(true)?;
@@ -672,77 +706,77 @@ impl Source for KafkaSource {
         let mut last_progress = Instant::now();
         let mut progressed = false;
         let mut tp: TopicPartition = (String::new(), -1);
+        let mut consumed = Consumed::default();
         while !remaining.is_empty() {
             stop.check_abort()?;
             self.check_generation()?;
-            match poll_record(connected(&self.consumer)?, POLL_SLICE)? {
-                Some(m) => {
-                    progressed = true;
-                    if tp.1 != m.partition() || tp.0 != m.topic() {
-                        tp = (m.topic().to_string(), m.partition());
-                    }
-                    if let Some(next) = self.assigned.get_mut(&tp) {
-                        *next = m.offset() + 1;
-                    }
-                    match remaining.get(&tp).copied() {
-                        Some((s, e)) if m.offset() >= s && m.offset() < e => {
-                            rows.append_message(&m);
-                            if m.offset() >= e - 1 {
-                                remaining.remove(&tp);
-                            }
-                        }
-                        Some((_, e)) if m.offset() >= e => keep_pending(&mut self.pending, &m),
-                        None if end.get(&tp.0).and_then(|ps| ps.get(&tp.1)).is_some_and(|e| m.offset() >= *e) => {
-                            keep_pending(&mut self.pending, &m)
-                        }
-                        _ => {}
-                    }
-                    drop(m);
+            let mut took = false;
+            if let Some(queue) = &self.batch_queue {
+                queue.take(&mut consumed, POLL_SLICE, CONSUME_BATCH);
+                for record in consumed.records() {
+                    let m = match record {
+                        Ok(m) => m,
+                        Err(e) => match consumer_failure(&e) {
+                            Some(failure) => return Err(failure),
+                            None => continue,
+                        },
+                    };
+                    took = true;
+                    take_record(&m, &mut tp, &mut self.assigned, &mut remaining, end, &mut rows, &mut self.pending);
                     if rows.len >= CHUNK_ROWS {
                         emit(self.rows_of(rows.finish()?)?)?;
                     }
                 }
-                None => {
-                    if std::mem::take(&mut progressed) {
-                        last_progress = Instant::now();
-                    }
-                    // Transaction markers and compacted-away records leave gaps: the
-                    // consumer's position says when a partition's range is done.
-                    if let Ok(positions) = connected(&self.consumer)?.position() {
-                        for el in positions.elements() {
-                            if let Offset::Offset(pos) = el.offset() {
-                                let tp = (el.topic().to_string(), el.partition());
-                                // Past the gap, the consumer delivers from `pos` (the next batch
-                                // starting there must not re-assign and lose the prefetch).
-                                if let Some(next) = self.assigned.get_mut(&tp) {
-                                    *next = (*next).max(pos);
-                                }
-                                if remaining.get(&tp).is_some_and(|(_, e)| pos >= *e) {
-                                    remaining.remove(&tp);
-                                }
-                            }
+            } else if let Some(m) = poll_record(connected(&self.consumer)?, POLL_SLICE)? {
+                took = true;
+                take_record(&m, &mut tp, &mut self.assigned, &mut remaining, end, &mut rows, &mut self.pending);
+                drop(m);
+                if rows.len >= CHUNK_ROWS {
+                    emit(self.rows_of(rows.finish()?)?)?;
+                }
+            }
+            if took {
+                progressed = true;
+                continue;
+            }
+            if std::mem::take(&mut progressed) {
+                last_progress = Instant::now();
+            }
+            // Transaction markers and compacted-away records leave gaps: the
+            // consumer's position says when a partition's range is done.
+            if let Ok(positions) = connected(&self.consumer)?.position() {
+                for el in positions.elements() {
+                    if let Offset::Offset(pos) = el.offset() {
+                        let tp = (el.topic().to_string(), el.partition());
+                        // Past the gap, the consumer delivers from `pos` (the next batch
+                        // starting there must not re-assign and lose the prefetch).
+                        if let Some(next) = self.assigned.get_mut(&tp) {
+                            *next = (*next).max(pos);
                         }
-                    }
-                    if last_progress.elapsed() > Duration::from_secs(5) {
-                        // The records may be gone (retention) while we waited.
-                        for (tp, (s, e)) in remaining.clone() {
-                            let (low, high) = self.watermarks(&tp)?;
-                            if low >= e || high < e {
-                                if self.options.fail_on_data_loss {
-                                    return Err(Error::kafka(format!(
-                                        "records {s} to {} of {}-{} are no longer in Kafka",
-                                        e - 1,
-                                        tp.0,
-                                        tp.1
-                                    ))
-                                    .with_hint("set `failOnDataLoss = \"false\"` to skip them"));
-                                }
-                                remaining.remove(&tp);
-                            }
+                        if remaining.get(&tp).is_some_and(|(_, e)| pos >= *e) {
+                            remaining.remove(&tp);
                         }
-                        last_progress = Instant::now();
                     }
                 }
+            }
+            if last_progress.elapsed() > Duration::from_secs(5) {
+                // The records may be gone (retention) while we waited.
+                for (tp, (s, e)) in remaining.clone() {
+                    let (low, high) = self.watermarks(&tp)?;
+                    if low >= e || high < e {
+                        if self.options.fail_on_data_loss {
+                            return Err(Error::kafka(format!(
+                                "records {s} to {} of {}-{} are no longer in Kafka",
+                                e - 1,
+                                tp.0,
+                                tp.1
+                            ))
+                            .with_hint("set `failOnDataLoss = \"false\"` to skip them"));
+                        }
+                        remaining.remove(&tp);
+                    }
+                }
+                last_progress = Instant::now();
             }
         }
         if rows.len > 0 {
@@ -788,7 +822,7 @@ impl Source for KafkaSource {
                     let tp = note_delivered(&mut self.assigned, &m);
                     if let Some(next) = at.get_mut(&tp.0).and_then(|ps| ps.get_mut(&tp.1)) {
                         if m.offset() >= *next {
-                            rows.append_message(&m);
+                            rows.append_record(&m);
                             *next = m.offset() + 1;
                         }
                     }

@@ -4,6 +4,7 @@
 //! Arrow chunks. Reading the same range twice gives the same rows, which is
 //! what makes a restart lose nothing.
 
+mod consume_batch;
 pub(crate) mod kafka;
 pub(crate) mod memory;
 
