@@ -409,3 +409,64 @@ test_that("avro-confluent: a registry down for a while is retried; its credentia
   files <- list.files(dirname(checkpoint), recursive = TRUE, full.names = TRUE, all.files = TRUE)
   expect_false(any(vapply(files, function(f) any(grepl("s3cret", readLines(f, warn = FALSE), fixed = TRUE)), NA)))
 })
+
+# Outside a group the source takes records from librdkafka in batches
+# (source/consume_batch.rs, reading its messages in place); in a group it
+# polls them one by one through rust-rdkafka. The same records, read both ways.
+test_that("records read in batches (alone) and one by one (in a group) are the same rows, keys, headers and times included", {
+  sc <- spark_connect(master = "local")
+  appended <- new_topic("appended")
+  created <- new_topic("created")
+  n <- 3000
+  run_python(c(
+    "from confluent_kafka import Producer",
+    "from confluent_kafka.admin import AdminClient, NewTopic",
+    "admin = AdminClient({'bootstrap.servers': sys.argv[1]})",
+    "topics = [NewTopic(sys.argv[2], 3, 1, config={'message.timestamp.type': 'LogAppendTime'}), NewTopic(sys.argv[3], 2, 1)]",
+    "for f in admin.create_topics(topics).values(): f.result(30)",
+    "p = Producer({'bootstrap.servers': sys.argv[1]})",
+    "for i in range(int(sys.argv[4])):",
+    "    key = None if i % 7 == 0 else ('k%d' % i).encode()",
+    "    value = None if i % 11 == 0 else (b'' if i % 13 == 0 else ('v%d' % i).encode())",
+    "    headers = None if i % 2 else [('n', str(i).encode()), ('empty', None)]",
+    "    for topic in sys.argv[2:4]:",
+    "        p.produce(topic, value=value, key=key, headers=headers, timestamp=1700000000000 + i)",
+    "p.flush()"
+  ), kafka_bootstrap(), appended, created, n)
+  read_all <- function(name, extra) {
+    options <- c(list(kafka.bootstrap.servers = kafka_bootstrap(), subscribe = paste(appended, created, sep = ","),
+                      startingOffsets = "earliest", includeHeaders = TRUE, maxOffsetsPerTrigger = 1000), extra)
+    stream <- stream_read_kafka(sc, options = options) %>%
+      stream_write_memory(name, checkpoint = new_checkpoint(), trigger = stream_trigger_interval(100))
+    expect_true(wait_for_rows(stream, 2 * n))
+    stream_stop(stream)
+    rows <- dplyr::collect(dplyr::tbl(sc, name))
+    rows <- as.data.frame(rows[order(rows$topic, rows$partition, rows$offset), ])
+    row.names(rows) <- NULL
+    rows
+  }
+  alone <- read_all("read_alone", list())
+  grouped <- read_all("read_in_group", list(scaleOut = "group", kafka.group.id = new_topic("group")))
+  expect_equal(nrow(alone), 2 * n)
+  expect_identical(alone, grouped)
+
+  # And both are what was produced.
+  number <- function(rows) as.integer(sub("^k", "", vapply(rows$key, function(k) if (is.null(k)) NA_character_ else rawToChar(k), "")))
+  made <- alone[alone$topic == created, ]
+  expect_identical(sum(vapply(made$key, is.null, TRUE)), sum(seq(0, n - 1) %% 7 == 0))
+  keyed <- made[!vapply(made$key, is.null, TRUE), ]
+  i <- number(keyed)
+  expect_equal(as.numeric(keyed$timestamp), (1700000000000 + i) / 1000, label = "create times, as sent")
+  expect_true(all(made$timestampType == 0))
+  values <- vapply(keyed$value, function(v) if (is.null(v)) "<null>" else rawToChar(v), "")
+  expect_identical(values, ifelse(i %% 11 == 0, "<null>", ifelse(i %% 13 == 0, "", paste0("v", i))))
+  # Headers as the memory table shows them: values in hex, a null value empty.
+  hex <- function(s) paste(sprintf("%02x", as.integer(charToRaw(s))), collapse = "")
+  even <- i[i %% 2 == 0]
+  expect_identical(keyed$headers[i %% 2 == 0],
+                   sprintf("[{key: n, value: %s}, {key: empty, value: }]", vapply(as.character(even), hex, "", USE.NAMES = FALSE)))
+  expect_true(all(is.na(keyed$headers[i %% 2 == 1])))
+  appended_rows <- alone[alone$topic == appended, ]
+  expect_true(all(appended_rows$timestampType == 1), label = "the broker's append times")
+  expect_true(all(as.numeric(appended_rows$timestamp) > 1700000000 + n / 1000))
+})

@@ -8,14 +8,24 @@
 //! one lock and returns librdkafka's own messages, read here in place and
 //! destroyed together.
 //!
-//! Only outside a consumer group: the batch call serves a rebalance it meets
-//! with librdkafka's default (unassign everything), not with the group
-//! handler rust-rdkafka's `poll()` calls, so a group member keeps polling
-//! record by record. A consumer that is only assigned partitions has no
-//! rebalances, and its errors arrive as records with an error code, as
-//! `poll()` returns them.
+//! The batch call serves the other things on the queue itself, not as
+//! rust-rdkafka's events, which decides where it may be used:
+//! - Only outside a consumer group: it serves a rebalance with librdkafka's
+//!   default (unassign everything), not with the group handler that
+//!   rust-rdkafka's `poll()` calls, so a group member keeps polling record by
+//!   record. A consumer that is only assigned partitions has no rebalances,
+//!   and commits nothing (a commit's reply would reach it as a message and
+//!   abort the process in librdkafka's `rd_kafka_message_get`).
+//! - Log lines would go to librdkafka's default callback, stderr; through
+//!   `poll()` they went to the `log` crate, which has no logger here. The
+//!   queue's consumer logs nothing, as before (`ConsumerQueue::new`).
+//! - A consumer error arrives as a message, as through `poll()`, but the
+//!   batch call moves the partition's position past its offset as if it were
+//!   a record. The reader seeks such a partition back to the record it expects
+//!   (`KafkaSource::read`), or the position would end its range early.
 
 use std::ffi::CStr;
+use std::marker::PhantomData;
 use std::os::raw::c_void;
 use std::ptr;
 use std::time::Duration;
@@ -81,8 +91,14 @@ where
 {
     /// `None` if librdkafka has no consumer queue for it (no `group.id`).
     pub(crate) fn new(consumer: C) -> Option<Self> {
-        let queue = unsafe { rd::rd_kafka_queue_get_consumer(consumer.client().native_ptr()) };
-        (!queue.is_null()).then_some(ConsumerQueue { queue, _consumer: consumer })
+        let client = consumer.client().native_ptr();
+        let queue = unsafe { rd::rd_kafka_queue_get_consumer(client) };
+        if queue.is_null() {
+            return None;
+        }
+        // Level 0 (emergency), which librdkafka never logs at: see the module's doc.
+        unsafe { rd::rd_kafka_set_log_level(client, 0) };
+        Some(ConsumerQueue { queue, _consumer: consumer })
     }
 }
 
@@ -90,6 +106,7 @@ impl<C> ConsumerQueue<C> {
     /// Waits up to `timeout` for a first record, then takes those already
     /// there, `max` in all at most, into `into` (emptied first).
     pub(crate) fn take(&self, into: &mut Consumed, timeout: Duration, max: usize) {
+        let max = max.max(1);
         into.clear();
         into.messages.reserve(max);
         let first = unsafe { rd::rd_kafka_consume_batch_queue(self.queue, timeout.as_millis() as i32, into.messages.as_mut_ptr(), 1) };
@@ -130,17 +147,10 @@ impl Consumed {
         }
     }
 
-    /// Each message: a record, or the consumer error it carries.
-    pub(crate) fn records(&self) -> impl Iterator<Item = Result<RawRecord<'_>, KafkaError>> {
-        self.messages.iter().map(|&m| {
-            // SAFETY: the pointer stays valid until `clear` or drop, which need `&mut self`.
-            let m = unsafe { &*m };
-            if m.err == rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
-                Ok(RawRecord(m))
-            } else {
-                Err(KafkaError::MessageConsumption(m.err.into()))
-            }
-        })
+    /// Each message: a record, or a consumer error (`RawRecord::error`).
+    pub(crate) fn records(&self) -> impl Iterator<Item = RawRecord<'_>> {
+        // The pointers stay valid until `clear` or drop, which need `&mut self`.
+        self.messages.iter().map(|&m| RawRecord(m, PhantomData))
     }
 }
 
@@ -150,8 +160,22 @@ impl Drop for Consumed {
     }
 }
 
-/// A record read in place in librdkafka's message.
-pub(crate) struct RawRecord<'a>(&'a rd::rd_kafka_message_t);
+/// A record read in place in librdkafka's message (a pointer, as librdkafka
+/// caches parsed headers in the message).
+pub(crate) struct RawRecord<'a>(*mut rd::rd_kafka_message_t, PhantomData<&'a Consumed>);
+
+impl RawRecord<'_> {
+    fn message(&self) -> &rd::rd_kafka_message_t {
+        // SAFETY: valid while the `Consumed` it came from is borrowed.
+        unsafe { &*self.0 }
+    }
+
+    /// The consumer error this message carries instead of a record.
+    pub(crate) fn error(&self) -> Option<KafkaError> {
+        let code = self.message().err;
+        (code != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR).then(|| KafkaError::MessageConsumption(code.into()))
+    }
+}
 
 fn bytes<'a>(data: *mut c_void, len: usize) -> Option<&'a [u8]> {
     // SAFETY: librdkafka's pointer and length of a key or payload it owns.
@@ -160,28 +184,34 @@ fn bytes<'a>(data: *mut c_void, len: usize) -> Option<&'a [u8]> {
 
 impl ConsumedRecord for RawRecord<'_> {
     fn key(&self) -> Option<&[u8]> {
-        bytes(self.0.key, self.0.key_len)
+        bytes(self.message().key, self.message().key_len)
     }
     fn value(&self) -> Option<&[u8]> {
-        bytes(self.0.payload, self.0.len)
+        bytes(self.message().payload, self.message().len)
     }
     fn topic(&self) -> &str {
+        let topic = self.message().rkt;
+        if topic.is_null() {
+            return ""; // a consumer error about no topic
+        }
         // Kafka's topic names are ASCII.
-        unsafe { CStr::from_ptr(rd::rd_kafka_topic_name(self.0.rkt)) }.to_str().unwrap_or_default()
+        unsafe { CStr::from_ptr(rd::rd_kafka_topic_name(topic)) }.to_str().unwrap_or_default()
     }
     fn partition(&self) -> i32 {
-        self.0.partition
+        self.message().partition
     }
     fn offset(&self) -> i64 {
-        self.0.offset
+        self.message().offset
     }
     fn timestamp(&self) -> (Option<i64>, i32) {
         let mut kind = rd::rd_kafka_timestamp_type_t::RD_KAFKA_TIMESTAMP_NOT_AVAILABLE;
         let ms = unsafe { rd::rd_kafka_message_timestamp(self.0, &mut kind) };
+        // -1 is "none" too, as rust-rdkafka's `Timestamp::to_millis` reads it.
+        let millis = (ms != -1).then_some(ms);
         match kind {
             rd::rd_kafka_timestamp_type_t::RD_KAFKA_TIMESTAMP_NOT_AVAILABLE => (None, 0),
-            rd::rd_kafka_timestamp_type_t::RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME => (Some(ms), 1),
-            _ => (Some(ms), 0),
+            rd::rd_kafka_timestamp_type_t::RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME => (millis, 1),
+            _ => (millis, 0),
         }
     }
     fn headers(&self) -> Option<Vec<(&str, Option<&[u8]>)>> {

@@ -71,6 +71,12 @@ fn poll_record(consumer: &BaseConsumer<ReaderContext>, timeout: Duration) -> Res
     }
 }
 
+/// Records `from` up to `until` of `tp` are gone: the error `failOnDataLoss` asks for.
+fn data_lost(from: i64, until: i64, tp: &TopicPartition, what: &str) -> Error {
+    Error::kafka(format!("records {from} to {} of {}-{} {what}", until - 1, tp.0, tp.1))
+        .with_hint("set `failOnDataLoss = \"false\"` to skip them")
+}
+
 /// A consumer of the source (shared with a transactional sink in a group).
 type Reader = Arc<BaseConsumer<ReaderContext>>;
 
@@ -602,13 +608,7 @@ impl Source for KafkaSource {
             let mut s = known.get(&tp.0).and_then(|ps| ps.get(&tp.1)).copied().unwrap_or(low);
             if s < low {
                 if self.options.fail_on_data_loss {
-                    return Err(Error::kafka(format!(
-                        "records {s} to {} of {}-{} were deleted before they were read",
-                        low - 1,
-                        tp.0,
-                        tp.1
-                    ))
-                    .with_hint("set `failOnDataLoss = \"false\"` to skip them"));
+                    return Err(data_lost(s, low, &tp, "were deleted before they were read"));
                 }
                 s = low;
             }
@@ -713,20 +713,22 @@ impl Source for KafkaSource {
             let mut took = false;
             if let Some(queue) = &self.batch_queue {
                 queue.take(&mut consumed, POLL_SLICE, CONSUME_BATCH);
-                for record in consumed.records() {
-                    let m = match record {
-                        Ok(m) => m,
-                        Err(e) => match consumer_failure(&e) {
-                            Some(failure) => return Err(failure),
-                            None => continue,
-                        },
-                    };
+                let mut errored = Vec::new();
+                for m in consumed.records() {
+                    if let Some(e) = m.error() {
+                        if let Some(failure) = consumer_failure(&e) {
+                            return Err(failure);
+                        }
+                        errored.push((m.topic().to_string(), m.partition()));
+                        continue;
+                    }
                     took = true;
                     take_record(&m, &mut tp, &mut self.assigned, &mut remaining, end, &mut rows, &mut self.pending);
                     if rows.len >= CHUNK_ROWS {
                         emit(self.rows_of(rows.finish()?)?)?;
                     }
                 }
+                self.seek_back(errored)?;
             } else if let Some(m) = poll_record(connected(&self.consumer)?, POLL_SLICE)? {
                 took = true;
                 take_record(&m, &mut tp, &mut self.assigned, &mut remaining, end, &mut rows, &mut self.pending);
@@ -765,13 +767,7 @@ impl Source for KafkaSource {
                     let (low, high) = self.watermarks(&tp)?;
                     if low >= e || high < e {
                         if self.options.fail_on_data_loss {
-                            return Err(Error::kafka(format!(
-                                "records {s} to {} of {}-{} are no longer in Kafka",
-                                e - 1,
-                                tp.0,
-                                tp.1
-                            ))
-                            .with_hint("set `failOnDataLoss = \"false\"` to skip them"));
+                            return Err(data_lost(s, e, &tp, "are no longer in Kafka"));
                         }
                         remaining.remove(&tp);
                     }
@@ -887,6 +883,19 @@ impl Source for KafkaSource {
 }
 
 impl KafkaSource {
+    /// Partitions that a consumer error moved past a record not delivered
+    /// yet (`consume_batch`'s module doc) continue from the record expected.
+    fn seek_back(&mut self, errored: Vec<TopicPartition>) -> Result<()> {
+        for tp in errored {
+            if let Some(&next) = self.assigned.get(&tp) {
+                self.consumer()?
+                    .seek(&tp.0, tp.1, Offset::Offset(next), METADATA_TIMEOUT)
+                    .map_err(|e| kafka_error(Operation::Request, &e).context(format!("can't read {}-{} again from {next}", tp.0, tp.1)))?;
+            }
+        }
+        Ok(())
+    }
+
     /// A batch planned before the group took partitions away is void.
     fn check_generation(&self) -> Result<()> {
         match &self.group {
