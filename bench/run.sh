@@ -140,7 +140,7 @@ for i in $(seq 1 "$repeats"); do
   [ "${BENCH_ONLY:-}" = scale ] && continue
   # P1 and P2, each side going first in every other round: where a case
   # runs (after whose 1M records, how warm the broker) moved P1 by up to 2x
-  # here (1.4-3.2 s).
+  # here (streamlyr 1.7-3.7 s, kcat -P 1.4-3.3 s; bench/README.md).
   if [ $((i % 2)) = 1 ]; then
     baseline raw "$raw" produce-json "$servers" "$(made_topic p1raw)" "$rows"
     baseline kcat kcat_produce "$(made_topic p1kcat)" "$work/p1.jsonl" "$rows"
