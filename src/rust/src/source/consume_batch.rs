@@ -137,9 +137,6 @@ pub(crate) struct Consumed {
     messages: Vec<*mut rd::rd_kafka_message_t>,
 }
 
-// The messages are owned here alone, and librdkafka frees them from any thread.
-unsafe impl Send for Consumed {}
-
 impl Consumed {
     fn clear(&mut self) {
         for m in self.messages.drain(..) {
