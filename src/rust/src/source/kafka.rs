@@ -252,6 +252,20 @@ impl KafkaSource {
         Ok(())
     }
 
+    /// The reading consumer learns who leads the partitions it will read
+    /// while it connects. Assigned a partition whose leader it does not
+    /// know, librdkafka (2.12) asks at once only if a broker connection is
+    /// up, else on its once-a-second scan of topics: a fresh consumer's
+    /// first batch waited up to a second for that (bench/README.md).
+    fn learn_leaders(&self) -> Result<()> {
+        let consumer = connected(&self.consumer)?;
+        let topics: std::collections::BTreeSet<&str> = self.partitions.iter().map(|(t, _)| t.as_str()).collect();
+        for topic in topics {
+            consumer.fetch_metadata(Some(topic), METADATA_TIMEOUT).map_err(|e| self.unreachable(&e))?;
+        }
+        Ok(())
+    }
+
     fn unreachable(&self, e: &rdkafka::error::KafkaError) -> Error {
         self.log.unreachable(self.options.client.bootstrap_servers(), METADATA_TIMEOUT.as_secs(), e)
     }
@@ -563,8 +577,9 @@ impl Source for KafkaSource {
         }
         self.consumer = Some(consumer);
         self.refresh_partitions(true)?;
-        if self.group.is_some() {
-            self.follow_subscription()?;
+        match self.group {
+            Some(_) => self.follow_subscription()?,
+            None => self.learn_leaders()?,
         }
         Ok(())
     }
