@@ -348,14 +348,24 @@ impl KafkaSink {
     fn send_records(&mut self, records: &ChunkRecords<'_>, stop: &StopSignal) -> Result<()> {
         let mut pending = PendingRecords::with_capacity(records.len());
         let mut pending_topic: Option<&str> = None;
+        // The last topic looked up, and whether it has a single partition.
+        let mut one_partition: Option<(&str, bool)> = None;
         for row in 0..records.len() {
             let r = records.record(row)?;
             if self.batch_topic.is_none() {
                 self.batch_topic = Some(r.topic.to_string());
             }
-            let partition = match r.partition_key {
-                Some(key) => Some(partition_for_key(key, self.partition_count(r.topic)?)),
-                None => r.partition,
+            let partition = match (r.partition_key, r.partition) {
+                (Some(key), _) => Some(partition_for_key(key, self.partition_count(r.topic)?)),
+                (None, Some(p)) => Some(p),
+                // Where any partitioner puts it, without librdkafka's partitioner per record
+                // (its locks and clock reads were a sixth of the query thread: bench/README.md).
+                (None, None) => {
+                    if one_partition.is_none_or(|(t, _)| t != r.topic) {
+                        one_partition = Some((r.topic, self.partition_count(r.topic)? == 1));
+                    }
+                    one_partition.is_some_and(|(_, one)| one).then_some(0)
+                }
             };
             let headers = if self.options.include_headers { r.headers } else { None };
             if pending_topic.is_some_and(|t| t != r.topic || headers.is_some()) {
