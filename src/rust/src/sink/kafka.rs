@@ -68,6 +68,9 @@ const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(60);
 const FLUSH_SLICE: Duration = Duration::from_millis(100);
 /// How long a topic may be reported unknown before it counts as missing.
 const MISSING_TOPIC_WAIT: Duration = Duration::from_secs(5);
+/// How old an answer to "one partition?" may be: librdkafka's own default
+/// (`topic.metadata.refresh.interval.ms`) for noticing partitions added.
+const PARTITIONS_RECHECK: Duration = Duration::from_secs(300);
 
 /// Room a writer waits for when librdkafka's queue is full: waking it for
 /// every single acknowledgement would cost a context switch per record.
@@ -187,6 +190,8 @@ pub(crate) struct KafkaSink {
     batch_topic: Option<String>,
     /// Partitions per topic, for `partition_by`.
     partition_counts: HashMap<String, i32>,
+    /// Whether a topic has a single partition, and when it was asked (see `single_partition`).
+    single_partition: HashMap<String, (bool, Instant)>,
     /// The source's consumer group, when it reads in one.
     group: Option<Arc<GroupLink>>,
 }
@@ -266,6 +271,7 @@ impl KafkaSink {
             status: None,
             batch_topic: None,
             partition_counts: HashMap::new(),
+            single_partition: HashMap::new(),
             group,
         }
     }
@@ -295,6 +301,25 @@ impl KafkaSink {
             }
             _ => Err(Error::kafka(format!("topic `{topic}` has no partitions yet")).retriable()),
         }
+    }
+
+    /// Does `topic` have a single partition? Never an error: in doubt (no
+    /// answer, a topic error) it says no, and librdkafka's partitioner
+    /// decides, as it always did.
+    fn single_partition(&mut self, topic: &str) -> bool {
+        if let Some((one, asked)) = self.single_partition.get(topic) {
+            if asked.elapsed() < PARTITIONS_RECHECK {
+                return *one;
+            }
+        }
+        let Ok(producer) = self.producer() else { return false };
+        let answer = producer.client().fetch_metadata(Some(topic), CONNECT_TIMEOUT).ok().and_then(|md| {
+            md.topics().first().filter(|t| t.error().is_none() && !t.partitions().is_empty()).map(|t| t.partitions().len() == 1)
+        });
+        if let Some(one) = answer {
+            self.single_partition.insert(topic.to_string(), (one, Instant::now()));
+        }
+        answer == Some(true)
     }
 
     /// Opens `topic` for writing, once it is known to exist: librdkafka
@@ -358,14 +383,17 @@ impl KafkaSink {
             let partition = match (r.partition_key, r.partition) {
                 (Some(key), _) => Some(partition_for_key(key, self.partition_count(r.topic)?)),
                 (None, Some(p)) => Some(p),
-                // Where any partitioner puts it, without librdkafka's partitioner per record
-                // (its locks and clock reads were a sixth of the query thread: bench/README.md).
-                (None, None) => {
+                // A record without a key for a topic of one partition: where any partitioner
+                // puts it, without librdkafka's partitioner per record (its locks and clock
+                // reads were a sixth of the pipeline's query thread: bench/README.md). Keyed
+                // records keep it: they must follow murmur2 once partitions are added.
+                (None, None) if r.key.is_none() => {
                     if one_partition.is_none_or(|(t, _)| t != r.topic) {
-                        one_partition = Some((r.topic, self.partition_count(r.topic)? == 1));
+                        one_partition = Some((r.topic, self.single_partition(r.topic)));
                     }
                     one_partition.is_some_and(|(_, one)| one).then_some(0)
                 }
+                (None, None) => None,
             };
             let headers = if self.options.include_headers { r.headers } else { None };
             if pending_topic.is_some_and(|t| t != r.topic || headers.is_some()) {
