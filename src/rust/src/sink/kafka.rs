@@ -303,9 +303,10 @@ impl KafkaSink {
         }
     }
 
-    /// Does `topic` have a single partition? Never an error: in doubt (no
-    /// answer, a topic error) it says no, and librdkafka's partitioner
-    /// decides, as it always did.
+    /// Does `topic` have a single partition? Asked once per
+    /// `PARTITIONS_RECHECK`, and never an error: in doubt (no answer, a topic
+    /// error) it says no until then, and librdkafka's partitioner decides, as
+    /// it always did. (So a broker that is down costs one wait per topic.)
     fn single_partition(&mut self, topic: &str) -> bool {
         if let Some((one, asked)) = self.single_partition.get(topic) {
             if asked.elapsed() < PARTITIONS_RECHECK {
@@ -313,13 +314,11 @@ impl KafkaSink {
             }
         }
         let Ok(producer) = self.producer() else { return false };
-        let answer = producer.client().fetch_metadata(Some(topic), CONNECT_TIMEOUT).ok().and_then(|md| {
-            md.topics().first().filter(|t| t.error().is_none() && !t.partitions().is_empty()).map(|t| t.partitions().len() == 1)
+        let one = producer.client().fetch_metadata(Some(topic), CONNECT_TIMEOUT).ok().is_some_and(|md| {
+            md.topics().first().is_some_and(|t| t.error().is_none() && t.partitions().len() == 1)
         });
-        if let Some(one) = answer {
-            self.single_partition.insert(topic.to_string(), (one, Instant::now()));
-        }
-        answer == Some(true)
+        self.single_partition.insert(topic.to_string(), (one, Instant::now()));
+        one
     }
 
     /// Opens `topic` for writing, once it is known to exist: librdkafka
