@@ -71,6 +71,8 @@ const MISSING_TOPIC_WAIT: Duration = Duration::from_secs(5);
 /// How old an answer to "one partition?" may be: librdkafka's own default
 /// (`topic.metadata.refresh.interval.ms`) for noticing partitions added.
 const PARTITIONS_RECHECK: Duration = Duration::from_secs(300);
+/// How long that question may wait: its answer only saves work.
+const PARTITIONS_ASK_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Room a writer waits for when librdkafka's queue is full: waking it for
 /// every single acknowledgement would cost a context switch per record.
@@ -191,7 +193,7 @@ pub(crate) struct KafkaSink {
     /// Partitions per topic, for `partition_by`.
     partition_counts: HashMap<String, i32>,
     /// Whether a topic has a single partition, and when it was asked (see `single_partition`).
-    single_partition: HashMap<String, (bool, Instant)>,
+    one_partition_answers: HashMap<String, (bool, Instant)>,
     /// The source's consumer group, when it reads in one.
     group: Option<Arc<GroupLink>>,
 }
@@ -271,7 +273,7 @@ impl KafkaSink {
             status: None,
             batch_topic: None,
             partition_counts: HashMap::new(),
-            single_partition: HashMap::new(),
+            one_partition_answers: HashMap::new(),
             group,
         }
     }
@@ -304,20 +306,21 @@ impl KafkaSink {
     }
 
     /// Does `topic` have a single partition? Asked once per
-    /// `PARTITIONS_RECHECK`, and never an error: in doubt (no answer, a topic
-    /// error) it says no until then, and librdkafka's partitioner decides, as
-    /// it always did. (So a broker that is down costs one wait per topic.)
+    /// `PARTITIONS_RECHECK`, and never an error: in doubt (no answer within
+    /// `PARTITIONS_ASK_TIMEOUT`, a topic error) it says no until then, and
+    /// librdkafka's partitioner decides, as it always did. So a broker that
+    /// is down costs at most a second per topic every 5 minutes.
     fn single_partition(&mut self, topic: &str) -> bool {
-        if let Some((one, asked)) = self.single_partition.get(topic) {
+        if let Some((one, asked)) = self.one_partition_answers.get(topic) {
             if asked.elapsed() < PARTITIONS_RECHECK {
                 return *one;
             }
         }
         let Ok(producer) = self.producer() else { return false };
-        let one = producer.client().fetch_metadata(Some(topic), CONNECT_TIMEOUT).ok().is_some_and(|md| {
+        let one = producer.client().fetch_metadata(Some(topic), PARTITIONS_ASK_TIMEOUT).ok().is_some_and(|md| {
             md.topics().first().is_some_and(|t| t.error().is_none() && t.partitions().len() == 1)
         });
-        self.single_partition.insert(topic.to_string(), (one, Instant::now()));
+        self.one_partition_answers.insert(topic.to_string(), (one, Instant::now()));
         one
     }
 
@@ -388,6 +391,7 @@ impl KafkaSink {
                 // records keep it: they must follow murmur2 once partitions are added.
                 (None, None) if r.key.is_none() => {
                     if one_partition.is_none_or(|(t, _)| t != r.topic) {
+                        stop.check_abort()?;
                         one_partition = Some((r.topic, self.single_partition(r.topic)));
                     }
                     one_partition.is_some_and(|(_, one)| one).then_some(0)

@@ -257,13 +257,19 @@ impl KafkaSource {
     /// know, librdkafka (2.12) asks at once only if a broker connection is
     /// up, else on its once-a-second scan of topics: a fresh consumer's
     /// first batch waited up to a second for that (bench/README.md).
-    /// (The offsets client asked already; it is the reading one that must know.)
+    /// For `subscribe` and patterns the offsets client has just asked the
+    /// same, but it is the reading consumer that must know; for `assign`
+    /// this is the first request, so an unreachable broker fails here.
     fn learn_leaders(&self) -> Result<()> {
         let consumer = connected(&self.consumer)?;
         let topics: Vec<Option<&str>> = match &self.options.subscription {
             // One answer for every topic, as the pattern's own lookup.
             Subscription::Pattern(_) => vec![None],
-            _ => self.partitions.iter().map(|(t, _)| Some(t.as_str())).collect::<std::collections::BTreeSet<_>>().into_iter().collect(),
+            _ => {
+                let mut topics: Vec<Option<&str>> = self.partitions.iter().map(|(t, _)| Some(t.as_str())).collect();
+                topics.dedup(); // `partitions` is sorted
+                topics
+            }
         };
         for topic in topics {
             consumer.fetch_metadata(topic, METADATA_TIMEOUT).map_err(|e| self.unreachable(&e))?;
