@@ -68,10 +68,10 @@ const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(60);
 const FLUSH_SLICE: Duration = Duration::from_millis(100);
 /// How long a topic may be reported unknown before it counts as missing.
 const MISSING_TOPIC_WAIT: Duration = Duration::from_secs(5);
-/// How old an answer to "one partition?" may be: librdkafka's own default
+/// How old a topic's partition count may be: librdkafka's own default
 /// (`topic.metadata.refresh.interval.ms`) for noticing partitions added.
 const PARTITIONS_RECHECK: Duration = Duration::from_secs(300);
-/// How long that question may wait: its answer only saves work.
+/// How long asking it again may wait: without an answer the old count stands.
 const PARTITIONS_ASK_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Room a writer waits for when librdkafka's queue is full: waking it for
@@ -178,7 +178,7 @@ pub(crate) struct KafkaSink {
     /// How rows become records, built (and checked) when the query was planned.
     layout: RecordLayout,
     /// Declared before `producer`: topic handles must go before their producer does.
-    topics: HashMap<String, TopicHandle>,
+    topics: HashMap<String, OpenTopic>,
     producer: Option<ThreadedProducer<DeliveryCounter>>,
     deliveries: Arc<Deliveries>,
     enqueued: u64,
@@ -190,12 +190,16 @@ pub(crate) struct KafkaSink {
     status: Option<SharedStatus>,
     /// The first topic the current batch wrote to (where its marker goes).
     batch_topic: Option<String>,
-    /// Partitions per topic, for `partition_by`.
-    partition_counts: HashMap<String, i32>,
-    /// Whether a topic has a single partition, and when it was asked (see `single_partition`).
-    one_partition_answers: HashMap<String, (bool, Instant)>,
     /// The source's consumer group, when it reads in one.
     group: Option<Arc<GroupLink>>,
+}
+
+/// A topic the sink writes to: librdkafka's handle, and how many partitions
+/// the topic had when last asked (never 0: see `KafkaSink::open_topic`).
+struct OpenTopic {
+    handle: TopicHandle,
+    partitions: i32,
+    asked: Instant,
 }
 
 /// Where the marker of a batch lives, recorded before the transaction commits.
@@ -272,8 +276,6 @@ impl KafkaSink {
             in_transaction: false,
             status: None,
             batch_topic: None,
-            partition_counts: HashMap::new(),
-            one_partition_answers: HashMap::new(),
             group,
         }
     }
@@ -286,73 +288,65 @@ impl KafkaSink {
         self.producer.as_ref().ok_or_else(|| Error::internal("Kafka sink used before connect()"))
     }
 
-    /// Partitions of `topic` (for `partition_by`), asked once.
-    fn partition_count(&mut self, topic: &str) -> Result<i32> {
-        if let Some(n) = self.partition_counts.get(topic) {
-            return Ok(*n);
-        }
-        let metadata = self
-            .producer()?
-            .client()
-            .fetch_metadata(Some(topic), CONNECT_TIMEOUT)
-            .map_err(|e| kafka_error(Operation::Request, &e).context(format!("can't find the partitions of topic `{topic}`")))?;
-        match metadata.topics().first().map(|t| t.partitions().len()) {
-            Some(n) if n > 0 => {
-                self.partition_counts.insert(topic.to_string(), n as i32);
-                Ok(n as i32)
-            }
-            _ => Err(Error::kafka(format!("topic `{topic}` has no partitions yet")).retriable()),
-        }
-    }
-
-    /// Does `topic` have a single partition? Asked once per
-    /// `PARTITIONS_RECHECK`, and never an error: in doubt (no answer within
-    /// `PARTITIONS_ASK_TIMEOUT`, a topic error) it says no until then, and
-    /// librdkafka's partitioner decides, as it always did. So a broker that
-    /// is down costs at most a second per topic every 5 minutes.
-    fn single_partition(&mut self, topic: &str) -> bool {
-        if let Some((one, asked)) = self.one_partition_answers.get(topic) {
-            if asked.elapsed() < PARTITIONS_RECHECK {
-                return *one;
-            }
-        }
-        let Ok(producer) = self.producer() else { return false };
-        let one = producer.client().fetch_metadata(Some(topic), PARTITIONS_ASK_TIMEOUT).ok().is_some_and(|md| {
-            md.topics().first().is_some_and(|t| t.error().is_none() && t.partitions().len() == 1)
-        });
-        self.one_partition_answers.insert(topic.to_string(), (one, Instant::now()));
-        one
-    }
-
-    /// Opens `topic` for writing, once it is known to exist: librdkafka
+    /// Opens `topic` for writing once it exists and has partitions: librdkafka
     /// would hold records for a missing topic until
     /// `topic.metadata.propagation.max.ms`, then refuse them one by one.
-    /// A broker that creates topics on first use answers "unknown" while it
-    /// creates one, so the answer counts only after `MISSING_TOPIC_WAIT`.
+    /// A broker that creates topics on first use answers "unknown", or
+    /// "no leader yet", while it creates one, so such answers count only
+    /// after `MISSING_TOPIC_WAIT`. The answer also gives the topic's
+    /// partition count, which `partitions_of` keeps up to date.
     fn open_topic(&mut self, topic: &str) -> Result<()> {
         let producer = self.producer()?;
         let asked = Instant::now();
-        loop {
+        let partitions = loop {
             let metadata = producer
                 .client()
                 .fetch_metadata(Some(topic), CONNECT_TIMEOUT)
                 .map_err(|e| kafka_error(Operation::Request, &e).context(format!("can't look up topic `{topic}`")))?;
-            let missing = metadata.topics().iter().any(|t| {
-                t.error().is_some_and(|e| RDKafkaErrorCode::from(e) == RDKafkaErrorCode::UnknownTopicOrPartition)
-            });
-            if !missing {
-                break;
+            let answer = metadata.topics().first();
+            let partitions = answer.map_or(0, |t| t.partitions().len() as i32);
+            let code = answer.and_then(|t| t.error()).map(RDKafkaErrorCode::from);
+            if partitions > 0 {
+                break partitions;
             }
-            if asked.elapsed() >= MISSING_TOPIC_WAIT {
-                return Err(Error::kafka(format!("can't write to topic `{topic}`: it does not exist"))
-                    .with_hint("create it first: topics are created on first use only when the broker allows it (`auto.create.topics.enable`) and so does the producer (`kafka.allow.auto.create.topics`)"));
+            let being_created = matches!(code, None | Some(RDKafkaErrorCode::LeaderNotAvailable));
+            let missing = code == Some(RDKafkaErrorCode::UnknownTopicOrPartition);
+            if !(missing || being_created) || asked.elapsed() >= MISSING_TOPIC_WAIT {
+                return Err(match code {
+                    Some(RDKafkaErrorCode::UnknownTopicOrPartition) => Error::kafka(format!("can't write to topic `{topic}`: it does not exist"))
+                        .with_hint("create it first: topics are created on first use only when the broker allows it (`auto.create.topics.enable`) and so does the producer (`kafka.allow.auto.create.topics`)"),
+                    Some(code) => kafka_error(Operation::Request, &KafkaError::MetadataFetch(code)).context(format!("can't write to topic `{topic}`")),
+                    None => Error::kafka(format!("topic `{topic}` has no partitions yet")).retriable(),
+                });
             }
             std::thread::sleep(Duration::from_millis(250));
-        }
+        };
         // SAFETY: the producer outlives its topic handles (see the field order of `KafkaSink`).
         let handle = unsafe { TopicHandle::new(producer.client().native_ptr(), topic)? };
-        self.topics.insert(topic.to_string(), handle);
+        self.topics.insert(topic.to_string(), OpenTopic { handle, partitions, asked: Instant::now() });
         Ok(())
+    }
+
+    /// Partitions of `topic`, opening it first. Asked again after
+    /// `PARTITIONS_RECHECK`, waiting at most `PARTITIONS_ASK_TIMEOUT`:
+    /// without an answer the count it had stands, so a broker that is down
+    /// costs at most a second per topic every 5 minutes.
+    fn partitions_of(&mut self, topic: &str, stop: &StopSignal) -> Result<i32> {
+        if !self.topics.contains_key(topic) {
+            self.open_topic(topic)?;
+        }
+        let open = self.topics.get_mut(topic).expect("opened above");
+        if open.asked.elapsed() >= PARTITIONS_RECHECK {
+            stop.check_abort()?;
+            let client = self.producer.as_ref().ok_or_else(|| Error::internal("Kafka sink used before connect()"))?.client();
+            if let Ok(metadata) = client.fetch_metadata(Some(topic), PARTITIONS_ASK_TIMEOUT) {
+                if let Some(t) = metadata.topics().first().filter(|t| t.error().is_none() && !t.partitions().is_empty()) {
+                    open.partitions = t.partitions().len() as i32;
+                }
+            }
+            open.asked = Instant::now();
+        }
+        Ok(open.partitions)
     }
 
     /// Backpressure: librdkafka's queue is full, so wait until acknowledgements free room.
@@ -375,27 +369,25 @@ impl KafkaSink {
     fn send_records(&mut self, records: &ChunkRecords<'_>, stop: &StopSignal) -> Result<()> {
         let mut pending = PendingRecords::with_capacity(records.len());
         let mut pending_topic: Option<&str> = None;
-        // The last topic looked up, and whether it has a single partition.
-        let mut one_partition: Option<(&str, bool)> = None;
+        // The last topic whose partitions were looked up, and their count.
+        let mut looked_up: Option<(&str, i32)> = None;
+        let mut partitions = |sink: &mut Self, topic| match looked_up {
+            Some((t, n)) if t == topic => Ok(n),
+            _ => sink.partitions_of(topic, stop).inspect(|n| looked_up = Some((topic, *n))),
+        };
         for row in 0..records.len() {
             let r = records.record(row)?;
             if self.batch_topic.is_none() {
                 self.batch_topic = Some(r.topic.to_string());
             }
             let partition = match (r.partition_key, r.partition) {
-                (Some(key), _) => Some(partition_for_key(key, self.partition_count(r.topic)?)),
+                (Some(key), _) => Some(partition_for_key(key, partitions(self, r.topic)?)),
                 (None, Some(p)) => Some(p),
                 // A record without a key for a topic of one partition: where any partitioner
                 // puts it, without librdkafka's partitioner per record (its locks and clock
                 // reads were a sixth of the pipeline's query thread: bench/README.md). Keyed
                 // records keep it: they must follow murmur2 once partitions are added.
-                (None, None) if r.key.is_none() => {
-                    if one_partition.is_none_or(|(t, _)| t != r.topic) {
-                        stop.check_abort()?;
-                        one_partition = Some((r.topic, self.single_partition(r.topic)));
-                    }
-                    one_partition.is_some_and(|(_, one)| one).then_some(0)
-                }
+                (None, None) if r.key.is_none() => (partitions(self, r.topic)? == 1).then_some(0),
                 (None, None) => None,
             };
             let headers = if self.options.include_headers { r.headers } else { None };
@@ -433,7 +425,7 @@ impl KafkaSink {
         }
         let mut from = 0;
         let result = loop {
-            let (queued, outcome) = pending.produce(&self.topics[topic], from, topic);
+            let (queued, outcome) = pending.produce(&self.topics[topic].handle, from, topic);
             self.enqueued += queued as u64;
             match outcome {
                 Produced::All => break Ok(()),

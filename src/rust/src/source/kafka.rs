@@ -213,24 +213,37 @@ impl KafkaSource {
     }
 
     /// Partitions of the subscription, from the cluster's metadata.
+    ///
+    /// Outside a group the reading consumer asks, and asks even for
+    /// assigned partitions when `force`d (at connect), so that it knows who
+    /// leads the partitions it will read. Assigned a partition whose leader
+    /// it does not know, librdkafka (2.12) asks at once only if a broker
+    /// connection is up, else on its once-a-second scan of topics: a fresh
+    /// consumer's first batch waited up to a second for that
+    /// (bench/README.md). In a group the group's consumer learns its own
+    /// partitions, and the offsets client asks.
     fn refresh_partitions(&mut self, force: bool) -> Result<()> {
         if !force && self.partitions_refreshed.is_some_and(|t| t.elapsed() < METADATA_REFRESH) {
             return Ok(());
         }
-        let consumer = self.offsets_client()?;
+        let client = match self.group {
+            Some(_) => self.offsets_client()?,
+            None => self.consumer()?,
+        };
+        let ask = |topic: Option<&str>| client.fetch_metadata(topic, METADATA_TIMEOUT).map_err(|e| self.unreachable(&e));
         let mut found = Vec::new();
         match &self.options.subscription {
             Subscription::Assign(map) => {
                 for (topic, parts) in map {
+                    if force {
+                        ask(Some(topic))?;
+                    }
                     found.extend(parts.iter().map(|p| (topic.clone(), *p)));
                 }
             }
             Subscription::Topics(topics) => {
                 for topic in topics {
-                    let md = consumer
-                        .fetch_metadata(Some(topic), METADATA_TIMEOUT)
-                        .map_err(|e| self.unreachable(&e))?;
-                    for t in md.topics() {
+                    for t in ask(Some(topic))?.topics() {
                         if t.error().is_none() {
                             found.extend(t.partitions().iter().map(|p| (t.name().to_string(), p.id())));
                         }
@@ -238,8 +251,7 @@ impl KafkaSource {
                 }
             }
             Subscription::Pattern(pattern) => {
-                let md = consumer.fetch_metadata(None, METADATA_TIMEOUT).map_err(|e| self.unreachable(&e))?;
-                for t in md.topics() {
+                for t in ask(None)?.topics() {
                     if t.error().is_none() && !t.name().starts_with("__") && pattern.regex.is_match(t.name()) {
                         found.extend(t.partitions().iter().map(|p| (t.name().to_string(), p.id())));
                     }
@@ -249,31 +261,6 @@ impl KafkaSource {
         found.sort();
         self.partitions = found;
         self.partitions_refreshed = Some(Instant::now());
-        Ok(())
-    }
-
-    /// The reading consumer learns who leads the partitions it will read
-    /// while it connects. Assigned a partition whose leader it does not
-    /// know, librdkafka (2.12) asks at once only if a broker connection is
-    /// up, else on its once-a-second scan of topics: a fresh consumer's
-    /// first batch waited up to a second for that (bench/README.md).
-    /// For `subscribe` and patterns the offsets client has just asked the
-    /// same, but it is the reading consumer that must know; for `assign`
-    /// this is the first request, so an unreachable broker fails here.
-    fn learn_leaders(&self) -> Result<()> {
-        let consumer = connected(&self.consumer)?;
-        let topics: Vec<Option<&str>> = match &self.options.subscription {
-            // One answer for every topic, as the pattern's own lookup.
-            Subscription::Pattern(_) => vec![None],
-            _ => {
-                let mut topics: Vec<Option<&str>> = self.partitions.iter().map(|(t, _)| Some(t.as_str())).collect();
-                topics.dedup(); // `partitions` is sorted
-                topics
-            }
-        };
-        for topic in topics {
-            consumer.fetch_metadata(topic, METADATA_TIMEOUT).map_err(|e| self.unreachable(&e))?;
-        }
         Ok(())
     }
 
@@ -588,9 +575,8 @@ impl Source for KafkaSource {
         }
         self.consumer = Some(consumer);
         self.refresh_partitions(true)?;
-        match self.group {
-            Some(_) => self.follow_subscription()?,
-            None => self.learn_leaders()?,
+        if self.group.is_some() {
+            self.follow_subscription()?;
         }
         Ok(())
     }
