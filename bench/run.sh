@@ -3,7 +3,8 @@
 # side in one run on a local single-node broker. Prints medians and ratios.
 #   bash bench/run.sh            (BENCH_ROWS=1000000 BENCH_REPEATS=3 by default)
 #   BENCH_ONLY=scale bash bench/run.sh   (only the scale-out case)
-#   BENCH_ONLY=kafka bash bench/run.sh   (only P1, P2 with their baselines, and P2's dplyr cases)
+#   BENCH_ONLY=kafka bash bench/run.sh   (only P1, P2 with their baselines, and P2's dplyr and continuous cases)
+#   BENCH_ONLY=latency bash bench/run.sh (only P3)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(dirname "$here")"
@@ -132,6 +133,7 @@ bash "$tools/kafka.sh" create-topic --port "$port" --topic "$scale_input" --part
 seq 1 "$rows" | awk '{printf "%-100s\n", "record-" $1}' | kcat -P -b "$servers" -t "$scale_input" -z none -X linger.ms=50
 
 for i in $(seq 1 "$repeats"); do
+  [ "${BENCH_ONLY:-}" = latency ] && break
   echo "Run $i of $repeats: P1, P2, P4, P6, window count, join, files, scale-out"
   if [ "${BENCH_ONLY:-}" != kafka ]; then
     for k in 1 2 3; do scale_out "$k" "bench-group-$i-$k" "$scale_input" "$rows" "scale-$k-group"; done
@@ -159,6 +161,8 @@ for i in $(seq 1 "$repeats"); do
   # dplyr on P2's input: a filter/mutate pipeline, and a count() over about 1,000 groups.
   streamlyr pipeline "$servers" "$input" "$(made_topic pipeline)" "$rows"
   streamlyr aggregate "$servers" "$input" "$(made_topic count)" "$rows" 0 at-least-once count
+  # The continuous trigger moving P2's records (epochs of 100 ms: see streamlyr.R).
+  streamlyr passthrough "$servers" "$input" "$(made_topic continuous)" "$rows" continuous at-least-once continuous
   [ "${BENCH_ONLY:-}" = kafka ] && continue
   streamlyr start "$servers" "$input" "$(topic p4)"
   # P6: batches of about a second each (a trigger every second, 150,000 records at most).
@@ -195,6 +199,9 @@ streamlyr aggregate "$servers" "$big" "$(topic p5)" "$big_rows" 0 at-least-once 
 streamlyr window "$servers" "$input" "$(topic p5)" "$rows" 0 at-least-once p5-window-1x
 streamlyr window "$servers" "$big" "$(topic p5)" "$big_rows" 0 at-least-once p5-window-10x
 
+fi
+
+if [ -z "${BENCH_ONLY:-}" ] || [ "${BENCH_ONLY:-}" = latency ]; then
 # P3: latency at a fixed input rate, BENCH_LATENCY_REPEATS runs per trigger (medians).
 latency_seconds="${BENCH_LATENCY_SECONDS:-30}"
 latency_repeats="${BENCH_LATENCY_REPEATS:-3}"
@@ -205,11 +212,17 @@ for i in $(seq 1 "$latency_repeats"); do
   # every 75 s at this load with a 3 GB young generation) falls inside it.
   bash "$tools/kafka.sh" gc --port "$port"
   "$raw" latency "$servers" "$probe" "$probe" 10000 "$latency_seconds" probe-alone >> "$latencies"
-  for trigger in interval0 default continuous; do
+  # The relay (librdkafka consume -> produce, linger 0, no checkpoint) is
+  # the least any process between the two topics adds: continuous's baseline.
+  for trigger in interval0 default continuous relay; do
     echo "P3 ($i of $latency_repeats): latency with the $trigger trigger ($latency_seconds s at 10,000 msg/s)"
     in="$(made_topic p3in)"; out="$(made_topic p3out)"
     ready="$(mktemp)"
-    Rscript "$here/streamlyr.R" stream "$servers" "$in" "$out" "$trigger" > "$ready" &
+    if [ "$trigger" = relay ]; then
+      "$raw" relay "$servers" "$in" "$out" > "$ready" &
+    else
+      Rscript "$here/streamlyr.R" stream "$servers" "$in" "$out" "$trigger" > "$ready" &
+    fi
     stream_pid=$!
     until grep -q ready "$ready"; do sleep 0.2; done
     bash "$tools/kafka.sh" gc --port "$port"
@@ -221,55 +234,63 @@ fi
 
 Rscript - "$results" "$latencies" <<'RSCRIPT'
 files <- commandArgs(TRUE)
-r <- read.table(files[1], col.names = c("who", "case", "records", "value"))
-med <- aggregate(value ~ who + case + records, r, median)
-is_rss <- startsWith(med$case, "rss-")
-is_cpu <- startsWith(med$case, "cpu-")
-times <- med[!is_rss & !is_cpu, ]
-times$records_per_second <- round(times$records / times$value)
-names(times)[names(times) == "value"] <- "seconds"
-cat("\nMedians:\n")
-print(times[order(times$case, times$who), ], row.names = FALSE)
-rate <- function(who, case) times$records_per_second[times$who == who & times$case == case]
-ratio <- function(label, s, b, target) cat(sprintf("%-40s %.2f (target %s)\n", label, s / b, target))
-cat("\nRatios (messages per second):\n")
-ratio("P1 produce-json: streamlyr / raw", rate("streamlyr", "produce-json"), rate("raw", "produce-json"), ">= 0.9")
-ratio("P1 produce-json: streamlyr / kcat -P", rate("streamlyr", "produce-json"), rate("kcat", "produce-json"), ">= 0.9")
-ratio("P2 passthrough: streamlyr / raw", rate("streamlyr", "passthrough"), rate("raw", "passthrough"), ">= 0.8")
-ratio("P2 passthrough: streamlyr / kcat pipe", rate("streamlyr", "passthrough"), rate("kcat", "passthrough"), ">= 0.9")
-ratio("filter/mutate pipeline / passthrough", rate("streamlyr", "pipeline"), rate("streamlyr", "passthrough"), ">= 0.9")
-ratio("count() / passthrough", rate("streamlyr", "count"), rate("streamlyr", "passthrough"), ">= 0.9")
-ratio("window count / passthrough", rate("streamlyr", "window"), rate("streamlyr", "passthrough"), ">= 0.7")
-ratio("join, 100,000-row table / passthrough", rate("streamlyr", "join"), rate("streamlyr", "passthrough"), ">= 0.7")
-ratio("files csv -> parquet: streamlyr / arrow-rs", rate("streamlyr", "files"), rate("raw", "files"), ">= 0.8")
-ratio("Confluent-Avro in and out / as bytes", rate("streamlyr", "avro"), rate("streamlyr", "avro-bytes"), ">= 0.7")
-ratio("P6 1 s batches: exactly-once / at-least-once", rate("streamlyr", "p6-exactly-once"), rate("streamlyr", "p6-at-least-once"), ">= 0.9")
-ratio("Scale-out, 1 process: group / alone", rate("streamlyr", "scale-1-group"), rate("streamlyr", "scale-1-alone"), ">= 0.9")
-ratio("Scale-out: 2 processes / 1 (group)", rate("streamlyr", "scale-2-group"), rate("streamlyr", "scale-1-group"), "report")
-ratio("Scale-out: 3 processes / 1 (group)", rate("streamlyr", "scale-3-group"), rate("streamlyr", "scale-1-group"), "report")
-cat(sprintf("%-40s %.2f s (target <= 0.5 s)\n", "P4 library() to a running stream", times$seconds[times$case == "start"]))
-if (any(times$who == "spark")) {
-  cat("\nstreamlyr / Spark Structured Streaming (messages per second; > 1 means streamlyr is faster):\n")
-  for (case in intersect(c("produce-json", "passthrough", "files"), times$case[times$who == "spark"])) {
-    ratio(sprintf("%s, Spark's job alone", case), rate("streamlyr", case), rate("spark", case), "> 1")
-    ratio(sprintf("%s, with Spark's start-up", case), rate("streamlyr", case), rate("spark", paste0(case, "-startup")), "> 1")
+# BENCH_ONLY=latency has no throughput cases.
+if (file.size(files[1]) > 0) {
+  r <- read.table(files[1], col.names = c("who", "case", "records", "value"))
+  med <- aggregate(value ~ who + case + records, r, median)
+  is_rss <- startsWith(med$case, "rss-")
+  is_cpu <- startsWith(med$case, "cpu-")
+  times <- med[!is_rss & !is_cpu, ]
+  times$records_per_second <- round(times$records / times$value)
+  names(times)[names(times) == "value"] <- "seconds"
+  cat("\nMedians:\n")
+  print(times[order(times$case, times$who), ], row.names = FALSE)
+  rate <- function(who, case) times$records_per_second[times$who == who & times$case == case]
+  ratio <- function(label, s, b, target) cat(sprintf("%-40s %.2f (target %s)\n", label, s / b, target))
+  cat("\nRatios (messages per second):\n")
+  ratio("P1 produce-json: streamlyr / raw", rate("streamlyr", "produce-json"), rate("raw", "produce-json"), ">= 0.9")
+  ratio("P1 produce-json: streamlyr / kcat -P", rate("streamlyr", "produce-json"), rate("kcat", "produce-json"), ">= 0.9")
+  ratio("P2 passthrough: streamlyr / raw", rate("streamlyr", "passthrough"), rate("raw", "passthrough"), ">= 0.8")
+  ratio("P2 passthrough: streamlyr / kcat pipe", rate("streamlyr", "passthrough"), rate("kcat", "passthrough"), ">= 0.9")
+  ratio("filter/mutate pipeline / passthrough", rate("streamlyr", "pipeline"), rate("streamlyr", "passthrough"), ">= 0.9")
+  ratio("count() / passthrough", rate("streamlyr", "count"), rate("streamlyr", "passthrough"), ">= 0.9")
+  ratio("continuous / interval(0), passthrough", rate("streamlyr", "continuous"), rate("streamlyr", "passthrough"), ">= 0.8")
+  ratio("window count / passthrough", rate("streamlyr", "window"), rate("streamlyr", "passthrough"), ">= 0.7")
+  ratio("join, 100,000-row table / passthrough", rate("streamlyr", "join"), rate("streamlyr", "passthrough"), ">= 0.7")
+  ratio("files csv -> parquet: streamlyr / arrow-rs", rate("streamlyr", "files"), rate("raw", "files"), ">= 0.8")
+  ratio("Confluent-Avro in and out / as bytes", rate("streamlyr", "avro"), rate("streamlyr", "avro-bytes"), ">= 0.7")
+  ratio("P6 1 s batches: exactly-once / at-least-once", rate("streamlyr", "p6-exactly-once"), rate("streamlyr", "p6-at-least-once"), ">= 0.9")
+  ratio("Scale-out, 1 process: group / alone", rate("streamlyr", "scale-1-group"), rate("streamlyr", "scale-1-alone"), ">= 0.9")
+  ratio("Scale-out: 2 processes / 1 (group)", rate("streamlyr", "scale-2-group"), rate("streamlyr", "scale-1-group"), "report")
+  ratio("Scale-out: 3 processes / 1 (group)", rate("streamlyr", "scale-3-group"), rate("streamlyr", "scale-1-group"), "report")
+  cat(sprintf("%-40s %.2f s (target <= 0.5 s)\n", "P4 library() to a running stream", times$seconds[times$case == "start"]))
+  if (any(times$who == "spark")) {
+    cat("\nstreamlyr / Spark Structured Streaming (messages per second; > 1 means streamlyr is faster):\n")
+    for (case in intersect(c("produce-json", "passthrough", "files"), times$case[times$who == "spark"])) {
+      ratio(sprintf("%s, Spark's job alone", case), rate("streamlyr", case), rate("spark", case), "> 1")
+      ratio(sprintf("%s, with Spark's start-up", case), rate("streamlyr", case), rate("spark", paste0(case, "-startup")), "> 1")
+    }
+  } else {
+    cat("\nSpark Structured Streaming: not run (see above).\n")
   }
-} else {
-  cat("\nSpark Structured Streaming: not run (see above).\n")
+  cpu <- med[is_cpu, ]
+  cpu$cpu_s_per_million <- round(cpu$value / cpu$records * 1e6, 2)
+  cpu$case <- sub("cpu-", "", cpu$case)
+  cat("\nCPU seconds per million records (all threads; medians; target: streamlyr's P2 <= the kcat pipe's):\n")
+  print(cpu[order(cpu$case, cpu$who), c("who", "case", "records", "cpu_s_per_million")], row.names = FALSE)
+  rss <- med[is_rss & grepl("p5-", med$case), ]
+  cat("\nP5 peak RSS of the R process (MB; target: flat as records grow 10x, <= 300):\n")
+  print(data.frame(case = sub("rss-", "", rss$case), records = rss$records, peak_rss_mb = rss$value), row.names = FALSE)
 }
-cpu <- med[is_cpu, ]
-cpu$cpu_s_per_million <- round(cpu$value / cpu$records * 1e6, 2)
-cpu$case <- sub("cpu-", "", cpu$case)
-cat("\nCPU seconds per million records (all threads; medians; target: streamlyr's P2 <= the kcat pipe's):\n")
-print(cpu[order(cpu$case, cpu$who), c("who", "case", "records", "cpu_s_per_million")], row.names = FALSE)
-rss <- med[is_rss & grepl("p5-", med$case), ]
-cat("\nP5 peak RSS of the R process (MB; target: flat as records grow 10x, <= 300):\n")
-print(data.frame(case = sub("rss-", "", rss$case), records = rss$records, peak_rss_mb = rss$value), row.names = FALSE)
 if (file.exists(files[2]) && file.size(files[2]) > 0) {
   l <- read.table(files[2], col.names = c("case", "records", "p50_ms", "p99_ms"))
   runs <- aggregate(p99_ms ~ case, l, function(x) paste(sprintf("%.1f", x), collapse = " "))
   l <- merge(aggregate(cbind(records, p50_ms, p99_ms) ~ case, l, median), setNames(runs, c("case", "p99_ms_each_run")))
   cat("\nP3 latency, produce -> visible in the output topic, 10,000 msg/s, median of runs (targets: continuous p99 <= 5 ms, interval(0) p99 <= 50 ms):\n")
   print(l, row.names = FALSE)
+  p99 <- function(case) l$p99_ms[l$case == paste0("latency-", case)]
+  if (length(p99("relay")) && length(p99("continuous"))) {
+    cat(sprintf("%-40s %.1f ms (the relay's p99: %.1f ms)\n", "P3 p99: continuous - relay", p99("continuous") - p99("relay"), p99("relay")))
+  }
 }
 RSCRIPT

@@ -2,7 +2,7 @@
 #   Rscript bench/streamlyr.R produce-json <servers> <topic> <rows>
 #   Rscript bench/streamlyr.R passthrough  <servers> <from> <to> <n>
 #   Rscript bench/streamlyr.R start        <servers> <from> <to>
-#   Rscript bench/streamlyr.R passthrough  <servers> <from> <to> <n> [<trigger ms> <guarantee> <case> <max per batch>]
+#   Rscript bench/streamlyr.R passthrough  <servers> <from> <to> <n> [<trigger ms|continuous> <guarantee> <case> <max per batch>]
 #   Rscript bench/streamlyr.R aggregate    <servers> <from> <to> <n>   # count() over 1,000 groups
 #   Rscript bench/streamlyr.R pipeline     <servers> <from> <to> <n>   # mutate(), filter() (drops 1 in 9), transmute()
 #   Rscript bench/streamlyr.R window       <servers> <from> <to> <n>   # count per 10-second window of event time
@@ -164,7 +164,9 @@ if (case == "avro") {
 
 if (case %in% c("passthrough", "aggregate", "window", "join", "pipeline")) {
   n <- as.numeric(args[5])
-  trigger_ms <- as.numeric(if (length(args) >= 6) args[6] else 0)
+  # "continuous": epochs of 100 ms, so that rows_in (counted per epoch) shows progress within 0.1 s.
+  trigger <- if (length(args) >= 6) args[6] else "0"
+  trigger <- if (trigger == "continuous") stream_trigger_continuous(checkpoint = 100) else stream_trigger_interval(as.numeric(trigger))
   guarantee <- if (length(args) >= 7) args[7] else "at-least-once"
   label <- if (length(args) >= 8) args[8] else case
   read_options <- list(kafka.bootstrap.servers = servers, subscribe = args[3], startingOffsets = "earliest")
@@ -210,7 +212,7 @@ if (case %in% c("passthrough", "aggregate", "window", "join", "pipeline")) {
       dplyr::left_join(table, by = "k") %>%
       dplyr::transmute(value = label)
   }
-  stream <- stream_write_kafka(input, mode = mode, trigger = stream_trigger_interval(trigger_ms), checkpoint = tempfile(),
+  stream <- stream_write_kafka(input, mode = mode, trigger = trigger, checkpoint = tempfile(),
                                options = list(kafka.bootstrap.servers = servers, topic = args[4], guarantee = guarantee))
   while (status(stream)$rows_in < n) Sys.sleep(0.01)
   elapsed <- as.numeric(difftime(Sys.time(), t0, units = "secs"))

@@ -7,6 +7,9 @@
 //!   raw-kafka latency <brokers> <in> <out> <rate> <seconds> <label>
 //!       # P3: writes <rate> records/s into <in>, each carrying its send time,
 //!       # and measures when each becomes visible in <out> (a stream copies them)
+//!   raw-kafka relay <brokers> <in> <out>
+//!       # P3's baseline: copies what arrives in <in> to <out> one record at a
+//!       # time, as soon as it arrives (linger 0), until killed
 //!
 //! Each prints one line: `<case> <records> <seconds>` (timing excludes
 //! building the payloads and connecting).
@@ -148,6 +151,39 @@ fn latency(brokers: &str, input: &str, output: &str, rate: u64, seconds: u64, la
     println!("latency-{label} {} {:.2} {:.2}", latencies_us.len(), pick(0.5), pick(0.99));
 }
 
+/// P3's baseline for the continuous trigger: the least a process between
+/// two topics can do. Consumer and producer as streamlyr's continuous
+/// stream sets them (fetch backoff 10 ms; idempotent, acks=all, linger 0),
+/// no checkpoint. Prints `ready` once it reads from the end of `input`.
+fn relay(brokers: &str, input: &str, output: &str) {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "raw-kafka-relay")
+        .set("enable.auto.commit", "false")
+        .set("fetch.queue.backoff.ms", "10")
+        .create()
+        .expect("consumer");
+    consumer.fetch_metadata(Some(input), Duration::from_secs(10)).expect("metadata");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(input, 0, Offset::End).unwrap();
+    consumer.assign(&tpl).expect("assign");
+    let p: ThreadedProducer<Counter> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "0")
+        .set("compression.type", "none")
+        .create_with_context(Counter::default())
+        .expect("producer");
+    p.client().fetch_metadata(Some(output), Duration::from_secs(10)).expect("metadata");
+    println!("ready");
+    loop {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            send(&p, output, m.payload().unwrap_or_default(), m.key());
+        }
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
@@ -203,6 +239,7 @@ fn main() {
             wait_acked(&p, &acked, n);
             println!("passthrough {n} {:.4}", t.elapsed().as_secs_f64());
         }
+        Some("relay") => relay(&args[2], &args[3], &args[4]),
         Some("latency") => {
             let (brokers, input, output) = (&args[2], &args[3], &args[4]);
             let rate: u64 = args[5].parse().unwrap();
@@ -211,7 +248,7 @@ fn main() {
             latency(brokers, input, output, rate, seconds, label);
         }
         _ => {
-            eprintln!("usage: raw-kafka produce-json <brokers> <topic> <rows> | json-lines <rows> | passthrough <brokers> <from> <to> <n>");
+            eprintln!("usage: raw-kafka produce-json <brokers> <topic> <rows> | json-lines <rows> | passthrough <brokers> <from> <to> <n> | latency <brokers> <in> <out> <rate> <seconds> <label> | relay <brokers> <in> <out>");
             std::process::exit(2);
         }
     }
