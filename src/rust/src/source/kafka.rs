@@ -348,19 +348,39 @@ fn keep_pending(pending: &mut VecDeque<Pending>, m: &impl ConsumedRecord) {
     });
 }
 
-/// The consumer delivered `m`: its partition continues after it.
-fn note_delivered(assigned: &mut PartitionMap<i64>, m: &impl ConsumedRecord) -> TopicPartition {
-    let tp = (m.topic().to_string(), m.partition());
-    if let Some(next) = assigned.get_mut(&tp) {
+/// The consumer delivered `m`: its partition continues after it. `last`
+/// becomes `m`'s partition; it is the previous record's, and most records
+/// are in the same partition as the record before, so they need no new key.
+fn note_delivered(last: &mut TopicPartition, assigned: &mut PartitionMap<i64>, m: &impl ConsumedRecord) {
+    if last.1 != m.partition() || last.0 != m.topic() {
+        *last = (m.topic().to_string(), m.partition());
+    }
+    if let Some(next) = assigned.get_mut(last) {
         *next = m.offset() + 1;
     }
-    tp
+}
+
+/// A record met while reading continuously: appended when at or past the
+/// position reached in its partition (what is before was read already).
+fn take_available(
+    m: &impl ConsumedRecord,
+    last: &mut TopicPartition,
+    assigned: &mut PartitionMap<i64>,
+    at: &mut OffsetMap,
+    rows: &mut RowBuilder,
+) {
+    note_delivered(last, assigned, m);
+    if let Some(next) = at.get_mut(&last.0).and_then(|ps| ps.get_mut(&last.1)) {
+        if m.offset() >= *next {
+            rows.append_record(m);
+            *next = m.offset() + 1;
+        }
+    }
 }
 
 /// A record met while reading a batch: appended when in the batch's range,
 /// kept for the next batch when past it, dropped when before it (already
-/// committed). `last` is the previous record's partition: most records are
-/// in the same one as the record before, and need no new key.
+/// committed). `last` as in `note_delivered`.
 fn take_record(
     m: &impl ConsumedRecord,
     last: &mut TopicPartition,
@@ -370,12 +390,7 @@ fn take_record(
     rows: &mut RowBuilder,
     pending: &mut VecDeque<Pending>,
 ) {
-    if last.1 != m.partition() || last.0 != m.topic() {
-        *last = (m.topic().to_string(), m.partition());
-    }
-    if let Some(next) = assigned.get_mut(last) {
-        *next = m.offset() + 1;
-    }
+    note_delivered(last, assigned, m);
     match remaining.get(last).copied() {
         Some((s, e)) if m.offset() >= s && m.offset() < e => {
             rows.append_record(m);
@@ -822,24 +837,41 @@ impl Source for KafkaSource {
             }
         }
         let deadline = Instant::now() + wait;
+        let mut last: TopicPartition = (String::new(), -1);
+        let mut consumed = Consumed::default();
         while rows.len < CHUNK_ROWS && !stop.is_set() {
             // Wait only for the first record; then take what is already there.
             let timeout = if rows.len == 0 { POLL_SLICE.min(deadline.saturating_duration_since(Instant::now())) } else { Duration::ZERO };
-            match poll_record(connected(&self.consumer)?, timeout)? {
-                Some(m) => {
-                    let tp = note_delivered(&mut self.assigned, &m);
-                    if let Some(next) = at.get_mut(&tp.0).and_then(|ps| ps.get_mut(&tp.1)) {
-                        if m.offset() >= *next {
-                            rows.append_record(&m);
-                            *next = m.offset() + 1;
+            // Outside a group many records per call, as `read` takes them.
+            let took = match &self.batch_queue {
+                Some(queue) => {
+                    queue.take(&mut consumed, timeout, CHUNK_ROWS - rows.len);
+                    let mut errored = Vec::new();
+                    let mut took = false;
+                    for m in consumed.records() {
+                        if let Some(e) = m.error() {
+                            if let Some(failure) = consumer_failure(&e) {
+                                return Err(failure);
+                            }
+                            errored.push((m.topic().to_string(), m.partition()));
+                            continue;
                         }
+                        took = true;
+                        take_available(&m, &mut last, &mut self.assigned, &mut at, &mut rows);
                     }
+                    self.seek_back(errored)?;
+                    took
                 }
-                None => {
-                    if rows.len > 0 || Instant::now() >= deadline {
-                        break;
+                None => match poll_record(connected(&self.consumer)?, timeout)? {
+                    Some(m) => {
+                        take_available(&m, &mut last, &mut self.assigned, &mut at, &mut rows);
+                        true
                     }
-                }
+                    None => false,
+                },
+            };
+            if !took && (rows.len > 0 || Instant::now() >= deadline) {
+                break;
             }
         }
         if rows.len > 0 {
@@ -924,11 +956,12 @@ impl KafkaSource {
         let generation = self.group.as_ref().map(|g| g.membership.generation());
         let deadline = Instant::now() + timeout;
         let mut paused: Option<TopicPartitionList> = None;
+        let mut last: TopicPartition = (String::new(), -1);
         while Instant::now() < deadline && !stop.is_set() {
             let slice = POLL_SLICE.min(deadline.saturating_duration_since(Instant::now()));
             let consumer = connected(&self.consumer)?;
             if let Some(m) = poll_record(consumer, slice)? {
-                note_delivered(&mut self.assigned, &m);
+                note_delivered(&mut last, &mut self.assigned, &m);
                 keep_pending(&mut self.pending, &m);
                 if wake_on_record {
                     break;
